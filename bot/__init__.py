@@ -1,0 +1,1 @@
+"""warroom: a Slack app that runs incident war rooms."""

@@ -1,0 +1,125 @@
+"""Wiring: build the services, the Bolt app and the aiohttp server from settings. Nothing here
+runs at import time."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from aiohttp import web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.async_app import AsyncApp, AsyncBoltContext
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.command_service import CommandService
+from bot.config import Settings, WarroomConfig
+from bot.gateway import SlackGateway, build_web_client
+from bot.incidents import IncidentService, utc_now
+from bot.listeners import register_listeners
+from bot.people import People
+from bot.tasks import BackgroundTasks
+from bot.templating import build_environment
+from bot.timeline import TimelineService
+from storage.db import Database
+
+log = logging.getLogger(__name__)
+
+SLACK_PATH = "/slack/events"
+
+
+@dataclass
+class Services:
+    """Everything a request may need, built once per process."""
+
+    db: Database
+    client: AsyncWebClient
+    gateway: SlackGateway
+    tasks: BackgroundTasks
+    people: People
+    incidents: IncidentService
+    timeline: TimelineService
+    commands: CommandService
+
+
+SERVICES: web.AppKey[Services] = web.AppKey("services", Services)
+
+
+def build_services(
+    settings: Settings, config: WarroomConfig, *, clock: Callable[[], datetime] = utc_now
+) -> Services:
+    assert settings.slack_bot_token is not None
+    db = Database(settings.database_url)
+    client = build_web_client(settings.slack_bot_token, settings.api_url)
+    gateway = SlackGateway(client)
+    tasks = BackgroundTasks()
+    people = People(db=db, gateway=gateway, clock=clock)
+    incidents = IncidentService(
+        db=db,
+        gateway=gateway,
+        config=config,
+        templates=build_environment(),
+        tasks=tasks,
+        people=people,
+        clock=clock,
+    )
+    return Services(
+        db=db,
+        client=client,
+        gateway=gateway,
+        tasks=tasks,
+        people=people,
+        incidents=incidents,
+        timeline=TimelineService(db=db, people=people, tasks=tasks),
+        commands=CommandService(incidents=incidents, config=config, tasks=tasks),
+    )
+
+
+def build_bolt_app(settings: Settings, services: Services) -> AsyncApp:
+    app = AsyncApp(
+        token=settings.slack_bot_token,
+        signing_secret=settings.slack_signing_secret,
+        client=services.client,
+        # Answer Slack only when the listener is done, so the 200 follows the commit.
+        process_before_response=True,
+        raise_error_for_unhandled_request=False,
+    )
+
+    @app.middleware
+    async def provide_services(context: AsyncBoltContext, next: Callable[[], object]) -> object:
+        context["commands"] = services.commands
+        context["timeline"] = services.timeline
+        return await next()  # type: ignore[misc]
+
+    register_listeners(app)
+    return app
+
+
+def build_web_app(
+    settings: Settings, config: WarroomConfig, *, services: Services | None = None
+) -> web.Application:
+    """The aiohttp application serving Slack's requests and the health route."""
+    services = services or build_services(settings, config)
+    bolt = build_bolt_app(settings, services)
+
+    async def slack_events(request: web.Request) -> web.Response:
+        bolt_response = await bolt.async_dispatch(await to_bolt_request(request))
+        return await to_aiohttp_response(bolt_response)
+
+    async def healthz(_request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    async def lifecycle(_app: web.Application) -> AsyncIterator[None]:
+        yield
+        # Let work that was promised to users finish before the database goes.
+        await services.tasks.join()
+        await services.client.session.close() if services.client.session else None
+        services.db.close()
+
+    web_app = web.Application(client_max_size=1024**2)
+    web_app[SERVICES] = services
+    web_app.router.add_post(SLACK_PATH, slack_events)
+    web_app.router.add_get("/healthz", healthz)
+    web_app.cleanup_ctx.append(lifecycle)
+    return web_app

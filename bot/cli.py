@@ -1,0 +1,128 @@
+"""The `warroom` command line."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from bot.config import Settings, load_config
+from bot.errors import WarroomError
+
+log = logging.getLogger("warroom")
+
+
+def _settings() -> Settings:
+    return Settings()
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    from aiohttp import web
+
+    from bot.app import build_web_app
+    from storage.db import Database, is_sqlite
+    from storage.migrate import is_current, upgrade
+
+    settings = _settings()
+    settings.require("slack_bot_token", "slack_signing_secret")
+    config = load_config(settings.warroom_config)
+    db = Database(settings.database_url)
+    try:
+        if is_sqlite(settings.database_url):
+            upgrade(db.engine)
+        elif not is_current(db.engine):
+            raise WarroomError("the database schema is out of date; run `warroom db upgrade`")
+    finally:
+        db.close()
+    app = build_web_app(settings, config)
+    print(f"warroom listening on http://{args.host}:{args.port}/slack/events", flush=True)
+    web.run_app(app, host=args.host, port=args.port, print=None, shutdown_timeout=30)
+
+
+def cmd_db(args: argparse.Namespace) -> None:
+    from storage.db import Database
+    from storage.migrate import upgrade
+
+    settings = _settings()
+    db = Database(settings.database_url)
+    try:
+        upgrade(db.engine)
+    finally:
+        db.close()
+    print("database is up to date")
+
+
+def cmd_check_config(_args: argparse.Namespace) -> None:
+    settings = _settings()
+    config = load_config(settings.warroom_config)
+    source = settings.warroom_config or "built-in defaults"
+    print(
+        f"config OK ({source}): {len(config.severities)} severities, "
+        f"channel pattern {config.channel_pattern!r}"
+    )
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    from bot.export import FORMATS, json_chunks, load_incident, parse_incident_ref
+    from storage.db import Database
+
+    if args.format not in FORMATS:
+        raise WarroomError(f"--format {args.format} is not available yet; use json")
+    number = parse_incident_ref(args.incident)
+    settings = _settings()
+    db = Database(settings.database_url)
+    try:
+        with db.reading() as session:
+            incident = load_incident(session, number)
+            out = Path(args.output).open("w", encoding="utf-8") if args.output else sys.stdout
+            try:
+                for chunk in json_chunks(session, incident):
+                    out.write(chunk)
+            finally:
+                if args.output:
+                    out.close()
+    finally:
+        db.close()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="warroom", description="Incident war rooms in Slack.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="serve Slack's requests over HTTP")
+    serve.add_argument("--host", default="0.0.0.0")
+    serve.add_argument("--port", type=int, default=3000)
+    serve.set_defaults(run=cmd_serve)
+
+    db = commands.add_parser("db", help="database schema")
+    db.add_argument("action", choices=["upgrade"])
+    db.set_defaults(run=cmd_db)
+
+    check = commands.add_parser("check-config", help="validate settings and the config file")
+    check.set_defaults(run=cmd_check_config)
+
+    export = commands.add_parser("export", help="print an incident's timeline")
+    export.add_argument("incident", help="INC-7 or 7")
+    export.add_argument("--format", default="json", choices=["md", "html", "json", "csv"])
+    export.add_argument("-o", "--output", help="write to this file instead of standard output")
+    export.set_defaults(run=cmd_export)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        args.run(args)
+    except WarroomError as exc:
+        print(f"warroom: {exc.message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

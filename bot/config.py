@@ -1,0 +1,186 @@
+"""Settings from the environment and `.env`, and the YAML config file."""
+
+from __future__ import annotations
+
+import string
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from bot.durations import parse_duration
+from bot.errors import ConfigError
+
+SEVERITIES = ("sev1", "sev2", "sev3", "sev4")
+CHANNEL_PATTERN_FIELDS = {"number", "slug", "severity", "date"}
+
+
+def _duration_or_none(value: Any) -> timedelta | None:
+    if value is None or isinstance(value, timedelta):
+        return value
+    return parse_duration(str(value))
+
+
+Duration = Annotated[timedelta | None, BeforeValidator(_duration_or_none)]
+
+
+class Settings(BaseSettings):
+    """Process settings, read once from the environment and `.env`."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+
+    slack_bot_token: str | None = None
+    slack_signing_secret: str | None = None
+    slack_app_token: str | None = None
+    slack_api_url: str = "https://slack.com/api/"
+    database_url: str = "sqlite:///warroom.db"
+    warroom_config: Path | None = None
+    warroom_export_token: str | None = None
+    warroom_alert_token: str | None = None
+
+    def require(self, *names: str) -> None:
+        """Raise ConfigError naming the first of `names` that is unset."""
+        for name in names:
+            if not getattr(self, name):
+                raise ConfigError(f"{name.upper()} is not set; put it in the environment or .env")
+
+    @property
+    def api_url(self) -> str:
+        """The Web API base URL with the trailing slash slack-sdk expects."""
+        return self.slack_api_url if self.slack_api_url.endswith("/") else self.slack_api_url + "/"
+
+
+class SeverityPolicy(BaseModel):
+    """What a severity means: who is pulled in, and how fast things must happen."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    update_every: Duration = None
+    ack_within: Duration = None
+    postmortem_due: Duration = None
+    invite: list[str] = Field(default_factory=list)
+    escalate_to: list[str] = Field(default_factory=list)
+
+
+DEFAULT_SEVERITIES: dict[str, SeverityPolicy] = {
+    "sev1": SeverityPolicy(
+        update_every=timedelta(minutes=30),
+        ack_within=timedelta(minutes=15),
+        postmortem_due=timedelta(hours=48),
+    ),
+    "sev2": SeverityPolicy(
+        update_every=timedelta(minutes=60),
+        ack_within=timedelta(minutes=30),
+        postmortem_due=timedelta(hours=72),
+    ),
+    "sev3": SeverityPolicy(update_every=timedelta(minutes=120), postmortem_due=timedelta(days=5)),
+    "sev4": SeverityPolicy(),
+}
+
+
+class WarroomConfig(BaseModel):
+    """The YAML config file; every key optional, unknown keys refused by name."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    channel_pattern: str = "inc-{number}-{slug}"
+    announce_channel: str | None = None
+    admins: list[str] = Field(default_factory=list)
+    timezone: str = "UTC"
+    severities: dict[str, SeverityPolicy] = Field(default_factory=lambda: dict(DEFAULT_SEVERITIES))
+    default_severity: str = "sev3"
+    postmortem_remind_every: Duration = timedelta(hours=24)
+    redact_patterns: list[str] = Field(default_factory=list)
+
+    @field_validator("channel_pattern")
+    @classmethod
+    def _known_placeholders(cls, pattern: str) -> str:
+        fields = {name for _, name, _, _ in string.Formatter().parse(pattern) if name is not None}
+        unknown = fields - CHANNEL_PATTERN_FIELDS
+        if unknown:
+            raise ValueError(
+                f"unknown placeholder {{{sorted(unknown)[0]}}}; "
+                f"use {', '.join('{' + f + '}' for f in sorted(CHANNEL_PATTERN_FIELDS))}"
+            )
+        if "number" not in fields:
+            raise ValueError("must contain {number} so that every channel name is unique")
+        return pattern
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, name: str) -> str:
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {name!r}") from None
+        return name
+
+    @field_validator("severities", mode="before")
+    @classmethod
+    def _merge_severities(cls, value: Any) -> Any:
+        if not isinstance(value, dict):
+            return value
+        unknown = set(value) - set(SEVERITIES)
+        if unknown:
+            raise ValueError(f"unknown severity {sorted(unknown)[0]!r}; use sev1 to sev4")
+        # A severity the file leaves out keeps its defaults.
+        merged: dict[str, Any] = dict(DEFAULT_SEVERITIES)
+        merged.update({name: policy or {} for name, policy in value.items()})
+        return merged
+
+    @model_validator(mode="after")
+    def _default_severity_exists(self) -> WarroomConfig:
+        if self.default_severity not in SEVERITIES:
+            raise ValueError(f"default_severity {self.default_severity!r} is not sev1 to sev4")
+        return self
+
+    def policy(self, severity: str) -> SeverityPolicy:
+        """The policy for a severity (an empty one when the file has none)."""
+        return self.severities.get(severity, SeverityPolicy())
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+def load_config(path: Path | None) -> WarroomConfig:
+    """Read the YAML config, or the built-in defaults when there is no file."""
+    if path is None:
+        return WarroomConfig()
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"WARROOM_CONFIG: {path} does not exist") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        raise ConfigError(f"{path}: not valid YAML{where}") from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: the config must be a mapping of keys to values")
+    try:
+        return WarroomConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"{path}: {_first_problem(exc)}") from None
+
+
+def _first_problem(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    key = ".".join(str(part) for part in error["loc"])
+    if error["type"] == "extra_forbidden":
+        return f"unknown key {key!r}"
+    message = error["msg"].removeprefix("Value error, ")
+    return f"{key}: {message}" if key else message

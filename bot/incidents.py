@@ -1,0 +1,411 @@
+"""Incident lifecycle and roles: the rules, free of Slack's request types."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from jinja2 import Environment
+from sqlmodel import Session
+
+from bot.blocks import announcement_text, header_blocks, header_text, topic_text
+from bot.commands import Declaration, UserRef
+from bot.config import WarroomConfig
+from bot.errors import NotAllowedError, NotFoundError, UsageError, WarroomError
+from bot.gateway import SlackGateway
+from bot.naming import channel_name, name_candidates
+from bot.people import People
+from bot.readmodels import IncidentView, Person, incident_view
+from bot.slacktext import channel_link, escape, mention
+from bot.tasks import BackgroundTasks
+from storage import incidents as incident_store
+from storage import timeline as timeline_store
+from storage.db import Database
+from storage.models import Incident
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """Who asked for what, from where: the Slack-neutral part of a slash command."""
+
+    user_id: str
+    user_name: str | None
+    channel_id: str
+    text: str
+    trigger_id: str | None = None
+    response_url: str | None = None
+
+    @property
+    def dedupe_key(self) -> str | None:
+        return f"cmd:{self.trigger_id}" if self.trigger_id else None
+
+
+def command_event(
+    session: Session,
+    *,
+    incident_id: int,
+    invocation: Invocation,
+    at: datetime,
+    kind: str = "command",
+    data: Mapping[str, object] | None = None,
+) -> bool:
+    """Put a slash command on the timeline (once, keyed on its trigger id)."""
+    return timeline_store.add_event(
+        session,
+        incident_id=incident_id,
+        kind=kind,
+        at=at,
+        actor_id=invocation.user_id,
+        actor_name=invocation.user_name,
+        text=f"/incident {invocation.text}".strip(),
+        data=dict(data or {}),
+        dedupe_key=invocation.dedupe_key,
+    )
+
+
+class IncidentService:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        gateway: SlackGateway,
+        config: WarroomConfig,
+        templates: Environment,
+        tasks: BackgroundTasks,
+        people: People,
+        clock: Clock = utc_now,
+    ) -> None:
+        self.db = db
+        self.gateway = gateway
+        self.config = config
+        self.templates = templates
+        self.tasks = tasks
+        self.people = people
+        self.clock = clock
+
+    # -- finding incidents ---------------------------------------------------------------
+
+    async def find(self, *, number: int | None, channel_id: str) -> IncidentView | None:
+        """The incident a command is aimed at: by number, else the channel it was typed in."""
+
+        def _find(session: Session) -> IncidentView | None:
+            if number is not None:
+                incident = incident_store.incident_by_number(session, number=number)
+                if incident is None:
+                    raise NotFoundError(f"There is no INC-{number}.")
+            else:
+                incident = incident_store.incident_by_channel(session, channel_id=channel_id)
+            return incident_view(session, incident) if incident else None
+
+        return await self.db.run(_find)
+
+    async def open_incidents(self) -> list[IncidentView]:
+        def _open(session: Session) -> list[IncidentView]:
+            return [incident_view(session, i) for i in incident_store.open_incidents(session)]
+
+        return await self.db.run(_open)
+
+    # -- declaring -------------------------------------------------------------------------
+
+    async def declare(self, invocation: Invocation, declaration: Declaration) -> IncidentView:
+        """Number and store a new incident, with its declarer as commander. Slack comes later."""
+        now = self.clock()
+        severity = declaration.severity or self.config.default_severity
+        declarer_name = await self.people.cached_name(invocation.user_id) or invocation.user_name
+
+        def _declare(session: Session) -> IncidentView:
+            number = incident_store.next_incident_number(session)
+            incident = incident_store.create_incident(
+                session,
+                number=number,
+                title=declaration.title,
+                severity=severity,
+                declared_at=now,
+                declared_by_id=invocation.user_id,
+                declared_by_name=declarer_name,
+                origin_channel_id=invocation.channel_id,
+            )
+            assert incident.id is not None
+            if not command_event(session, incident_id=incident.id, invocation=invocation, at=now):
+                raise WarroomError("That command was already handled.")
+            timeline_store.add_event(
+                session,
+                incident_id=incident.id,
+                kind="declared",
+                at=now,
+                actor_id=invocation.user_id,
+                actor_name=declarer_name,
+                text=declaration.title,
+                data={"severity": severity, "source": "slack"},
+            )
+            self._assign(
+                session,
+                incident,
+                "commander",
+                Person(invocation.user_id, declarer_name),
+                by=invocation.user_id,
+                at=now,
+            )
+            return incident_view(session, incident)
+
+        return await self.db.run(_declare)
+
+    async def open_war_room(self, incident_id: int, *, response_url: str | None) -> None:
+        """Create the channel, pull people in, set the topic, post and pin the header, announce."""
+        incident = await self._view(incident_id)
+        name = channel_name(
+            self.config.channel_pattern,
+            number=incident.number,
+            title=incident.title,
+            severity=incident.severity,
+            at=incident.declared_at,
+        )
+        created = await self.gateway.create_channel(name_candidates(name))
+        await self.db.run(
+            lambda s: incident_store.set_incident_channel(
+                s,
+                incident_id=incident_id,
+                channel_id=created.channel_id,
+                channel_name=created.name,
+            )
+        )
+        incident = await self._view(incident_id)
+        invitees = await self._invitees(incident)
+        # Slack lets these go side by side; only the briefing needs the invitation first.
+        await asyncio.gather(
+            self.gateway.invite(created.channel_id, invitees),
+            self.gateway.set_topic(created.channel_id, topic_text(incident)),
+            self._post_header(incident),
+            self._announce(incident),
+        )
+        commander = incident.commander
+        if commander and commander.id:
+            await self._brief(incident, "commander", commander.id)
+        if response_url:
+            await self.gateway.respond(
+                response_url,
+                f"{incident.ref} is open in {channel_link(created.channel_id)}.",
+            )
+
+    async def _invitees(self, incident: IncidentView) -> list[str]:
+        users = [p.id for r in incident.roles if r.relieved_at is None for p in [r.user] if p.id]
+        if incident.declared_by.id:
+            users.insert(0, incident.declared_by.id)
+        for member in self.config.policy(incident.severity).invite:
+            if member.startswith("S"):
+                users.extend(await self.gateway.usergroup_members(member))
+            else:
+                users.append(member)
+        return list(dict.fromkeys(users))
+
+    async def _post_header(self, incident: IncidentView) -> None:
+        assert incident.channel_id is not None
+        ts = await self.gateway.post_message(
+            incident.channel_id, header_text(incident), header_blocks(incident)
+        )
+        await self.db.run(
+            lambda s: incident_store.set_header_ts(s, incident_id=incident.id, header_ts=ts)
+        )
+        await self.gateway.pin(incident.channel_id, ts)
+
+    async def _announce(self, incident: IncidentView) -> None:
+        if self.config.announce_channel:
+            await self.gateway.post_message(
+                self.config.announce_channel, announcement_text(incident)
+            )
+
+    async def refresh_war_room(self, incident_id: int) -> None:
+        """Bring the topic and the pinned header in line with the stored state."""
+        incident = await self._view(incident_id)
+        if incident.channel_id is None:
+            return
+        updates = [self.gateway.set_topic(incident.channel_id, topic_text(incident))]
+        if incident.header_ts:
+            updates.append(
+                self.gateway.update_message(
+                    incident.channel_id,
+                    incident.header_ts,
+                    header_text(incident),
+                    header_blocks(incident),
+                )
+            )
+        await asyncio.gather(*updates)
+
+    # -- roles -------------------------------------------------------------------------------
+
+    def may_manage(self, incident: IncidentView, user_id: str) -> bool:
+        """The current commander and the configured admins may assign, hand over and resolve."""
+        commander = incident.commander
+        return user_id in self.config.admins or (commander is not None and commander.id == user_id)
+
+    async def assign_role(
+        self, incident: IncidentView, role: str, user: UserRef, invocation: Invocation
+    ) -> tuple[IncidentView, bool]:
+        """Give `role` to `user`; False when they already hold it. Refusals raise NotAllowedError."""
+        if not self.may_manage(incident, invocation.user_id):
+            holder = incident.commander
+            raise NotAllowedError(
+                f"Only the commander ({holder.label if holder else 'nobody'}) or an admin "
+                f"can assign roles in {incident.ref}."
+            )
+        profile = await self.people.resolve(user)
+        if profile is None:
+            raise UsageError(f"Slack has no user {escape(user.handle or user.user_id or '')}.")
+        if profile.is_bot:
+            raise UsageError("Roles go to people, not apps.")
+        now = self.clock()
+
+        def _assign(session: Session) -> tuple[IncidentView, bool]:
+            row = session.get_one(Incident, incident.id)
+            command_event(session, incident_id=incident.id, invocation=invocation, at=now)
+            changed = self._assign(
+                session,
+                row,
+                role,
+                Person(profile.user_id, profile.name),
+                by=invocation.user_id,
+                at=now,
+                by_name=invocation.user_name,
+            )
+            return incident_view(session, row), changed
+
+        view, changed = await self.db.run(_assign)
+        if changed:
+            self.tasks.spawn(self._welcome(view, role, profile.user_id))
+        return view, changed
+
+    def _assign(
+        self,
+        session: Session,
+        incident: Incident,
+        role: str,
+        person: Person,
+        *,
+        by: str,
+        at: datetime,
+        by_name: str | None = None,
+    ) -> bool:
+        assert incident.id is not None and person.id is not None
+        current = [
+            r
+            for r in incident_store.current_roles(session, incident_id=incident.id)
+            if r.role == role
+        ]
+        if any(r.user_id == person.id for r in current):
+            return False
+        previous = None
+        if role != "resolver":
+            # Commander and comms are held by one person: the new holder relieves the old.
+            for assignment in current:
+                incident_store.relieve_role(session, assignment=assignment, at=at)
+                previous = assignment.user_id
+        incident_store.add_role(
+            session,
+            incident_id=incident.id,
+            role=role,
+            user_id=person.id,
+            user_name=person.name,
+            assigned_by_id=by,
+            at=at,
+        )
+        if role == "commander" and incident.acknowledged_at is None:
+            incident.acknowledged_at = at
+            session.add(incident)
+        text = f"{person.label} is {role}"
+        timeline_store.add_event(
+            session,
+            incident_id=incident.id,
+            kind="role_assigned",
+            at=at,
+            actor_id=by,
+            actor_name=by_name,
+            text=text,
+            data={
+                "role": role,
+                "user": {"id": person.id, "name": person.name},
+                "previous": previous,
+            },
+        )
+        return True
+
+    async def _welcome(self, incident: IncidentView, role: str, user_id: str) -> None:
+        if incident.channel_id:
+            await self.gateway.invite(incident.channel_id, [user_id])
+            await self._brief(incident, role, user_id)
+        await self.refresh_war_room(incident.id)
+
+    async def _brief(self, incident: IncidentView, role: str, user_id: str) -> None:
+        assert incident.channel_id is not None
+        text = self.templates.get_template(f"briefings/{role}.md.j2").render(incident=incident)
+        await self.gateway.post_ephemeral(incident.channel_id, user_id, text)
+
+    # -- notes ---------------------------------------------------------------------------------
+
+    async def add_note(self, incident: IncidentView, text: str, invocation: Invocation) -> None:
+        now = self.clock()
+
+        def _note(session: Session) -> None:
+            command_event(session, incident_id=incident.id, invocation=invocation, at=now)
+            timeline_store.add_event(
+                session,
+                incident_id=incident.id,
+                kind="note",
+                at=now,
+                actor_id=invocation.user_id,
+                actor_name=invocation.user_name,
+                text=text,
+            )
+
+        await self.db.run(_note)
+
+    async def record_command(
+        self,
+        incident_id: int,
+        invocation: Invocation,
+        *,
+        refused: bool = False,
+        reason: str | None = None,
+    ) -> None:
+        """A command that changed nothing still goes on the record, with why."""
+        now = self.clock()
+        kind = "command_refused" if refused else "command"
+        data = {"reason": reason} if reason else {}
+        await self.db.run(
+            lambda s: command_event(
+                s, incident_id=incident_id, invocation=invocation, at=now, kind=kind, data=data
+            )
+        )
+
+    async def _view(self, incident_id: int) -> IncidentView:
+        def _load(session: Session) -> IncidentView:
+            return incident_view(session, session.get_one(Incident, incident_id))
+
+        return await self.db.run(_load)
+
+
+def roles_summary(incident: IncidentView, zone_name: str) -> str:
+    """Who holds what, since when: the reply to `/incident roles`."""
+    from zoneinfo import ZoneInfo
+
+    zone = ZoneInfo(zone_name)
+    lines = [f"*{incident.ref}: {escape(incident.title)}*"]
+    for role in ("commander", "comms", "resolver"):
+        current = [r for r in incident.roles if r.role == role and r.relieved_at is None]
+        if not current:
+            lines.append(f"• {role}: nobody")
+        for r in current:
+            since = r.assigned_at.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
+            who = mention(r.user.id) if r.user.id else escape(r.user.label)
+            lines.append(f"• {role}: {who} since {since}")
+    return "\n".join(lines)

@@ -1,0 +1,13 @@
+"""Bolt listeners, one module per surface, each with `register(app)`."""
+
+from __future__ import annotations
+
+from slack_bolt.async_app import AsyncApp
+
+from bot.listeners import commands, errors, events
+
+
+def register_listeners(app: AsyncApp) -> None:
+    commands.register(app)
+    events.register(app)
+    errors.register(app)

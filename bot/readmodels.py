@@ -1,0 +1,90 @@
+"""Plain read models handed to templates, Block Kit builders and exports (never ORM rows)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlmodel import Session
+
+from storage import incidents as incident_store
+from storage.models import Incident
+
+
+@dataclass(frozen=True)
+class Person:
+    id: str | None
+    name: str | None
+
+    @property
+    def label(self) -> str:
+        return self.name or self.id or "someone"
+
+
+@dataclass(frozen=True)
+class RoleView:
+    role: str
+    user: Person
+    assigned_at: datetime
+    relieved_at: datetime | None
+
+
+@dataclass(frozen=True)
+class IncidentView:
+    id: int
+    number: int
+    title: str
+    severity: str
+    status: str
+    channel_id: str | None
+    channel_name: str | None
+    declared_by: Person
+    declared_at: datetime
+    acknowledged_at: datetime | None
+    mitigated_at: datetime | None
+    resolved_at: datetime | None
+    header_ts: str | None
+    source: str
+    roles: tuple[RoleView, ...]
+
+    @property
+    def ref(self) -> str:
+        return f"INC-{self.number}"
+
+    def holders(self, role: str) -> list[Person]:
+        return [r.user for r in self.roles if r.role == role and r.relieved_at is None]
+
+    @property
+    def commander(self) -> Person | None:
+        holders = self.holders("commander")
+        return holders[0] if holders else None
+
+
+def incident_view(session: Session, incident: Incident) -> IncidentView:
+    assert incident.id is not None
+    roles = incident_store.all_roles(session, incident_id=incident.id)
+    return IncidentView(
+        id=incident.id,
+        number=incident.number,
+        title=incident.title,
+        severity=incident.severity,
+        status=incident.status,
+        channel_id=incident.channel_id,
+        channel_name=incident.channel_name,
+        declared_by=Person(incident.declared_by_id, incident.declared_by_name),
+        declared_at=incident.declared_at,
+        acknowledged_at=incident.acknowledged_at,
+        mitigated_at=incident.mitigated_at,
+        resolved_at=incident.resolved_at,
+        header_ts=incident.header_ts,
+        source=incident.source,
+        roles=tuple(
+            RoleView(
+                role=r.role,
+                user=Person(r.user_id, r.user_name),
+                assigned_at=r.assigned_at,
+                relieved_at=r.relieved_at,
+            )
+            for r in roles
+        ),
+    )

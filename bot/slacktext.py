@@ -1,0 +1,43 @@
+"""Slack text, both ways: user text read out of Slack markup, and our text made safe to post."""
+
+from __future__ import annotations
+
+import html
+import re
+
+_MARKUP = re.compile(r"<([^<>]*)>")
+_BROADCAST_WORDS = re.compile(r"@(channel|here|everyone)\b", re.IGNORECASE)
+_ZERO_WIDTH_JOINER = "\u2060"
+
+
+def _plain_token(token: str) -> str:
+    target, _, label = token.partition("|")
+    if target.startswith("@"):
+        return "@" + (label or target[1:])
+    if target.startswith("#"):
+        return "#" + (label or target[1:])
+    if target.startswith("!"):
+        # <!here>, <!channel>, <!subteam^S123|@oncall>, <!date^...|fallback>
+        name = target[1:].split("^", 1)[0]
+        return label or "@" + name
+    return f"{label} ({target})" if label and label != target else target
+
+
+def to_plain(text: str) -> str:
+    """Slack's escaped, marked-up text as a person would read it: `<@U1|ana>` -> `@ana`."""
+    return html.unescape(_MARKUP.sub(lambda m: _plain_token(m.group(1)), text))
+
+
+def escape(text: str) -> str:
+    """Make any text safe to post: no markup, no links, and no broadcast mention can fire."""
+    escaped = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return _BROADCAST_WORDS.sub(lambda m: "@" + _ZERO_WIDTH_JOINER + m.group(1), escaped)
+
+
+def mention(user_id: str) -> str:
+    """A user mention; ids are checked by the command parser, never free text."""
+    return f"<@{user_id}>"
+
+
+def channel_link(channel_id: str) -> str:
+    return f"<#{channel_id}>"

@@ -1,0 +1,44 @@
+"""Work that runs after Slack has its ack: tracked so that shutdown and tests can wait for it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+OnError = Callable[[Exception], Awaitable[None]]
+
+
+class BackgroundTasks:
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def spawn(self, work: Coroutine[Any, Any, None], *, on_error: OnError | None = None) -> None:
+        """Run `work` soon; a failure goes to `on_error` (then the log), never into the void."""
+
+        async def _guarded() -> None:
+            try:
+                await work
+            except Exception as exc:
+                log.exception("background work failed")
+                if on_error is not None:
+                    try:
+                        await on_error(exc)
+                    except Exception:
+                        log.exception("reporting a background failure failed too")
+
+        task = asyncio.get_running_loop().create_task(_guarded())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    @property
+    def pending(self) -> int:
+        return len(self._tasks)
+
+    async def join(self) -> None:
+        """Wait until no background work is left, including work spawned while waiting."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)

@@ -1,0 +1,1 @@
+"""Durable state: SQLModel tables, the engine and units of work, typed queries, migrations."""

@@ -1,0 +1,138 @@
+"""Incidents and their roles."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import update
+from sqlmodel import Session, col, select
+
+from storage.models import Counter, Incident, RoleAssignment
+from storage.sql import insert_for
+
+INCIDENT_COUNTER = "incident"
+
+
+def next_incident_number(session: Session) -> int:
+    """Take the next incident number; atomic across processes, and never handed out twice."""
+    session.execute(
+        insert_for(session, Counter).values(name=INCIDENT_COUNTER, value=0).on_conflict_do_nothing()
+    )
+    bumped = session.execute(
+        update(Counter)
+        .where(col(Counter.name) == INCIDENT_COUNTER)
+        .values(value=Counter.value + 1)
+        .returning(col(Counter.value))
+    )
+    return int(bumped.scalar_one())
+
+
+def create_incident(
+    session: Session,
+    *,
+    number: int,
+    title: str,
+    severity: str,
+    declared_at: datetime,
+    declared_by_id: str | None,
+    declared_by_name: str | None,
+    origin_channel_id: str | None,
+    source: str = "slack",
+) -> Incident:
+    incident = Incident(
+        number=number,
+        title=title,
+        severity=severity,
+        declared_at=declared_at,
+        declared_by_id=declared_by_id,
+        declared_by_name=declared_by_name,
+        origin_channel_id=origin_channel_id,
+        source=source,
+        # A person declaring is at the keyboard already; only alerts wait for an ack.
+        acknowledged_at=declared_at if source == "slack" else None,
+    )
+    session.add(incident)
+    session.flush()
+    return incident
+
+
+def get_incident(session: Session, *, incident_id: int) -> Incident | None:
+    return session.get(Incident, incident_id)
+
+
+def incident_by_number(session: Session, *, number: int) -> Incident | None:
+    return session.exec(select(Incident).where(Incident.number == number)).first()
+
+
+def incident_by_channel(session: Session, *, channel_id: str) -> Incident | None:
+    return session.exec(select(Incident).where(Incident.channel_id == channel_id)).first()
+
+
+def open_incidents(session: Session) -> Sequence[Incident]:
+    return session.exec(
+        select(Incident).where(Incident.status != "resolved").order_by(col(Incident.number))
+    ).all()
+
+
+def set_incident_channel(
+    session: Session, *, incident_id: int, channel_id: str, channel_name: str
+) -> None:
+    incident = session.get_one(Incident, incident_id)
+    incident.channel_id = channel_id
+    incident.channel_name = channel_name
+    session.flush()
+
+
+def set_header_ts(session: Session, *, incident_id: int, header_ts: str) -> None:
+    incident = session.get_one(Incident, incident_id)
+    incident.header_ts = header_ts
+    session.flush()
+
+
+def current_roles(session: Session, *, incident_id: int) -> Sequence[RoleAssignment]:
+    """Roles held now, oldest first."""
+    return session.exec(
+        select(RoleAssignment)
+        .where(RoleAssignment.incident_id == incident_id)
+        .where(col(RoleAssignment.relieved_at).is_(None))
+        .order_by(col(RoleAssignment.assigned_at), col(RoleAssignment.id))
+    ).all()
+
+
+def all_roles(session: Session, *, incident_id: int) -> Sequence[RoleAssignment]:
+    """Every assignment, relieved ones too, in the order they were made."""
+    return session.exec(
+        select(RoleAssignment)
+        .where(RoleAssignment.incident_id == incident_id)
+        .order_by(col(RoleAssignment.assigned_at), col(RoleAssignment.id))
+    ).all()
+
+
+def add_role(
+    session: Session,
+    *,
+    incident_id: int,
+    role: str,
+    user_id: str,
+    user_name: str | None,
+    assigned_by_id: str | None,
+    at: datetime,
+) -> RoleAssignment:
+    assignment = RoleAssignment(
+        incident_id=incident_id,
+        role=role,
+        user_id=user_id,
+        user_name=user_name,
+        assigned_by_id=assigned_by_id,
+        assigned_at=at,
+    )
+    session.add(assignment)
+    session.flush()
+    return assignment
+
+
+def relieve_role(session: Session, *, assignment: RoleAssignment, at: datetime) -> None:
+    assignment.relieved_at = at
+    session.add(assignment)
+    session.flush()

@@ -1,0 +1,105 @@
+"""SQLModel tables. Times are timezone-aware UTC everywhere."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, DateTime, Index, TypeDecorator, UniqueConstraint
+from sqlalchemy.engine import Dialect
+from sqlmodel import Field, SQLModel
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stores aware UTC datetimes; SQLite hands them back naive, so put the zone back."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utc_column(*, nullable: bool = True, index: bool = False) -> Any:
+    return Field(default=None, sa_column=Column(UTCDateTime(), nullable=nullable, index=index))
+
+
+class Counter(SQLModel, table=True):
+    """Monotonic counters (incident numbers): bumped in place so a number is never reused."""
+
+    name: str = Field(primary_key=True, max_length=40)
+    value: int = 0
+
+
+class Incident(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    number: int = Field(unique=True)
+    title: str = Field(max_length=200)
+    severity: str = Field(max_length=8)
+    status: str = Field(default="investigating", max_length=20)
+    channel_id: str | None = Field(default=None, max_length=32, unique=True)
+    channel_name: str | None = Field(default=None, max_length=80)
+    origin_channel_id: str | None = Field(default=None, max_length=32)
+    declared_by_id: str | None = Field(default=None, max_length=32)
+    declared_by_name: str | None = Field(default=None, max_length=200)
+    source: str = Field(default="slack", max_length=16)
+    declared_at: datetime = utc_column(nullable=False)
+    acknowledged_at: datetime | None = utc_column()
+    mitigated_at: datetime | None = utc_column()
+    resolved_at: datetime | None = utc_column()
+    header_ts: str | None = Field(default=None, max_length=32)
+
+
+class RoleAssignment(SQLModel, table=True):
+    __tablename__ = "role_assignment"
+    __table_args__ = (Index("ix_role_assignment_incident_role", "incident_id", "role"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    incident_id: int = Field(foreign_key="incident.id")
+    role: str = Field(max_length=16)
+    user_id: str = Field(max_length=32)
+    user_name: str | None = Field(default=None, max_length=200)
+    assigned_by_id: str | None = Field(default=None, max_length=32)
+    assigned_at: datetime = utc_column(nullable=False)
+    relieved_at: datetime | None = utc_column()
+
+
+class TimelineEvent(SQLModel, table=True):
+    __tablename__ = "timeline_event"
+    __table_args__ = (
+        UniqueConstraint("dedupe_key", name="uq_timeline_event_dedupe_key"),
+        Index("ix_timeline_event_incident_at", "incident_id", "at", "id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    incident_id: int = Field(foreign_key="incident.id")
+    at: datetime = utc_column(nullable=False)
+    kind: str = Field(max_length=32)
+    actor_id: str | None = Field(default=None, max_length=32, index=True)
+    actor_name: str | None = Field(default=None, max_length=200)
+    text: str | None = None
+    slack_ts: str | None = Field(default=None, max_length=32)
+    thread_ts: str | None = Field(default=None, max_length=32)
+    data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    # What makes a redelivery recognisable: the message ts, or Slack's event_id.
+    dedupe_key: str | None = Field(default=None, max_length=200)
+
+
+class SlackUser(SQLModel, table=True):
+    """Display names resolved through users.info, kept so the ack path never waits on Slack."""
+
+    __tablename__ = "slack_user"
+
+    id: str = Field(primary_key=True, max_length=32)
+    name: str = Field(max_length=200)
+    handle: str | None = Field(default=None, max_length=200, index=True)
+    updated_at: datetime = utc_column(nullable=False)

@@ -1,0 +1,82 @@
+"""Timeline events: written once however often Slack delivers them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import update
+from sqlmodel import Session, col, select
+
+from storage.models import TimelineEvent
+from storage.sql import insert_for
+
+
+def add_event(
+    session: Session,
+    *,
+    incident_id: int,
+    kind: str,
+    at: datetime,
+    actor_id: str | None = None,
+    actor_name: str | None = None,
+    text: str | None = None,
+    slack_ts: str | None = None,
+    thread_ts: str | None = None,
+    data: dict[str, Any] | None = None,
+    dedupe_key: str | None = None,
+) -> bool:
+    """Insert one event; False when an event with the same dedupe key is already stored."""
+    values = {
+        "incident_id": incident_id,
+        "kind": kind,
+        "at": at,
+        "actor_id": actor_id,
+        "actor_name": actor_name,
+        "text": text,
+        "slack_ts": slack_ts,
+        "thread_ts": thread_ts,
+        "data": data or {},
+        "dedupe_key": dedupe_key,
+    }
+    # ON CONFLICT DO NOTHING rather than check-then-insert: two replicas given the same
+    # redelivery at once must not both write it.
+    statement = insert_for(session, TimelineEvent).values(**values)
+    if dedupe_key is not None:
+        statement = statement.on_conflict_do_nothing(index_elements=["dedupe_key"])
+    result = session.execute(statement)
+    return bool(getattr(result, "rowcount", 0))
+
+
+def events_for(session: Session, *, incident_id: int) -> Iterator[TimelineEvent]:
+    """The incident's events in time order, streamed rather than loaded whole."""
+    statement = (
+        select(TimelineEvent)
+        .where(TimelineEvent.incident_id == incident_id)
+        .order_by(col(TimelineEvent.at), col(TimelineEvent.id))
+        .execution_options(yield_per=1000)
+    )
+    yield from session.exec(statement)
+
+
+def message_text(session: Session, *, incident_id: int, slack_ts: str) -> str | None:
+    """The last known text of a message, for an edit or deletion that arrives without it."""
+    row = session.exec(
+        select(TimelineEvent.text)
+        .where(TimelineEvent.incident_id == incident_id)
+        .where(TimelineEvent.slack_ts == slack_ts)
+        .where(col(TimelineEvent.kind).in_(("message", "message_edited")))
+        .order_by(col(TimelineEvent.id).desc())
+    ).first()
+    return row
+
+
+def fill_actor_name(session: Session, *, actor_id: str, name: str) -> None:
+    """Name the events recorded before the actor's name was known."""
+    session.execute(
+        update(TimelineEvent)
+        .where(col(TimelineEvent.actor_id) == actor_id)
+        .where(col(TimelineEvent.actor_name).is_(None))
+        .values(actor_name=name)
+    )

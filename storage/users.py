@@ -1,0 +1,34 @@
+"""Slack display names, cached."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlmodel import Session, col, or_, select
+
+from storage.models import SlackUser
+from storage.sql import insert_for
+
+
+def user_name(session: Session, *, user_id: str) -> str | None:
+    user = session.get(SlackUser, user_id)
+    return user.name if user else None
+
+
+def user_by_handle(session: Session, *, handle: str) -> SlackUser | None:
+    lowered = handle.lower()
+    return session.exec(
+        select(SlackUser).where(
+            or_(col(SlackUser.handle) == lowered, col(SlackUser.name) == handle)
+        )
+    ).first()
+
+
+def save_user(
+    session: Session, *, user_id: str, name: str, handle: str | None, at: datetime
+) -> None:
+    values = {"id": user_id, "name": name, "handle": handle.lower() if handle else None}
+    statement = insert_for(session, SlackUser).values(**values, updated_at=at)
+    session.execute(
+        statement.on_conflict_do_update(index_elements=["id"], set_={**values, "updated_at": at})
+    )

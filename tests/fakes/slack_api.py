@@ -1,0 +1,262 @@
+"""A fake Slack Web API: a real aiohttp server that answers with Slack's shapes and error codes,
+records every call, and can be told to be slow or to fail (429 with Retry-After, 500)."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+BOT_USER = "UBOT0001"
+_VALID_NAME = re.compile(r"^[a-z0-9_-]+$")
+
+
+@dataclass
+class Call:
+    method: str
+    args: dict[str, Any]
+
+
+@dataclass
+class Fault:
+    status: int = 200
+    error: str | None = None
+    retry_after: int | None = None
+    times: int = 1
+
+
+@dataclass
+class Channel:
+    id: str
+    name: str
+    members: set[str] = field(default_factory=set)
+    topic: str = ""
+    pins: list[str] = field(default_factory=list)
+
+
+class FakeSlack:
+    def __init__(self) -> None:
+        self.calls: list[Call] = []
+        self.responses: list[dict[str, Any]] = []
+        self.users: dict[str, dict[str, Any]] = {}
+        self.usergroups: dict[str, list[str]] = {}
+        self.channels: dict[str, Channel] = {}
+        self.messages: dict[str, list[dict[str, Any]]] = {}
+        self.faults: dict[str, list[Fault]] = {}
+        self.latency = 0.0
+        self._ids = itertools.count(1)
+        self._ts = itertools.count(1)
+        self.server: TestServer | None = None
+        self.add_user(BOT_USER, "warroom", is_bot=True)
+
+    # -- set-up ---------------------------------------------------------------------------
+
+    def add_user(self, user_id: str, name: str, *, display_name: str = "", is_bot: bool = False,
+                 ) -> None:
+        self.users[user_id] = {
+            "id": user_id, "name": name, "real_name": name.title(), "is_bot": is_bot,
+            "deleted": False,
+            "profile": {"display_name": display_name, "real_name": name.title()},
+        }
+
+    def add_channel(self, channel_id: str, name: str, *, members: set[str] | None = None) -> None:
+        self.channels[channel_id] = Channel(channel_id, name, members or {BOT_USER})
+
+    def fail(self, method: str, *, status: int = 200, error: str | None = None,
+             retry_after: int | None = None, times: int = 1) -> None:
+        """Make the next `times` calls of `method` fail with an HTTP status or a Slack error."""
+        self.faults.setdefault(method, []).append(Fault(status, error, retry_after, times))
+
+    @property
+    def api_url(self) -> str:
+        assert self.server is not None
+        return str(self.server.make_url("/api/"))
+
+    def response_url(self, key: str = "r1") -> str:
+        assert self.server is not None
+        return str(self.server.make_url(f"/respond/{key}"))
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_route("*", "/api/{method}", self._handle)
+        app.router.add_post("/respond/{key}", self._respond)
+        self.server = TestServer(app, host="127.0.0.1")
+        await self.server.start_server()
+
+    async def close(self) -> None:
+        if self.server is not None:
+            await self.server.close()
+
+    # -- what was asked ----------------------------------------------------------------
+
+    def calls_to(self, method: str) -> list[Call]:
+        return [c for c in self.calls if c.method == method]
+
+    def channel_named(self, name: str) -> Channel:
+        matches = [c for c in self.channels.values() if c.name == name]
+        assert matches, f"no channel named {name}; have {[c.name for c in self.channels.values()]}"
+        return matches[0]
+
+    async def wait_for(self, predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+        """Wait until `predicate` holds (polling the recorded state), or fail the test."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not predicate():
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError("the fake Slack never saw what the test waited for")
+            await asyncio.sleep(0.01)
+
+    # -- the server -------------------------------------------------------------------
+
+    async def _respond(self, request: web.Request) -> web.Response:
+        self.responses.append(await request.json())
+        return web.Response(text="ok")
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        args: dict[str, Any] = dict(request.query)
+        if request.can_read_body:
+            if request.content_type == "application/json":
+                args.update(await request.json())
+            else:
+                args.update(dict(await request.post()))
+        self.calls.append(Call(method, args))
+        if self.latency:
+            await asyncio.sleep(self.latency)
+        faults = self.faults.get(method)
+        if faults:
+            fault = faults[0]
+            fault.times -= 1
+            if fault.times <= 0:
+                faults.pop(0)
+            if fault.status == 429:
+                return web.json_response(
+                    {"ok": False, "error": "ratelimited"}, status=429,
+                    headers={"Retry-After": str(fault.retry_after or 1)},
+                )
+            if fault.status >= 500:
+                return web.Response(status=fault.status, text="upstream failure")
+            if fault.error:
+                return web.json_response({"ok": False, "error": fault.error})
+        handler = getattr(self, "_" + method.replace(".", "_"), None)
+        if handler is None:
+            return web.json_response({"ok": False, "error": "unknown_method"})
+        try:
+            body = handler(args)
+        except SlackError as exc:
+            return web.json_response({"ok": False, "error": exc.code})
+        return web.json_response({"ok": True, **body})
+
+    def _channel(self, channel_id: str) -> Channel:
+        channel = self.channels.get(channel_id)
+        if channel is None:
+            raise SlackError("channel_not_found")
+        return channel
+
+    def _auth_test(self, _args: dict[str, Any]) -> dict[str, Any]:
+        return {"url": "https://test.slack.com/", "team": "Test", "user": "warroom",
+                "team_id": "T0TEST", "user_id": BOT_USER, "bot_id": "B0BOT"}
+
+    def _conversations_create(self, args: dict[str, Any]) -> dict[str, Any]:
+        name = args.get("name", "")
+        if not name:
+            raise SlackError("invalid_name_required")
+        if len(name) > 80:
+            raise SlackError("invalid_name_maxlength")
+        if not _VALID_NAME.match(name):
+            raise SlackError("invalid_name_specials")
+        if any(c.name == name for c in self.channels.values()):
+            raise SlackError("name_taken")
+        channel_id = f"C{next(self._ids):08d}"
+        self.channels[channel_id] = Channel(channel_id, name, {BOT_USER})
+        return {"channel": {"id": channel_id, "name": name, "is_channel": True,
+                            "created": 1700000000, "creator": BOT_USER}}
+
+    def _conversations_invite(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = self._channel(args.get("channel", ""))
+        if BOT_USER not in channel.members:
+            raise SlackError("not_in_channel")
+        users = [u for u in str(args.get("users", "")).split(",") if u]
+        for user in users:
+            if user == BOT_USER:
+                raise SlackError("cant_invite_self")
+            if user not in self.users:
+                raise SlackError("user_not_found")
+            if user in channel.members:
+                raise SlackError("already_in_channel")
+        channel.members.update(users)
+        return {"channel": {"id": channel.id, "name": channel.name}}
+
+    def _conversations_setTopic(self, args: dict[str, Any]) -> dict[str, Any]:  # noqa: N802
+        channel = self._channel(args.get("channel", ""))
+        topic = args.get("topic", "")
+        if len(topic) > 250:
+            raise SlackError("too_long")
+        channel.topic = topic
+        return {"channel": {"id": channel.id, "topic": {"value": topic}}}
+
+    def _chat_postMessage(self, args: dict[str, Any]) -> dict[str, Any]:  # noqa: N802
+        target = args.get("channel", "")
+        if target not in self.users:
+            channel = self._channel(target)
+            if BOT_USER not in channel.members:
+                raise SlackError("not_in_channel")
+        blocks = args.get("blocks")
+        if isinstance(blocks, str):
+            blocks = json.loads(blocks)
+        if blocks is not None and len(blocks) > 50:
+            raise SlackError("invalid_blocks")
+        ts = f"1700000{next(self._ts):03d}.000100"
+        message = {"ts": ts, "text": args.get("text", ""), "blocks": blocks}
+        self.messages.setdefault(target, []).append(message)
+        return {"channel": target, "ts": ts, "message": message}
+
+    def _chat_update(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = self._channel(args.get("channel", ""))
+        for message in self.messages.get(channel.id, []):
+            if message["ts"] == args.get("ts"):
+                message["text"] = args.get("text", "")
+                blocks = args.get("blocks")
+                message["blocks"] = json.loads(blocks) if isinstance(blocks, str) else blocks
+                return {"channel": channel.id, "ts": message["ts"]}
+        raise SlackError("message_not_found")
+
+    def _chat_postEphemeral(self, args: dict[str, Any]) -> dict[str, Any]:  # noqa: N802
+        channel = self._channel(args.get("channel", ""))
+        if args.get("user") not in channel.members:
+            raise SlackError("user_not_in_channel")
+        return {"message_ts": f"1700000{next(self._ts):03d}.000200"}
+
+    def _pins_add(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = self._channel(args.get("channel", ""))
+        if args.get("timestamp") in channel.pins:
+            raise SlackError("already_pinned")
+        channel.pins.append(args.get("timestamp", ""))
+        return {}
+
+    def _users_info(self, args: dict[str, Any]) -> dict[str, Any]:
+        user = self.users.get(args.get("user", ""))
+        if user is None:
+            raise SlackError("user_not_found")
+        return {"user": user}
+
+    def _users_list(self, _args: dict[str, Any]) -> dict[str, Any]:
+        return {"members": list(self.users.values()), "response_metadata": {"next_cursor": ""}}
+
+    def _usergroups_users_list(self, args: dict[str, Any]) -> dict[str, Any]:
+        group = args.get("usergroup", "")
+        if group not in self.usergroups:
+            raise SlackError("no_such_subteam")
+        return {"users": self.usergroups[group]}
+
+
+class SlackError(Exception):
+    def __init__(self, code: str) -> None:
+        super().__init__(code)
+        self.code = code
