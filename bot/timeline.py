@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from sqlmodel import Session
@@ -135,23 +137,81 @@ def _thread(message: dict[str, Any]) -> str | None:
     return thread_ts if thread_ts and thread_ts != message.get("ts") else None
 
 
+MAX_BATCH = 200
+
+
+@dataclass
+class _Pending:
+    entry: Entry
+    done: asyncio.Future[bool]
+
+
 class TimelineService:
+    """Writes entries with group commit: events that arrive while a transaction is committing
+    wait for the next one and share it, so a burst costs a few commits, not one per event. Each
+    caller still returns only after its own entry is committed."""
+
     def __init__(self, *, db: Database, people: People, tasks: BackgroundTasks) -> None:
         self.db = db
         self.people = people
         self.tasks = tasks
         # Incident channels never change incident, so the lookup is kept once found.
         self._incident_by_channel: dict[str, int] = {}
+        self._naming: dict[str, asyncio.Lock] = {}
+        self._queue: list[_Pending] = []
+        self._writer: asyncio.Task[None] | None = None
 
     async def record(self, entry: Entry) -> bool:
-        """Store `entry` if its channel is a war room; True when it was new. Commits before it
-        returns, so the caller may then tell Slack the event was received."""
+        """Store `entry` if its channel is a war room; True when it was new. Returns once the
+        entry is committed, so the caller may then tell Slack the event was received."""
+        pending = _Pending(entry, asyncio.get_running_loop().create_future())
+        self._queue.append(pending)
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_queued())
+        return await pending.done
 
-        def _record(session: Session) -> tuple[bool, bool]:
+    async def _write_queued(self) -> None:
+        while self._queue:
+            batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
+            entries = [p.entry for p in batch]
+            try:
+                results = await self.db.run(partial(self._store, entries=entries))
+            except Exception as exc:
+                if len(batch) == 1:
+                    batch[0].done.set_exception(exc)
+                    continue
+                # One bad entry must not fail its neighbours: store them one at a time.
+                for pending in batch:
+                    try:
+                        [result] = await self.db.run(partial(self._store, entries=[pending.entry]))
+                    except Exception as exc:
+                        pending.done.set_exception(exc)
+                    else:
+                        self._settle(pending, result)
+                continue
+            for pending, result in zip(batch, results, strict=True):
+                self._settle(pending, result)
+
+    def _settle(self, pending: _Pending, result: tuple[bool, bool]) -> None:
+        stored, unnamed = result
+        actor = pending.entry.actor_id
+        if unnamed and actor and actor.startswith(("U", "W")):
+            # Off the ack path: the name is looked up after Slack has its 200.
+            self.tasks.spawn(self._name_actor(actor))
+        if not pending.done.done():
+            pending.done.set_result(stored)
+
+    def _store(self, session: Session, entries: list[Entry]) -> list[tuple[bool, bool]]:
+        """Insert the entries of war-room channels; per entry, (new, stored without a name)."""
+        rows: list[dict[str, Any]] = []
+        outcome: list[tuple[bool, bool]] = []
+        seen: set[str] = set()
+        for entry in entries:
             incident_id = self._incident_id(session, entry.channel_id)
-            if incident_id is None:
-                return False, False
-            text = entry.text
+            if incident_id is None or entry.dedupe_key in seen:
+                outcome.append((False, False))
+                continue
+            seen.add(entry.dedupe_key)
             data = dict(entry.data)
             if entry.previous_ts and "previous_text" not in data:
                 data["previous_text"] = timeline_store.message_text(
@@ -160,26 +220,42 @@ class TimelineService:
             name = entry.actor_name
             if name is None and entry.actor_id:
                 name = self.people.known_name(session, entry.actor_id)
-            stored = timeline_store.add_event(
-                session,
-                incident_id=incident_id,
-                kind=entry.kind,
-                at=entry.at,
-                actor_id=entry.actor_id,
-                actor_name=name,
-                text=text,
-                slack_ts=entry.slack_ts,
-                thread_ts=entry.thread_ts,
-                data=data,
-                dedupe_key=entry.dedupe_key,
+            rows.append(
+                {
+                    "incident_id": incident_id,
+                    "kind": entry.kind,
+                    "at": entry.at,
+                    "actor_id": entry.actor_id,
+                    "actor_name": name,
+                    "text": entry.text,
+                    "slack_ts": entry.slack_ts,
+                    "thread_ts": entry.thread_ts,
+                    "data": data,
+                    "dedupe_key": entry.dedupe_key,
+                }
             )
-            return stored, name is None and entry.actor_id is not None
+            outcome.append((True, name is None and entry.actor_id is not None))
+        inserted = timeline_store.add_events(session, rows)
+        keys = iter(row["dedupe_key"] for row in rows)
+        return [
+            (next(keys) in inserted, unnamed) if new else (False, False) for new, unnamed in outcome
+        ]
 
-        stored, unnamed = await self.db.run(_record)
-        if unnamed and entry.actor_id and entry.actor_id.startswith(("U", "W")):
-            # Off the ack path: the name is looked up after Slack has its 200.
-            self.tasks.spawn(self.people.learn(entry.actor_id))
-        return stored
+    async def _name_actor(self, actor_id: str) -> None:
+        """Learn the actor's name (one users.info per person) and put it on the entries that
+        were recorded without it. The fill runs again here, after this entry's commit: the one
+        inside `learn` can run beside a unit of work still writing an unnamed entry (PostgreSQL
+        runs them in parallel) and miss it. The lock makes later entries wait for the first."""
+        async with self._naming.setdefault(actor_id, asyncio.Lock()):
+            await self.people.learn(actor_id)
+            name = await self.people.cached_name(actor_id)
+            if name is None:
+                return
+
+            def _fill(session: Session) -> None:
+                timeline_store.fill_actor_name(session, actor_id=actor_id, name=name)
+
+            await self.db.run(_fill)
 
     def _incident_id(self, session: Session, channel_id: str) -> int | None:
         cached = self._incident_by_channel.get(channel_id)

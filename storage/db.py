@@ -76,11 +76,10 @@ class Database:
     def reading(self) -> Iterator[Session]:
         """A read-only session: on SQLite it reads a snapshot and never holds up writers."""
         engine = self.engine.execution_options(warroom_readonly=True)
+        # Leaving the block closes the session: that ends the transaction without expiring what
+        # was read (a rollback would), so rows stay readable afterwards as after a unit of work.
         with Session(engine, expire_on_commit=False) as session:
-            try:
-                yield session
-            finally:
-                session.rollback()
+            yield session
 
     async def run(self, work: Callable[[Session], T]) -> T:
         """Run `work` in one unit of work on the database thread pool."""

@@ -41,12 +41,40 @@ def add_event(
         "dedupe_key": dedupe_key,
     }
     # ON CONFLICT DO NOTHING rather than check-then-insert: two replicas given the same
-    # redelivery at once must not both write it.
-    statement = insert_for(session, TimelineEvent).values(**values)
+    # redelivery at once must not both write it. RETURNING tells which happened; rowcount
+    # cannot (SQLAlchemy leaves it at -1 for an INSERT on psycopg).
+    statement = insert_for(session, TimelineEvent).values(**values).returning(col(TimelineEvent.id))
     if dedupe_key is not None:
         statement = statement.on_conflict_do_nothing(index_elements=["dedupe_key"])
-    result = session.execute(statement)
-    return bool(getattr(result, "rowcount", 0))
+    return session.execute(statement).first() is not None
+
+
+def add_events(session: Session, rows: list[dict[str, Any]]) -> set[str]:
+    """Insert many events in one statement (group commit); the dedupe keys that were new.
+    Each row has the keyword arguments of `add_event`; rows must carry distinct dedupe keys."""
+    if not rows:
+        return set()
+    columns = (
+        "incident_id",
+        "kind",
+        "at",
+        "actor_id",
+        "actor_name",
+        "text",
+        "slack_ts",
+        "thread_ts",
+        "data",
+        "dedupe_key",
+    )
+    statement = (
+        insert_for(session, TimelineEvent)
+        .on_conflict_do_nothing(index_elements=["dedupe_key"])
+        .returning(col(TimelineEvent.dedupe_key))
+    )
+    params = [
+        {name: row.get(name) for name in columns} | {"data": row.get("data") or {}} for row in rows
+    ]
+    return {key for key in session.execute(statement, params).scalars() if key is not None}
 
 
 def events_for(session: Session, *, incident_id: int) -> Iterator[TimelineEvent]:
