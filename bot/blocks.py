@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.readmodels import IncidentView, Person
-from bot.slacktext import channel_link, escape, mention
+from bot.slacktext import channel_link, escape, inert, mention
 
 ROLE_LABELS = {"commander": "Commander", "comms": "Comms", "resolver": "Resolver"}
 SECTION_LIMIT = 3000
@@ -49,7 +49,7 @@ def header_blocks(incident: IncidentView) -> list[dict[str, Any]]:
             "type": "header",
             "text": {
                 "type": "plain_text",
-                "text": truncate(f"{incident.ref}: {incident.title}", HEADER_LIMIT),
+                "text": inert(truncate(f"{incident.ref}: {incident.title}", HEADER_LIMIT)),
             },
         },
         {"type": "section", "text": {"type": "mrkdwn", "text": truncate(facts, SECTION_LIMIT)}},

@@ -5,11 +5,16 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
 
 from bot.config import Settings, load_config
-from bot.errors import WarroomError
+from bot.errors import ConfigError, WarroomError
+
+if TYPE_CHECKING:
+    from storage.db import Database
 
 log = logging.getLogger("warroom")
 
@@ -18,22 +23,57 @@ def _settings() -> Settings:
     return Settings()
 
 
+def _database(settings: Settings) -> Database:
+    """The database DATABASE_URL names; a URL SQLAlchemy cannot read is a setting error."""
+    from sqlalchemy.exc import ArgumentError
+
+    from storage.db import Database
+
+    try:
+        return Database(settings.database_url)
+    except ArgumentError:
+        # Not the URL itself in the message: it may carry a password.
+        raise ConfigError(
+            "DATABASE_URL is not a database URL SQLAlchemy can use "
+            "(like sqlite:///warroom.db or postgresql://user@host/warroom)"
+        ) from None
+
+
+@contextmanager
+def _database_errors() -> Iterator[None]:
+    """A database that cannot be reached or has no schema: one line, not a traceback."""
+    from sqlalchemy.exc import OperationalError, ProgrammingError
+
+    try:
+        yield
+    except (OperationalError, ProgrammingError) as exc:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+        raise ConfigError(
+            f"DATABASE_URL: cannot use the database ({reason}); is it up and upgraded "
+            "(`warroom db upgrade`)?"
+        ) from None
+
+
 def cmd_serve(args: argparse.Namespace) -> None:
-    from aiohttp import web
-
-    from bot.app import build_web_app
-    from storage.db import Database, is_sqlite
-    from storage.migrate import is_current, upgrade
-
+    # Settings first, before the heavy imports (Alembic logs as it loads): a missing setting
+    # is one line and nothing else.
     settings = _settings()
     settings.require("slack_bot_token", "slack_signing_secret")
     config = load_config(settings.warroom_config)
-    db = Database(settings.database_url)
+
+    from aiohttp import web
+
+    from bot.app import build_web_app
+    from storage.db import is_sqlite
+    from storage.migrate import is_current, upgrade
+
+    db = _database(settings)
     try:
-        if is_sqlite(settings.database_url):
-            upgrade(db.engine)
-        elif not is_current(db.engine):
-            raise WarroomError("the database schema is out of date; run `warroom db upgrade`")
+        with _database_errors():
+            if is_sqlite(settings.database_url):
+                upgrade(db.engine)
+            elif not is_current(db.engine):
+                raise WarroomError("the database schema is out of date; run `warroom db upgrade`")
     finally:
         db.close()
     app = build_web_app(settings, config)
@@ -42,13 +82,13 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
 
 def cmd_db(args: argparse.Namespace) -> None:
-    from storage.db import Database
     from storage.migrate import upgrade
 
     settings = _settings()
-    db = Database(settings.database_url)
+    db = _database(settings)
     try:
-        upgrade(db.engine)
+        with _database_errors():
+            upgrade(db.engine)
     finally:
         db.close()
     print("database is up to date")
@@ -64,25 +104,27 @@ def cmd_check_config(_args: argparse.Namespace) -> None:
     )
 
 
+def _output(path: str | None) -> AbstractContextManager[TextIO]:
+    """The file to write, or standard output (left open)."""
+    if path is None:
+        return nullcontext(sys.stdout)
+    return Path(path).open("w", encoding="utf-8")
+
+
 def cmd_export(args: argparse.Namespace) -> None:
     from bot.export import FORMATS, json_chunks, load_incident, parse_incident_ref
-    from storage.db import Database
 
     if args.format not in FORMATS:
         raise WarroomError(f"--format {args.format} is not available yet; use json")
     number = parse_incident_ref(args.incident)
     settings = _settings()
-    db = Database(settings.database_url)
+    db = _database(settings)
     try:
-        with db.reading() as session:
+        with _database_errors(), db.reading() as session:
             incident = load_incident(session, number)
-            out = Path(args.output).open("w", encoding="utf-8") if args.output else sys.stdout
-            try:
+            with _output(args.output) as out:
                 for chunk in json_chunks(session, incident):
                     out.write(chunk)
-            finally:
-                if args.output:
-                    out.close()
     finally:
         db.close()
 
@@ -113,6 +155,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # Alembic announces each of its plugins at INFO as it loads: noise before a one-line error.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     args = build_parser().parse_args(argv)
     try:
         args.run(args)

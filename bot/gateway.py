@@ -152,7 +152,8 @@ class SlackGateway:
         cursor = None
         while True:
             response = await self.client.users_list(limit=200, cursor=cursor)
-            for member in response.get("members", []):
+            members: list[dict[str, Any]] = response.get("members", [])
+            for member in members:
                 profile = _profile(member)
                 names = {member.get("name", "").lower(), profile.name.lower()}
                 if wanted in names and not member.get("deleted"):

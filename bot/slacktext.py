@@ -34,6 +34,13 @@ def escape(text: str) -> str:
     return _BROADCAST_WORDS.sub(lambda m: "@" + _ZERO_WIDTH_JOINER + m.group(1), escaped)
 
 
+def inert(text: str) -> str:
+    """Text for a `plain_text` field, shown as it is (no entities): only keep anything that
+    looks like a broadcast mention, `@here` or `<!here>`, from firing."""
+    text = text.replace("<!", "<" + _ZERO_WIDTH_JOINER + "!")
+    return _BROADCAST_WORDS.sub(lambda m: "@" + _ZERO_WIDTH_JOINER + m.group(1), text)
+
+
 def mention(user_id: str) -> str:
     """A user mention; ids are checked by the command parser, never free text."""
     return f"<@{user_id}>"
