@@ -13,10 +13,13 @@ from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp, AsyncBoltContext
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.clocks import Clocks
 from bot.command_service import CommandService
 from bot.config import Settings, WarroomConfig
 from bot.gateway import SlackGateway, build_web_client
+from bot.identity import BotIdentity
 from bot.incidents import IncidentService, utc_now
+from bot.lifecycle import LifecycleService
 from bot.listeners import register_listeners
 from bot.people import People
 from bot.tasks import BackgroundTasks
@@ -35,10 +38,13 @@ class Services:
 
     db: Database
     client: AsyncWebClient
+    identity: BotIdentity
     gateway: SlackGateway
     tasks: BackgroundTasks
     people: People
     incidents: IncidentService
+    clocks: Clocks
+    lifecycle: LifecycleService
     timeline: TimelineService
     commands: CommandService
 
@@ -55,32 +61,49 @@ def build_services(
     gateway = SlackGateway(client)
     tasks = BackgroundTasks()
     people = People(db=db, gateway=gateway, clock=clock)
+    templates = build_environment(config.templates_dir)
+    clocks = Clocks(db=db, gateway=gateway, config=config, clock=clock)
     incidents = IncidentService(
         db=db,
         gateway=gateway,
         config=config,
-        templates=build_environment(),
+        templates=templates,
         tasks=tasks,
         people=people,
+        clocks=clocks,
+        clock=clock,
+    )
+    lifecycle = LifecycleService(
+        db=db,
+        incidents=incidents,
+        clocks=clocks,
+        config=config,
+        templates=templates,
+        tasks=tasks,
         clock=clock,
     )
     return Services(
         db=db,
         client=client,
+        identity=BotIdentity(client, settings.slack_bot_token),
         gateway=gateway,
         tasks=tasks,
         people=people,
         incidents=incidents,
+        clocks=clocks,
+        lifecycle=lifecycle,
         timeline=TimelineService(db=db, people=people, tasks=tasks),
-        commands=CommandService(incidents=incidents, config=config, tasks=tasks),
+        commands=CommandService(
+            incidents=incidents, lifecycle=lifecycle, config=config, tasks=tasks
+        ),
     )
 
 
 def build_bolt_app(settings: Settings, services: Services) -> AsyncApp:
     app = AsyncApp(
-        token=settings.slack_bot_token,
         signing_secret=settings.slack_signing_secret,
         client=services.client,
+        authorize=services.identity.authorizer(),
         # Answer Slack only when the listener is done, so the 200 follows the commit.
         process_before_response=True,
         raise_error_for_unhandled_request=False,
@@ -111,7 +134,10 @@ def build_web_app(
         return web.json_response({"status": "ok"})
 
     async def lifecycle(_app: web.Application) -> AsyncIterator[None]:
+        await services.identity.load()
+        await services.clocks.start()
         yield
+        await services.clocks.stop()
         # Let work that was promised to users finish before the database goes.
         await services.tasks.join()
         await services.client.session.close() if services.client.session else None

@@ -13,14 +13,21 @@ from bot.commands import (
     NOT_YET,
     USAGE,
     Command,
+    incident_number_in,
     parse_command,
     parse_declaration,
     parse_note,
     parse_role_change,
 )
 from bot.config import WarroomConfig
-from bot.errors import NotAllowedError, UsageError, WarroomError
+from bot.errors import NotAllowedError, NotFoundError, UsageError, WarroomError
 from bot.incidents import IncidentService, Invocation, roles_summary
+from bot.lifecycle import (
+    LifecycleService,
+    parse_postmortem_done,
+    parse_severity,
+    parse_status,
+)
 from bot.readmodels import IncidentView
 from bot.slacktext import channel_link, escape, mention
 from bot.tasks import BackgroundTasks
@@ -54,11 +61,24 @@ def describe_failure(exc: Exception) -> str:
     return f"Something went wrong on our side (reference {ref})."
 
 
+def resolved_reply(incident: IncidentView) -> str:
+    return (
+        f":white_check_mark: {incident.ref} is resolved. Post-mortem reminders start now; "
+        "`/incident postmortem` posts a draft built from the timeline."
+    )
+
+
 class CommandService:
     def __init__(
-        self, *, incidents: IncidentService, config: WarroomConfig, tasks: BackgroundTasks
+        self,
+        *,
+        incidents: IncidentService,
+        lifecycle: LifecycleService,
+        config: WarroomConfig,
+        tasks: BackgroundTasks,
     ) -> None:
         self.incidents = incidents
+        self.lifecycle = lifecycle
         self.config = config
         self.tasks = tasks
 
@@ -99,27 +119,91 @@ class CommandService:
     ) -> Reply:
         if command.name in NOT_YET:
             raise UsageError(f"`/incident {command.name}` is not available in this version yet.")
-        if command.name == "role":
-            change = parse_role_change(command.args)
-            view, changed = await self.incidents.assign_role(
-                incident, change.role, change.user, invocation
-            )
-            holder = next(p for p in view.holders(change.role) if p.id)
-            if not changed:
-                return Reply(f"{mention(holder.id or '')} is already {change.role} of {view.ref}.")
-            who = (
-                mention(change.user.user_id or "")
-                if change.user.user_id
-                else escape("@" + (change.user.handle or ""))
-            )
-            return Reply(f"{who} is now {change.role} of {view.ref}.")
-        if command.name == "note":
-            text = parse_note(command.args)
-            await self.incidents.add_note(incident, text, invocation)
-            return Reply(f"Noted on the {incident.ref} timeline.")
-        assert command.name == "roles"
-        await self.incidents.record_command(incident.id, invocation)
+        handler = {
+            "role": self._role,
+            "note": self._note,
+            "roles": self._roles,
+            "status": self._status,
+            "sev": self._severity,
+            "update": self._update,
+            "ack": self._ack,
+            "resolve": self._resolve,
+            "postmortem": self._postmortem,
+        }[command.name]
+        return await handler(incident, command, invocation)
+
+    async def _role(self, incident: IncidentView, command: Command, inv: Invocation) -> Reply:
+        change = parse_role_change(command.args)
+        view, changed = await self.incidents.assign_role(incident, change.role, change.user, inv)
+        who = (
+            mention(change.user.user_id or "")
+            if change.user.user_id
+            else escape("@" + (change.user.handle or ""))
+        )
+        if not changed:
+            # Not the first holder: a resolver is one of several.
+            return Reply(f"{who} is already {change.role} of {view.ref}.")
+        return Reply(f"{who} is now {change.role} of {view.ref}.")
+
+    async def _note(self, incident: IncidentView, command: Command, inv: Invocation) -> Reply:
+        await self.incidents.add_note(incident, parse_note(command.args), inv)
+        return Reply(f"Noted on the {incident.ref} timeline.")
+
+    async def _roles(self, incident: IncidentView, _command: Command, inv: Invocation) -> Reply:
+        await self.incidents.record_command(incident.id, inv)
         return Reply(roles_summary(incident, self.config.timezone))
+
+    async def _status(self, incident: IncidentView, command: Command, inv: Invocation) -> Reply:
+        outcome = await self.lifecycle.change_status(incident, parse_status(command.args), inv)
+        view = outcome.incident
+        if not outcome.changed:
+            return Reply(f"{view.ref} is already {view.status}.")
+        if view.status == "resolved":
+            return Reply(resolved_reply(view))
+        return Reply(f"{view.ref} is now *{view.status}*.")
+
+    async def _severity(self, incident: IncidentView, command: Command, inv: Invocation) -> Reply:
+        severity = parse_severity(command.args)
+        outcome = await self.lifecycle.change_severity(incident, severity, inv)
+        view = outcome.incident
+        if not outcome.changed:
+            return Reply(f"{view.ref} is already {view.severity.upper()}.")
+        return Reply(f"{view.ref} is now *{view.severity.upper()}*; its reminders follow.")
+
+    async def _update(self, incident: IncidentView, command: Command, inv: Invocation) -> Reply:
+        outcome = await self.lifecycle.post_update(incident, command.args, inv)
+        where = " and the announcement channel" if self.config.announce_channel else ""
+        text = f"Customer update for {incident.ref} posted in the war room{where}."
+        if outcome.cautions:
+            words = ", ".join(f"“{escape(w)}”" for w in outcome.cautions)
+            text += (
+                f"\n:warning: Customer updates state facts, not guesses ({words}). "
+                "Say what is known and what is being done; keep causes for the post-mortem."
+            )
+        return Reply(text)
+
+    async def _ack(self, incident: IncidentView, _command: Command, inv: Invocation) -> Reply:
+        outcome = await self.lifecycle.acknowledge(incident, inv)
+        view = outcome.incident
+        if not outcome.changed:
+            return Reply(f"{view.ref} is already acknowledged.")
+        commander = view.commander
+        took = " You are its commander." if commander and commander.id == inv.user_id else ""
+        return Reply(f"{view.ref} acknowledged.{took}")
+
+    async def _resolve(self, incident: IncidentView, command: Command, inv: Invocation) -> Reply:
+        outcome = await self.lifecycle.resolve(incident, command.args.strip() or None, inv)
+        if not outcome.changed:
+            return Reply(f"{outcome.incident.ref} is already resolved.")
+        return Reply(resolved_reply(outcome.incident))
+
+    async def _postmortem(self, incident: IncidentView, command: Command, inv: Invocation) -> Reply:
+        if not command.args.strip():
+            await self.lifecycle.postmortem_draft(incident, inv)
+            return Reply(f"A post-mortem draft for {incident.ref} is posted in the war room.")
+        url = parse_postmortem_done(command.args)
+        await self.lifecycle.postmortem_done(incident, url, inv)
+        return Reply(f"Post-mortem for {incident.ref} recorded; its reminders have stopped.")
 
     async def _declare(self, invocation: Invocation, command: Command) -> Reply:
         declaration = parse_declaration(command.args)
@@ -157,6 +241,13 @@ class CommandService:
         return "\n".join(lines)
 
     async def _record_in_war_room(self, invocation: Invocation, *, reason: str) -> None:
-        incident = await self.incidents.find(number=None, channel_id=invocation.channel_id)
+        """Input that did not parse still goes on the record of the incident it was aimed at:
+        the one it names (`/incident INC-7 frobnicate`), else the war room it was typed in."""
+        try:
+            incident = await self.incidents.find(
+                number=incident_number_in(invocation.text), channel_id=invocation.channel_id
+            )
+        except NotFoundError:
+            return
         if incident is not None:
             await self.incidents.record_command(incident.id, invocation, reason=reason)

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass, field
 
 from bot.errors import UsageError
-from bot.slacktext import to_plain
+from bot.slacktext import escape, to_plain
 
 MAX_TITLE = 150
 
@@ -46,13 +46,19 @@ SUBCOMMAND_ALIASES = {
 INCIDENT_SUBCOMMANDS = frozenset(
     {"role", "roles", "note", "status", "sev", "update", "ack", "resolve", "postmortem", "export"}
 )
-NOT_YET = frozenset({"status", "sev", "update", "ack", "resolve", "postmortem", "export"})
+NOT_YET = frozenset({"export"})
 
 USAGE = {
     "declare": "/incident declare <title> [sev1|sev2|sev3|sev4]",
     "role": "/incident role <commander|comms|resolver> <@user>",
     "roles": "/incident roles",
     "note": "/incident note <text>",
+    "status": "/incident status <investigating|identified|monitoring|resolved>",
+    "sev": "/incident sev <1-4>",
+    "update": "/incident update <customer-facing text>",
+    "ack": "/incident ack",
+    "resolve": "/incident resolve [summary]",
+    "postmortem": "/incident postmortem [done <url>]",
     "list": "/incident list",
     "help": "/incident help",
 }
@@ -62,6 +68,13 @@ _SEVERITY = re.compile(r"^sev-?([1-4])$", re.IGNORECASE)
 _USER_ESCAPED = re.compile(r"^<@([UW][A-Z0-9]{2,})(?:\|([^>]*))?>$")
 _USER_HANDLE = re.compile(r"^@([\w.\-]{1,80})$")
 _WORD_CHAR = re.compile(r"\w")
+# Slack sends emoji in command text as shortcodes: `:fire:`, `:+1::skin-tone-2:`.
+_EMOJI_CODE = re.compile(r":[a-z0-9_+'-]+:", re.IGNORECASE)
+
+
+def _quoted(word: str) -> str:
+    """A word of the user's, echoed back: read as plain text, cut short, and made inert."""
+    return escape(to_plain(word)[:40])
 
 
 @dataclass(frozen=True)
@@ -99,20 +112,27 @@ def parse_command(text: str) -> Command:
     if words and words[0].upper().startswith("INC"):
         match = _INCIDENT_ID.match(words[0])
         if not match:
-            raise UsageError(f"`{words[0]}` is not an incident id; write it like INC-7.")
+            raise UsageError(f"`{_quoted(words[0])}` is not an incident id; write it like INC-7.")
         number = int(match.group(1))
         words = words[1:]
     if not words:
         return Command(name="help", incident_number=number)
     name = SUBCOMMAND_ALIASES.get(words[0].lower())
     if name is None:
-        raise UsageError(f"Unknown subcommand `{to_plain(words[0])[:40]}`. Try `/incident help`.")
+        raise UsageError(f"Unknown subcommand `{_quoted(words[0])}`. Try `/incident help`.")
     rest = text.split(None, 2 if number is not None else 1)
     args = rest[-1] if len(rest) > (2 if number is not None else 1) else ""
     if words[0].lower() in ("ic", "lead"):
         # `/incident ic @ana` is `/incident role commander @ana`.
         args = f"commander {args}".strip()
     return Command(name=name, incident_number=number, args=args, words=tuple(args.split()))
+
+
+def incident_number_in(text: str) -> int | None:
+    """The incident a command names first (`INC-7 ...`), even when the rest will not parse."""
+    words = text.split(None, 1)
+    match = _INCIDENT_ID.match(words[0]) if words and words[0].upper().startswith("INC") else None
+    return int(match.group(1)) if match else None
 
 
 def parse_declaration(args: str) -> Declaration:
@@ -132,7 +152,7 @@ def parse_declaration(args: str) -> Declaration:
             f"That title is {len(title)} characters; keep it under {MAX_TITLE} "
             "and put the details in the channel."
         )
-    if not _WORD_CHAR.search(title.replace("_", "")):
+    if not _WORD_CHAR.search(_EMOJI_CODE.sub("", title).replace("_", "")):
         raise UsageError("Give the incident a title in words, not only emoji or punctuation.")
     return Declaration(title=title, severity=severity)
 
@@ -144,7 +164,7 @@ def parse_user(word: str) -> UserRef:
     match = _USER_HANDLE.match(word)
     if match:
         return UserRef(handle=match.group(1))
-    raise UsageError(f"`{to_plain(word)[:40]}` is not a person; mention them like @ana.")
+    raise UsageError(f"`{_quoted(word)}` is not a person; mention them like @ana.")
 
 
 def parse_role_change(args: str) -> RoleChange:
@@ -153,9 +173,7 @@ def parse_role_change(args: str) -> RoleChange:
         raise UsageError(f"Usage: `{USAGE['role']}`")
     role = ROLE_ALIASES.get(words[0].lower())
     if role is None:
-        raise UsageError(
-            f"`{to_plain(words[0])[:40]}` is not a role; use commander, comms or resolver."
-        )
+        raise UsageError(f"`{_quoted(words[0])}` is not a role; use commander, comms or resolver.")
     return RoleChange(role=role, user=parse_user(words[1]))
 
 

@@ -103,6 +103,8 @@ class WarroomConfig(BaseModel):
     default_severity: str = "sev3"
     postmortem_remind_every: Duration = timedelta(hours=24)
     redact_patterns: list[str] = Field(default_factory=list)
+    # A folder of templates that replace the built-in ones of the same name.
+    templates_dir: Path | None = None
 
     @field_validator("channel_pattern")
     @classmethod

@@ -12,6 +12,7 @@ from jinja2 import Environment
 from sqlmodel import Session
 
 from bot.blocks import announcement_text, header_blocks, header_text, topic_text
+from bot.clocks import ClockChange, Clocks, start_clocks
 from bot.commands import Declaration, UserRef
 from bot.config import WarroomConfig
 from bot.errors import NotAllowedError, NotFoundError, UsageError, WarroomError
@@ -19,9 +20,11 @@ from bot.gateway import SlackGateway
 from bot.naming import channel_name, name_candidates
 from bot.people import People
 from bot.readmodels import IncidentView, Person, incident_view
+from bot.reminders import ReminderKind
 from bot.slacktext import channel_link, escape, mention
 from bot.tasks import BackgroundTasks
 from storage import incidents as incident_store
+from storage import reminders as reminder_store
 from storage import timeline as timeline_store
 from storage.db import Database
 from storage.models import Incident
@@ -84,6 +87,7 @@ class IncidentService:
         templates: Environment,
         tasks: BackgroundTasks,
         people: People,
+        clocks: Clocks,
         clock: Clock = utc_now,
     ) -> None:
         self.db = db
@@ -92,6 +96,7 @@ class IncidentService:
         self.templates = templates
         self.tasks = tasks
         self.people = people
+        self.clocks = clocks
         self.clock = clock
 
     # -- finding incidents ---------------------------------------------------------------
@@ -124,7 +129,7 @@ class IncidentService:
         severity = declaration.severity or self.config.default_severity
         declarer_name = await self.people.cached_name(invocation.user_id) or invocation.user_name
 
-        def _declare(session: Session) -> IncidentView:
+        def _declare(session: Session) -> tuple[IncidentView, list[ClockChange]]:
             number = incident_store.next_incident_number(session)
             incident = incident_store.create_incident(
                 session,
@@ -149,7 +154,7 @@ class IncidentService:
                 text=declaration.title,
                 data={"severity": severity, "source": "slack"},
             )
-            self._assign(
+            self.take_role(
                 session,
                 incident,
                 "commander",
@@ -157,9 +162,12 @@ class IncidentService:
                 by=invocation.user_id,
                 at=now,
             )
-            return incident_view(session, incident)
+            view = incident_view(session, incident)
+            return view, start_clocks(session, view, self.config)
 
-        return await self.db.run(_declare)
+        view, clocks = await self.db.run(_declare)
+        self.clocks.follow(clocks)
+        return view
 
     async def open_war_room(self, incident_id: int, *, response_url: str | None) -> None:
         """Create the channel, pull people in, set the topic, post and pin the header, announce."""
@@ -252,7 +260,7 @@ class IncidentService:
     async def assign_role(
         self, incident: IncidentView, role: str, user: UserRef, invocation: Invocation
     ) -> tuple[IncidentView, bool]:
-        """Give `role` to `user`; False when they already hold it. Refusals raise NotAllowedError."""
+        """Give `role` to `user`; False when they already hold it. NotAllowedError if refused."""
         if not self.may_manage(incident, invocation.user_id):
             holder = incident.commander
             raise NotAllowedError(
@@ -269,7 +277,7 @@ class IncidentService:
         def _assign(session: Session) -> tuple[IncidentView, bool]:
             row = session.get_one(Incident, incident.id)
             command_event(session, incident_id=incident.id, invocation=invocation, at=now)
-            changed = self._assign(
+            changed = self.take_role(
                 session,
                 row,
                 role,
@@ -285,7 +293,7 @@ class IncidentService:
             self.tasks.spawn(self._welcome(view, role, profile.user_id))
         return view, changed
 
-    def _assign(
+    def take_role(
         self,
         session: Session,
         incident: Incident,
@@ -320,8 +328,11 @@ class IncidentService:
             at=at,
         )
         if role == "commander" and incident.acknowledged_at is None:
+            # Someone taking command acknowledges an alert; its escalation clock stops (a job
+            # already scheduled finds the reminder inactive and does nothing).
             incident.acknowledged_at = at
             session.add(incident)
+            reminder_store.stop_reminder(session, incident_id=incident.id, kind=ReminderKind.ACK)
         text = f"{person.label} is {role}"
         timeline_store.add_event(
             session,

@@ -45,6 +45,9 @@ class IncidentView:
     resolved_at: datetime | None
     header_ts: str | None
     source: str
+    last_update_at: datetime | None
+    postmortem_url: str | None
+    postmortem_done_at: datetime | None
     roles: tuple[RoleView, ...]
 
     @property
@@ -78,6 +81,9 @@ def incident_view(session: Session, incident: Incident) -> IncidentView:
         resolved_at=incident.resolved_at,
         header_ts=incident.header_ts,
         source=incident.source,
+        last_update_at=incident.last_update_at,
+        postmortem_url=incident.postmortem_url,
+        postmortem_done_at=incident.postmortem_done_at,
         roles=tuple(
             RoleView(
                 role=r.role,

@@ -57,6 +57,9 @@ class Incident(SQLModel, table=True):
     mitigated_at: datetime | None = utc_column()
     resolved_at: datetime | None = utc_column()
     header_ts: str | None = Field(default=None, max_length=32)
+    last_update_at: datetime | None = utc_column()
+    postmortem_url: str | None = Field(default=None, max_length=500)
+    postmortem_done_at: datetime | None = utc_column()
 
 
 class RoleAssignment(SQLModel, table=True):
@@ -103,3 +106,36 @@ class SlackUser(SQLModel, table=True):
     name: str = Field(max_length=200)
     handle: str | None = Field(default=None, max_length=200, index=True)
     updated_at: datetime = utc_column(nullable=False)
+
+
+class Reminder(SQLModel, table=True):
+    """One clock per incident and kind: the source of truth that scheduler jobs are checked
+    against, so a stale or doubled job can never post."""
+
+    __table_args__ = (UniqueConstraint("incident_id", "kind", name="uq_reminder_incident_kind"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    incident_id: int = Field(foreign_key="incident.id")
+    kind: str = Field(max_length=16)
+    due_at: datetime = utc_column(nullable=False, index=True)
+    # Bumped whenever the clock moves; a job carrying an older value is stale and does nothing.
+    seq: int = 0
+    active: bool = True
+    fired_count: int = 0
+
+
+class OutboxMessage(SQLModel, table=True):
+    """A message the bot owes Slack, committed before it is sent, marked once Slack took it."""
+
+    __tablename__ = "outbox_message"
+    __table_args__ = (Index("ix_outbox_message_pending", "posted_at", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    incident_id: int | None = Field(default=None, foreign_key="incident.id")
+    channel_id: str = Field(max_length=32)
+    text: str
+    created_at: datetime = utc_column(nullable=False)
+    posted_at: datetime | None = utc_column()
+    slack_ts: str | None = Field(default=None, max_length=32)
+    attempts: int = 0
+    last_error: str | None = Field(default=None, max_length=200)

@@ -1,0 +1,254 @@
+"""The clocks: APScheduler 3 with its job store in our database, checked against our own
+reminder rows so that every reminder fires once, late after downtime but never twice."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from slack_sdk.errors import SlackApiError
+from sqlmodel import Session
+
+from bot.config import WarroomConfig
+from bot.gateway import SlackGateway
+from bot.readmodels import IncidentView, incident_view
+from bot.reminders import (
+    ReminderKind,
+    ack_due,
+    first_update_due,
+    job_id,
+    next_after,
+    notices_for,
+    repeat_interval,
+    still_wanted,
+)
+from storage import outbox as outbox_store
+from storage import reminders as reminder_store
+from storage import timeline as timeline_store
+from storage.db import Database
+from storage.models import Incident, Reminder
+
+log = logging.getLogger(__name__)
+
+OUTBOX_JOB = "outbox:flush"
+OUTBOX_EVERY_SECONDS = 15
+
+
+@dataclass(frozen=True)
+class ClockChange:
+    """A reminder row as it stood at commit, for the scheduler to follow."""
+
+    reminder_id: int
+    incident_id: int
+    kind: str
+    due_at: datetime
+    seq: int
+    active: bool
+
+    @classmethod
+    def of(cls, reminder: Reminder) -> ClockChange:
+        assert reminder.id is not None
+        return cls(
+            reminder.id,
+            reminder.incident_id,
+            reminder.kind,
+            reminder.due_at,
+            reminder.seq,
+            reminder.active,
+        )
+
+
+# APScheduler stores jobs as a function reference and plain arguments; the jobs below find the
+# running process's Clocks here.
+_running: Clocks | None = None
+
+
+async def fire_reminder_job(reminder_id: int, seq: int) -> None:
+    """Scheduler job: fire one reminder if it is still due and still wanted."""
+    if _running is not None:
+        await _running.fire(reminder_id, seq)
+
+
+async def flush_outbox_job() -> None:
+    """Scheduler job: send what the bot still owes Slack (after failures or a restart)."""
+    if _running is not None:
+        await _running.flush_outbox()
+
+
+class Clocks:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        gateway: SlackGateway,
+        config: WarroomConfig,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.db = db
+        self.gateway = gateway
+        self.config = config
+        self.clock = clock
+        self.scheduler = AsyncIOScheduler(
+            jobstores={"default": SQLAlchemyJobStore(engine=db.engine)},
+            job_defaults={"coalesce": True, "misfire_grace_time": None, "max_instances": 1},
+            timezone=UTC,
+        )
+        self._sending: set[int] = set()
+        self.fired = 0
+
+    @property
+    def running(self) -> bool:
+        return bool(self.scheduler.running)
+
+    async def start(self) -> None:
+        """Start the scheduler and bring its jobs in line with the reminder rows."""
+        global _running
+        _running = self
+        self.scheduler.start()
+        changes = await self.db.run(
+            lambda s: [ClockChange.of(r) for r in reminder_store.active_reminders(s)]
+        )
+        self.follow(changes)
+        self.scheduler.add_job(
+            flush_outbox_job,
+            "interval",
+            seconds=OUTBOX_EVERY_SECONDS,
+            id=OUTBOX_JOB,
+            replace_existing=True,
+            next_run_time=datetime.now(UTC),
+        )
+
+    async def stop(self) -> None:
+        global _running
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+        if _running is self:
+            _running = None
+
+    def follow(self, changes: list[ClockChange]) -> None:
+        """Add, move or drop the scheduler jobs for reminder rows that changed."""
+        if not self.scheduler.running:
+            return  # a process without a scheduler leaves the rows for the one that has it
+        for change in changes:
+            ident = job_id(change.incident_id, change.kind)
+            if not change.active:
+                if self.scheduler.get_job(ident):
+                    self.scheduler.remove_job(ident)
+                continue
+            self.scheduler.add_job(
+                fire_reminder_job,
+                "date",
+                run_date=change.due_at,
+                id=ident,
+                args=[change.reminder_id, change.seq],
+                replace_existing=True,
+            )
+
+    async def fire(self, reminder_id: int, seq: int) -> None:
+        now = self.clock()
+
+        def _fire(session: Session) -> tuple[list[int], ClockChange | None]:
+            reminder = reminder_store.claim_due(session, reminder_id=reminder_id, seq=seq, now=now)
+            if reminder is None:
+                return [], None
+            incident = incident_view(session, session.get_one(Incident, reminder.incident_id))
+            if not still_wanted(reminder.kind, incident):
+                reminder_store.stop_reminder(session, incident_id=incident.id, kind=reminder.kind)
+                return [], ClockChange.of(reminder)
+            notices = notices_for(reminder.kind, incident, now, self.config)
+            late = max(0.0, (now - reminder.due_at).total_seconds())
+            event_kind = "escalation" if reminder.kind == ReminderKind.ACK else "reminder"
+            timeline_store.add_event(
+                session,
+                incident_id=incident.id,
+                kind=event_kind,
+                at=now,
+                text=notices[0].text if notices else None,
+                data={
+                    "reminder": reminder.kind,
+                    "due_at": reminder.due_at.isoformat(),
+                    "late_seconds": round(late, 3),
+                    "sent_to": [n.channel_id for n in notices],
+                },
+                dedupe_key=f"reminder:{reminder.id}:{reminder.seq}",
+            )
+            messages = [
+                outbox_store.enqueue(
+                    session, channel_id=n.channel_id, text=n.text, at=now, incident_id=incident.id
+                ).id
+                for n in notices
+            ]
+            every = repeat_interval(reminder.kind, incident, self.config)
+            reminder.fired_count += 1
+            if every is None:
+                reminder.active = False
+                reminder.seq += 1
+            else:
+                reminder.due_at = next_after(reminder.due_at, every, now)
+                reminder.seq += 1
+            session.add(reminder)
+            session.flush()
+            return [m for m in messages if m is not None], ClockChange.of(reminder)
+
+        messages, change = await self.db.run(_fire)
+        if change is not None:
+            self.follow([change])
+        if messages:
+            self.fired += 1
+        for message_id in messages:
+            await self.send(message_id)
+
+    async def send(self, message_id: int) -> None:
+        """Post one owed message and mark it sent; a failure leaves it for the next flush."""
+        if message_id in self._sending:
+            return
+        self._sending.add(message_id)
+        try:
+            message = await self.db.run(lambda s: outbox_store.unsent(s, message_id=message_id))
+            if message is None:
+                return
+            try:
+                ts = await self.gateway.post_message(message.channel_id, message.text)
+            except (SlackApiError, OSError, TimeoutError) as exc:
+                error = exc.response.get("error") if isinstance(exc, SlackApiError) else repr(exc)
+                log.warning("outbox message %s not sent yet: %s", message_id, error)
+                await self.db.run(
+                    lambda s: outbox_store.mark_failed(s, message_id=message_id, error=str(error))
+                )
+                return
+            now = self.clock()
+            await self.db.run(
+                lambda s: outbox_store.mark_posted(s, message_id=message_id, ts=ts, at=now)
+            )
+        finally:
+            self._sending.discard(message_id)
+
+    async def flush_outbox(self) -> None:
+        pending = await self.db.run(lambda s: [m.id for m in outbox_store.pending(s)])
+        for message_id in pending:
+            if message_id is not None:
+                await self.send(message_id)
+
+
+def start_clocks(
+    session: Session, incident: IncidentView, config: WarroomConfig
+) -> list[ClockChange]:
+    """The clocks a newly declared incident starts: customer updates, and acknowledgement."""
+    changes = []
+    for kind, due in (
+        (ReminderKind.UPDATE, first_update_due(incident, config)),
+        (ReminderKind.ACK, ack_due(incident, config)),
+    ):
+        if due is not None:
+            changes.append(
+                ClockChange.of(
+                    reminder_store.set_reminder(
+                        session, incident_id=incident.id, kind=kind, due_at=due
+                    )
+                )
+            )
+    return changes

@@ -1,0 +1,55 @@
+"""Messages owed to Slack: written in the same transaction as the decision to send them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlmodel import Session, col, select
+
+from storage.models import OutboxMessage
+
+MAX_ATTEMPTS = 20
+
+
+def enqueue(
+    session: Session, *, channel_id: str, text: str, at: datetime, incident_id: int | None
+) -> OutboxMessage:
+    message = OutboxMessage(incident_id=incident_id, channel_id=channel_id, text=text, created_at=at)
+    session.add(message)
+    session.flush()
+    return message
+
+
+def pending(session: Session, *, limit: int = 100) -> Sequence[OutboxMessage]:
+    return session.exec(
+        select(OutboxMessage)
+        .where(col(OutboxMessage.posted_at).is_(None))
+        .where(OutboxMessage.attempts < MAX_ATTEMPTS)
+        .order_by(col(OutboxMessage.id))
+        .limit(limit)
+    ).all()
+
+
+def unsent(session: Session, *, message_id: int) -> OutboxMessage | None:
+    """The message if it has not been sent yet."""
+    message = session.get(OutboxMessage, message_id)
+    if message is None or message.posted_at is not None:
+        return None
+    return message
+
+
+def mark_posted(session: Session, *, message_id: int, ts: str, at: datetime) -> None:
+    message = session.get_one(OutboxMessage, message_id)
+    message.posted_at = at
+    message.slack_ts = ts
+    session.add(message)
+    session.flush()
+
+
+def mark_failed(session: Session, *, message_id: int, error: str) -> None:
+    message = session.get_one(OutboxMessage, message_id)
+    message.attempts += 1
+    message.last_error = error[:200]
+    session.add(message)
+    session.flush()
