@@ -87,8 +87,10 @@ class Clocks:
         gateway: SlackGateway,
         config: WarroomConfig,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        outbox_every: float = OUTBOX_EVERY_SECONDS,
     ) -> None:
         self.db = db
+        self.outbox_every = outbox_every
         self.gateway = gateway
         self.config = config
         self.clock = clock
@@ -116,7 +118,7 @@ class Clocks:
         self.scheduler.add_job(
             flush_outbox_job,
             "interval",
-            seconds=OUTBOX_EVERY_SECONDS,
+            seconds=self.outbox_every,
             id=OUTBOX_JOB,
             replace_existing=True,
             next_run_time=datetime.now(UTC),

@@ -123,8 +123,11 @@ class IncidentService:
 
     # -- declaring -------------------------------------------------------------------------
 
-    async def declare(self, invocation: Invocation, declaration: Declaration) -> IncidentView:
-        """Number and store a new incident, with its declarer as commander. Slack comes later."""
+    async def declare(
+        self, invocation: Invocation, declaration: Declaration, *, source: str = "slack"
+    ) -> IncidentView:
+        """Number and store a new incident. A person declaring is its commander and has
+        acknowledged it; an alert's incident waits for `/incident ack`. Slack comes later."""
         now = self.clock()
         severity = declaration.severity or self.config.default_severity
         declarer_name = await self.people.cached_name(invocation.user_id) or invocation.user_name
@@ -140,6 +143,7 @@ class IncidentService:
                 declared_by_id=invocation.user_id,
                 declared_by_name=declarer_name,
                 origin_channel_id=invocation.channel_id,
+                source=source,
             )
             assert incident.id is not None
             if not command_event(session, incident_id=incident.id, invocation=invocation, at=now):
@@ -152,16 +156,17 @@ class IncidentService:
                 actor_id=invocation.user_id,
                 actor_name=declarer_name,
                 text=declaration.title,
-                data={"severity": severity, "source": "slack"},
+                data={"severity": severity, "source": source},
             )
-            self.take_role(
-                session,
-                incident,
-                "commander",
-                Person(invocation.user_id, declarer_name),
-                by=invocation.user_id,
-                at=now,
-            )
+            if source == "slack":
+                self.take_role(
+                    session,
+                    incident,
+                    "commander",
+                    Person(invocation.user_id, declarer_name),
+                    by=invocation.user_id,
+                    at=now,
+                )
             view = incident_view(session, incident)
             return view, start_clocks(session, view, self.config)
 

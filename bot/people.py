@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from sqlmodel import Session
 
 from bot.commands import UserRef
+from bot.errors import WarroomError
 from bot.gateway import SlackGateway, SlackProfile
 from storage import timeline as timeline_store
 from storage import users as user_store
@@ -46,16 +47,33 @@ class People:
         return await self.db.run(lambda s: self.known_name(s, user_id))
 
     async def resolve(self, ref: UserRef) -> SlackProfile | None:
-        """The profile a command names, or None when Slack has no such user."""
-        async with asyncio.timeout(LOOKUP_TIMEOUT * 2):
-            if ref.user_id:
-                profile = await self.gateway.user_profile(ref.user_id)
-            else:
-                assert ref.handle is not None
-                profile = await self.gateway.find_user(ref.handle)
+        """The profile a command names, or None when Slack has no such user. Known people are
+        answered from the cache; Slack is asked within a deadline that keeps the ack in time."""
+        cached = await self.db.run(lambda s: self._cached_profile(s, ref))
+        if cached is not None:
+            return cached
+        try:
+            async with asyncio.timeout(LOOKUP_TIMEOUT):
+                if ref.user_id:
+                    profile = await self.gateway.user_profile(ref.user_id)
+                else:
+                    assert ref.handle is not None
+                    profile = await self.gateway.find_user(ref.handle)
+        except TimeoutError:
+            raise WarroomError(
+                "Slack is slow to answer just now; nothing changed. Try again."
+            ) from None
         if profile is not None:
             await self._save(profile)
         return profile
+
+    def _cached_profile(self, session: Session, ref: UserRef) -> SlackProfile | None:
+        if ref.user_id:
+            name = self.known_name(session, ref.user_id)
+            return SlackProfile(ref.user_id, name, None) if name else None
+        assert ref.handle is not None
+        user = user_store.user_by_handle(session, handle=ref.handle)
+        return SlackProfile(user.id, user.name, user.handle) if user else None
 
     async def learn(self, user_id: str) -> None:
         """Resolve a name Slack has not told us yet and name the events already recorded."""
