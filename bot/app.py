@@ -13,7 +13,7 @@ from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp, AsyncBoltContext
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.clocks import Clocks
+from bot.clocks import OUTBOX_EVERY_SECONDS, Clocks
 from bot.command_service import CommandService
 from bot.config import Settings, WarroomConfig
 from bot.gateway import SlackGateway, build_web_client
@@ -53,7 +53,11 @@ SERVICES: web.AppKey[Services] = web.AppKey("services", Services)
 
 
 def build_services(
-    settings: Settings, config: WarroomConfig, *, clock: Callable[[], datetime] = utc_now
+    settings: Settings,
+    config: WarroomConfig,
+    *,
+    clock: Callable[[], datetime] = utc_now,
+    outbox_every: float = OUTBOX_EVERY_SECONDS,
 ) -> Services:
     assert settings.slack_bot_token is not None
     db = Database(settings.database_url)
@@ -62,7 +66,7 @@ def build_services(
     tasks = BackgroundTasks()
     people = People(db=db, gateway=gateway, clock=clock)
     templates = build_environment(config.templates_dir)
-    clocks = Clocks(db=db, gateway=gateway, config=config, clock=clock)
+    clocks = Clocks(db=db, gateway=gateway, config=config, clock=clock, outbox_every=outbox_every)
     incidents = IncidentService(
         db=db,
         gateway=gateway,
@@ -136,6 +140,7 @@ def build_web_app(
     async def lifecycle(_app: web.Application) -> AsyncIterator[None]:
         await services.identity.load()
         await services.clocks.start()
+        await services.incidents.resume_unopened_war_rooms()
         yield
         await services.clocks.stop()
         # Let work that was promised to users finish before the database goes.

@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from jinja2 import Environment
 from sqlmodel import Session
@@ -173,6 +173,24 @@ class IncidentService:
         view, clocks = await self.db.run(_declare)
         self.clocks.follow(clocks)
         return view
+
+    async def resume_unopened_war_rooms(self, *, within: timedelta = timedelta(hours=24)) -> int:
+        """Open the war rooms that a crash or a Slack outage left unopened (recent ones only:
+        an old incident without a channel is history, not an emergency)."""
+        cutoff = self.clock() - within
+
+        def _unopened(session: Session) -> list[int]:
+            return [
+                i.id
+                for i in incident_store.open_incidents(session)
+                if i.id is not None and i.channel_id is None and i.declared_at >= cutoff
+            ]
+
+        unopened = await self.db.run(_unopened)
+        for incident_id in unopened:
+            log.info("opening the war room of incident %s, left unopened", incident_id)
+            self.tasks.spawn(self.open_war_room(incident_id, response_url=None))
+        return len(unopened)
 
     async def open_war_room(self, incident_id: int, *, response_url: str | None) -> None:
         """Create the channel, pull people in, set the topic, post and pin the header, announce."""

@@ -15,7 +15,9 @@ MAX_ATTEMPTS = 20
 def enqueue(
     session: Session, *, channel_id: str, text: str, at: datetime, incident_id: int | None
 ) -> OutboxMessage:
-    message = OutboxMessage(incident_id=incident_id, channel_id=channel_id, text=text, created_at=at)
+    message = OutboxMessage(
+        incident_id=incident_id, channel_id=channel_id, text=text, created_at=at
+    )
     session.add(message)
     session.flush()
     return message

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from tests.conftest import Warroom
+from pathlib import Path
+
+from bot.commands import Declaration
+from bot.incidents import Invocation
+from tests.conftest import Warroom, WarroomFactory
 
 
 async def test_declare_opens_a_war_room(warroom: Warroom) -> None:
@@ -24,3 +28,21 @@ async def test_declare_opens_a_war_room(warroom: Warroom) -> None:
     assert "INC-1" in announce and f"<#{channel.id}>" in announce
     assert warroom.kinds(1) == ["command", "declared", "role_assigned"]
     assert any("is open in" in r["text"] for r in slack.responses)
+
+
+async def test_a_war_room_left_unopened_by_a_crash_opens_at_the_next_start(
+    make_warroom: WarroomFactory, tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path / 'crash.db'}"
+    first = await make_warroom(database_url=url)
+    # The declaration was committed and acknowledged, then the process died before Slack work.
+    await first.services.incidents.declare(
+        Invocation(user_id="U0ANA", user_name="ana", channel_id="C0GENERAL", text="declare x"),
+        Declaration(title="Payments stuck", severity="sev2"),
+    )
+    assert not first.slack.calls_to("conversations.create")
+
+    second = await make_warroom(database_url=url)
+    await second.settle()
+    channel = second.slack.channel_named("inc-1-payments-stuck")
+    assert "U0ANA" in channel.members and channel.pins

@@ -104,7 +104,8 @@ class FakeSlack:
         assert matches, f"no channel named {name}; have {[c.name for c in self.channels.values()]}"
         return matches[0]
 
-    async def wait_for(self, predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+    # A deadline for the polling loop, not a cancellation scope: ASYNC109 does not apply.
+    async def wait_for(self, predicate: Callable[[], bool], timeout: float = 5.0) -> None:  # noqa: ASYNC109
         """Wait until `predicate` holds (polling the recorded state), or fail the test."""
         deadline = asyncio.get_running_loop().time() + timeout
         while not predicate():
