@@ -81,6 +81,7 @@ class TimelineEvent(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("dedupe_key", name="uq_timeline_event_dedupe_key"),
         Index("ix_timeline_event_incident_at", "incident_id", "at", "id"),
+        Index("ix_timeline_event_incident_thread", "incident_id", "thread_at", "at", "id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -92,6 +93,9 @@ class TimelineEvent(SQLModel, table=True):
     text: str | None = None
     slack_ts: str | None = Field(default=None, max_length=32)
     thread_ts: str | None = Field(default=None, max_length=32)
+    # When the thread this event belongs to began (its own time if it is not a reply): sorting
+    # on it streams every reply right after its parent, for exports that nest threads.
+    thread_at: datetime = utc_column(nullable=False)
     data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     # What makes a redelivery recognisable: the message ts, or Slack's event_id.
     dedupe_key: str | None = Field(default=None, max_length=200)

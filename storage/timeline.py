@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import update
@@ -11,6 +11,11 @@ from sqlmodel import Session, col, select
 
 from storage.models import TimelineEvent
 from storage.sql import insert_for
+
+
+def thread_start(thread_ts: str | None, at: datetime) -> datetime:
+    """When an event's thread began: its parent's ts for a reply, else the event itself."""
+    return datetime.fromtimestamp(float(thread_ts), tz=UTC) if thread_ts else at
 
 
 def add_event(
@@ -37,6 +42,7 @@ def add_event(
         "text": text,
         "slack_ts": slack_ts,
         "thread_ts": thread_ts,
+        "thread_at": thread_start(thread_ts, at),
         "data": data or {},
         "dedupe_key": dedupe_key,
     }
@@ -72,17 +78,28 @@ def add_events(session: Session, rows: list[dict[str, Any]]) -> set[str]:
         .returning(col(TimelineEvent.dedupe_key))
     )
     params = [
-        {name: row.get(name) for name in columns} | {"data": row.get("data") or {}} for row in rows
+        {name: row.get(name) for name in columns}
+        | {
+            "data": row.get("data") or {},
+            "thread_at": thread_start(row.get("thread_ts"), row["at"]),
+        }
+        for row in rows
     ]
     return {key for key in session.execute(statement, params).scalars() if key is not None}
 
 
-def events_for(session: Session, *, incident_id: int) -> Iterator[TimelineEvent]:
-    """The incident's events in time order, streamed rather than loaded whole."""
+def events_for(
+    session: Session, *, incident_id: int, threaded: bool = False
+) -> Iterator[TimelineEvent]:
+    """The incident's events in time order, streamed rather than loaded whole; `threaded` puts
+    each thread reply right after its parent (and its earlier siblings) instead."""
+    order = [col(TimelineEvent.at), col(TimelineEvent.id)]
+    if threaded:
+        order.insert(0, col(TimelineEvent.thread_at))
     statement = (
         select(TimelineEvent)
         .where(TimelineEvent.incident_id == incident_id)
-        .order_by(col(TimelineEvent.at), col(TimelineEvent.id))
+        .order_by(*order)
         .execution_options(yield_per=1000)
     )
     yield from session.exec(statement)
