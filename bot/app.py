@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from aiohttp import web
+from jinja2 import Environment
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp, AsyncBoltContext
 from slack_sdk.web.async_client import AsyncWebClient
@@ -22,9 +23,11 @@ from bot.incidents import IncidentService, utc_now
 from bot.lifecycle import LifecycleService
 from bot.listeners import register_listeners
 from bot.people import People
+from bot.review import ReviewService
 from bot.tasks import BackgroundTasks
 from bot.templating import build_environment
 from bot.timeline import TimelineService
+from bot.web_exports import ExportRoutes
 from storage.db import Database
 
 log = logging.getLogger(__name__)
@@ -47,6 +50,8 @@ class Services:
     lifecycle: LifecycleService
     timeline: TimelineService
     commands: CommandService
+    templates: Environment
+    clock: Callable[[], datetime]
 
 
 SERVICES: web.AppKey[Services] = web.AppKey("services", Services)
@@ -97,8 +102,21 @@ def build_services(
         clocks=clocks,
         lifecycle=lifecycle,
         timeline=TimelineService(db=db, people=people, tasks=tasks),
+        templates=templates,
+        clock=clock,
         commands=CommandService(
-            incidents=incidents, lifecycle=lifecycle, config=config, tasks=tasks
+            incidents=incidents,
+            lifecycle=lifecycle,
+            review=ReviewService(
+                settings=settings,
+                config=config,
+                db=db,
+                gateway=gateway,
+                templates=templates,
+                clock=clock,
+            ),
+            config=config,
+            tasks=tasks,
         ),
     )
 
@@ -152,5 +170,12 @@ def build_web_app(
     web_app[SERVICES] = services
     web_app.router.add_post(SLACK_PATH, slack_events)
     web_app.router.add_get("/healthz", healthz)
+    ExportRoutes(
+        settings=settings,
+        config=config,
+        db=services.db,
+        templates=services.templates,
+        clock=services.clock,
+    ).register(web_app)
     web_app.cleanup_ctx.append(lifecycle)
     return web_app

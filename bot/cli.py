@@ -112,18 +112,27 @@ def _output(path: str | None) -> AbstractContextManager[TextIO]:
 
 
 def cmd_export(args: argparse.Namespace) -> None:
-    from bot.export import FORMATS, json_chunks, load_incident, parse_incident_ref
+    from bot.export import export_chunks, parse_incident_ref
+    from bot.incidents import utc_now
+    from bot.templating import build_environment
 
-    if args.format not in FORMATS:
-        raise WarroomError(f"--format {args.format} is not available yet; use json")
     number = parse_incident_ref(args.incident)
     settings = _settings()
+    config = load_config(settings.warroom_config)
     db = _database(settings)
     try:
         with _database_errors(), db.reading() as session:
-            incident = load_incident(session, number)
+            chunks = export_chunks(
+                session,
+                number,
+                args.format,
+                config=config,
+                templates=build_environment(config.templates_dir),
+                redact=args.redact,
+                now=utc_now(),
+            )
             with _output(args.output) as out:
-                for chunk in json_chunks(session, incident):
+                for chunk in chunks:
                     out.write(chunk)
     finally:
         db.close()
@@ -148,6 +157,9 @@ def build_parser() -> argparse.ArgumentParser:
     export = commands.add_parser("export", help="print an incident's timeline")
     export.add_argument("incident", help="INC-7 or 7")
     export.add_argument("--format", default="json", choices=["md", "html", "json", "csv"])
+    export.add_argument(
+        "--redact", action="store_true", help="mask email addresses, phone numbers and IPs"
+    )
     export.add_argument("-o", "--output", help="write to this file instead of standard output")
     export.set_defaults(run=cmd_export)
     return parser

@@ -3,6 +3,7 @@ reminder rows so that every reminder fires once, late after downtime but never t
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -100,6 +101,7 @@ class Clocks:
             timezone=UTC,
         )
         self._sending: set[int] = set()
+        self._posting: set[asyncio.Task[None]] = set()
         self.fired = 0
 
     @property
@@ -130,6 +132,8 @@ class Clocks:
             self.scheduler.shutdown(wait=False)
         if _running is self:
             _running = None
+        # Posts already under way finish; whatever is still owed waits in the outbox.
+        await asyncio.gather(*self._posting, return_exceptions=True)
 
     def follow(self, changes: list[ClockChange]) -> None:
         """Add, move or drop the scheduler jobs for reminder rows that changed."""
@@ -201,7 +205,15 @@ class Clocks:
             self.follow([change])
         if messages:
             self.fired += 1
-        for message_id in messages:
+            # Posted after the job returns: a job that waits out Slack's retries is still
+            # running when its clock's next run comes due, and APScheduler skips that run
+            # (max_instances), which for a date job means the reminder is lost.
+            task = asyncio.get_running_loop().create_task(self._send_all(messages))
+            self._posting.add(task)
+            task.add_done_callback(self._posting.discard)
+
+    async def _send_all(self, message_ids: list[int]) -> None:
+        for message_id in message_ids:
             await self.send(message_id)
 
     async def send(self, message_id: int) -> None:
@@ -216,7 +228,7 @@ class Clocks:
             try:
                 ts = await self.gateway.post_message(message.channel_id, message.text)
             except (SlackApiError, OSError, TimeoutError) as exc:
-                error = exc.response.get("error") if isinstance(exc, SlackApiError) else repr(exc)
+                error = _describe(exc)
                 log.warning("outbox message %s not sent yet: %s", message_id, error)
                 await self.db.run(
                     lambda s: outbox_store.mark_failed(s, message_id=message_id, error=str(error))
@@ -234,6 +246,16 @@ class Clocks:
         for message_id in pending:
             if message_id is not None:
                 await self.send(message_id)
+
+
+def _describe(exc: Exception) -> str:
+    """Slack's error code, or the HTTP status when the body was not Slack's JSON (a 5xx)."""
+    if isinstance(exc, SlackApiError):
+        data = exc.response.data
+        if isinstance(data, dict) and data.get("error"):
+            return str(data["error"])
+        return f"HTTP {exc.response.status_code}"
+    return repr(exc)
 
 
 def start_clocks(

@@ -5,12 +5,12 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 
 from slack_sdk.errors import SlackApiError
 
 from bot.commands import (
     INCIDENT_SUBCOMMANDS,
-    NOT_YET,
     USAGE,
     Command,
     incident_number_in,
@@ -20,6 +20,7 @@ from bot.commands import (
     parse_role_change,
 )
 from bot.config import WarroomConfig
+from bot.durations import format_duration
 from bot.errors import NotAllowedError, NotFoundError, UsageError, WarroomError
 from bot.incidents import IncidentService, Invocation, roles_summary
 from bot.lifecycle import (
@@ -29,6 +30,7 @@ from bot.lifecycle import (
     parse_status,
 )
 from bot.readmodels import IncidentView
+from bot.review import ReviewService, parse_export_format
 from bot.slacktext import channel_link, escape, mention
 from bot.tasks import BackgroundTasks
 
@@ -74,11 +76,13 @@ class CommandService:
         *,
         incidents: IncidentService,
         lifecycle: LifecycleService,
+        review: ReviewService,
         config: WarroomConfig,
         tasks: BackgroundTasks,
     ) -> None:
         self.incidents = incidents
         self.lifecycle = lifecycle
+        self.review = review
         self.config = config
         self.tasks = tasks
 
@@ -117,8 +121,6 @@ class CommandService:
     async def _on_incident(
         self, incident: IncidentView, command: Command, invocation: Invocation
     ) -> Reply:
-        if command.name in NOT_YET:
-            raise UsageError(f"`/incident {command.name}` is not available in this version yet.")
         handler = {
             "role": self._role,
             "note": self._note,
@@ -129,6 +131,7 @@ class CommandService:
             "ack": self._ack,
             "resolve": self._resolve,
             "postmortem": self._postmortem,
+            "export": self._export,
         }[command.name]
         return await handler(incident, command, invocation)
 
@@ -204,6 +207,25 @@ class CommandService:
         url = parse_postmortem_done(command.args)
         await self.lifecycle.postmortem_done(incident, url, inv)
         return Reply(f"Post-mortem for {incident.ref} recorded; its reminders have stopped.")
+
+    async def _export(self, incident: IncidentView, command: Command, inv: Invocation) -> Reply:
+        fmt = parse_export_format(command.args)
+        await self.incidents.record_command(incident.id, inv)
+        if self.review.links_enabled:
+            link = self.review.link(incident, fmt)
+            ttl = format_duration(self.config.export_link_ttl or timedelta(hours=24))
+            url = link.replace("&", "&amp;")  # Slack markup escapes & even inside links
+            return Reply(f"<{url}|{incident.ref} timeline ({fmt})>: this link works for {ttl}.")
+        target = incident.channel_id or inv.channel_id
+
+        async def report_failure(exc: Exception) -> None:
+            if inv.response_url:
+                await self.incidents.gateway.respond(
+                    inv.response_url, f"The {incident.ref} export failed: {describe_failure(exc)}"
+                )
+
+        self.tasks.spawn(self.review.upload(incident, fmt, target), on_error=report_failure)
+        return Reply(f"Uploading the {incident.ref} timeline ({fmt}) to {channel_link(target)}…")
 
     async def _declare(self, invocation: Invocation, command: Command) -> Reply:
         declaration = parse_declaration(command.args)

@@ -46,7 +46,6 @@ SUBCOMMAND_ALIASES = {
 INCIDENT_SUBCOMMANDS = frozenset(
     {"role", "roles", "note", "status", "sev", "update", "ack", "resolve", "postmortem", "export"}
 )
-NOT_YET = frozenset({"export"})
 
 USAGE = {
     "declare": "/incident declare <title> [sev1|sev2|sev3|sev4]",
@@ -59,6 +58,7 @@ USAGE = {
     "ack": "/incident ack",
     "resolve": "/incident resolve [summary]",
     "postmortem": "/incident postmortem [done <url>]",
+    "export": "/incident export [md|html|json|csv]",
     "list": "/incident list",
     "help": "/incident help",
 }

@@ -48,6 +48,8 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///warroom.db"
     warroom_config: Path | None = None
     warroom_export_token: str | None = None
+    # Where reviewers reach this server, for the signed links that `/incident export` posts.
+    warroom_public_url: str | None = None
     warroom_alert_token: str | None = None
 
     def require(self, *names: str) -> None:
@@ -103,6 +105,7 @@ class WarroomConfig(BaseModel):
     default_severity: str = "sev3"
     postmortem_remind_every: Duration = timedelta(hours=24)
     redact_patterns: list[str] = Field(default_factory=list)
+    export_link_ttl: Duration = timedelta(hours=24)
     # A folder of templates that replace the built-in ones of the same name.
     templates_dir: Path | None = None
 

@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from slack_sdk.errors import SlackApiError
@@ -135,6 +136,16 @@ class SlackGateway:
         """An ephemeral reply to a slash command after its ack (response_url)."""
         webhook = AsyncWebhookClient(response_url, timeout=10)
         await webhook.send(text=text, response_type="ephemeral")
+
+    async def upload_file(self, channel_id: str, path: Path, *, title: str, comment: str) -> None:
+        """Upload a file with Slack's current API (getUploadURLExternal, then complete)."""
+        await self.client.files_upload_v2(
+            channel=channel_id,
+            file=str(path),
+            filename=path.name,
+            title=title,
+            initial_comment=comment,
+        )
 
     async def user_profile(self, user_id: str) -> SlackProfile | None:
         """Look a user up; None when Slack has no such user."""

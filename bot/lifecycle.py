@@ -66,10 +66,11 @@ def parse_severity(args: str) -> str:
 
 
 def parse_postmortem_done(args: str) -> str:
-    words = args.split()
+    # A link Slack formatted with its text (`<https://…|Post-mortem for INC-7>`) has spaces.
+    words = args.split(None, 1)
     if len(words) != 2 or words[0].lower() != "done":
         raise UsageError("Usage: `/incident postmortem` or `/incident postmortem done <url>`")
-    match = _URL.match(words[1])
+    match = _URL.match(words[1].strip())
     if not match:
         raise UsageError("Give the post-mortem's link as an http(s) URL.")
     return match.group(1)
@@ -97,11 +98,13 @@ class LifecycleService:
 
     # -- access ------------------------------------------------------------------------------
 
-    def _require_manager(self, incident: IncidentView, invocation: Invocation, what: str) -> None:
+    def _require_manager(
+        self, incident: IncidentView, invocation: Invocation, what: str, *, also: str = ""
+    ) -> None:
         if not self.incidents.may_manage(incident, invocation.user_id):
             holder = incident.commander
             raise NotAllowedError(
-                f"Only the commander ({holder.label if holder else 'nobody'}) or an admin "
+                f"Only the commander ({holder.label if holder else 'nobody'}){also} or an admin "
                 f"can {what} in {incident.ref}."
             )
 
@@ -172,7 +175,9 @@ class LifecycleService:
     ) -> Outcome:
         holders = {p.id for p in incident.holders("comms")}
         if invocation.user_id not in holders:
-            self._require_manager(incident, invocation, "post customer updates")
+            self._require_manager(
+                incident, invocation, "post customer updates", also=", the comms lead"
+            )
         if not text.strip():
             raise UsageError("Usage: `/incident update <text>`")
         plain = to_plain(text.strip())
@@ -303,6 +308,7 @@ class LifecycleService:
 
     async def postmortem_draft(self, incident: IncidentView, invocation: Invocation) -> Outcome:
         """Post a post-mortem draft built from the timeline into the war room."""
+        self._require_manager(incident, invocation, "post the post-mortem draft")
 
         def _draft(session: Session, row: Incident, now: datetime) -> Outcome:
             view = incident_view(session, row)

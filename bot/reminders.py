@@ -126,7 +126,9 @@ def postmortem_reminder(
         when = "no deadline is set"
     elif due > now:
         local = due.astimezone(config.zone).strftime("%a %d %b %H:%M %Z")
-        when = f"it is due {local} (in {format_duration(due - now)})"
+        # Rounded: a reminder fires a moment after its time, and "in 23h 59m" should say "1d".
+        left = timedelta(seconds=round((due - now).total_seconds()))
+        when = f"it is due {local} (in {format_duration(left)})"
     else:
         when = f"it is *overdue* by {format_duration(now - due)}"
     text = (

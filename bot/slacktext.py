@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Mapping
 
 _MARKUP = re.compile(r"<([^<>]*)>")
 _BROADCAST_WORDS = re.compile(r"@(channel|here|everyone)\b", re.IGNORECASE)
 _ZERO_WIDTH_JOINER = "\u2060"
 
 
-def _plain_token(token: str) -> str:
+def _plain_token(token: str, names: Mapping[str, str]) -> str:
     target, _, label = token.partition("|")
     if target.startswith("@"):
-        return "@" + (label or target[1:])
+        return "@" + (label or names.get(target[1:]) or target[1:])
     if target.startswith("#"):
         return "#" + (label or target[1:])
     if target.startswith("!"):
@@ -23,9 +24,11 @@ def _plain_token(token: str) -> str:
     return f"{label} ({target})" if label and label != target else target
 
 
-def to_plain(text: str) -> str:
-    """Slack's escaped, marked-up text as a person would read it: `<@U1|ana>` -> `@ana`."""
-    return html.unescape(_MARKUP.sub(lambda m: _plain_token(m.group(1)), text))
+def to_plain(text: str, names: Mapping[str, str] | None = None) -> str:
+    """Slack's escaped, marked-up text as a person would read it: `<@U1|ana>` -> `@ana`
+    (and `<@U1>` -> `@ana` too when `names` knows U1)."""
+    known = names or {}
+    return html.unescape(_MARKUP.sub(lambda m: _plain_token(m.group(1), known), text))
 
 
 def escape(text: str) -> str:

@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+import html
+import re
 from importlib import resources
 from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from bot.slacktext import escape
+
+_MD_INLINE = re.compile(r"([\\`*_\[\]|~])")
+_MD_LINE_START = re.compile(r"^(\s*)([#>+=-]|\d+[.)])", re.MULTILINE)
+
+
+def markdown_escape(text: str) -> str:
+    """User text made inert in Markdown: no HTML, links, emphasis, headings or table breaks;
+    line breaks kept as `<br>` so that a list item or a table cell stays whole."""
+    text = html.escape(text, quote=False)
+    text = _MD_INLINE.sub(r"\\\1", text)
+    text = _MD_LINE_START.sub(r"\1\\\2", text)
+    return "<br>".join(text.splitlines())
 
 
 def templates_dir() -> Path:
@@ -25,11 +39,13 @@ def build_environment(extra_dir: Path | None = None) -> Environment:
     environment = Environment(
         loader=FileSystemLoader(search),
         undefined=StrictUndefined,
-        autoescape=select_autoescape(["html", "htm", "xml"], default_for_string=False),
+        # Templates are named like `timeline.html.j2`: the format is the inner extension.
+        autoescape=select_autoescape(["html", "html.j2", "htm", "xml"], default_for_string=False),
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=False,
     )
     # Slack mrkdwn templates escape user text with `| slack` (no markup, no broadcast mentions).
     environment.filters["slack"] = escape
+    environment.filters["md"] = markdown_escape
     return environment

@@ -136,3 +136,12 @@ def relieve_role(session: Session, *, assignment: RoleAssignment, at: datetime) 
     assignment.relieved_at = at
     session.add(assignment)
     session.flush()
+
+
+def recent_incidents(session: Session, *, limit: int = 200) -> Sequence[Incident]:
+    """Open incidents first, then the most recently declared others."""
+    return session.exec(
+        select(Incident)
+        .order_by(col(Incident.status) == "resolved", col(Incident.number).desc())
+        .limit(limit)
+    ).all()

@@ -125,3 +125,17 @@ def fill_actor_name(session: Session, *, actor_id: str, name: str) -> None:
         .where(col(TimelineEvent.actor_name).is_(None))
         .values(actor_name=name)
     )
+
+
+def events_of_kinds(
+    session: Session, *, incident_id: int, kinds: tuple[str, ...]
+) -> list[TimelineEvent]:
+    """The few events of some kinds (status changes, say), in time order."""
+    return list(
+        session.exec(
+            select(TimelineEvent)
+            .where(TimelineEvent.incident_id == incident_id)
+            .where(col(TimelineEvent.kind).in_(kinds))
+            .order_by(col(TimelineEvent.at), col(TimelineEvent.id))
+        )
+    )

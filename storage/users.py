@@ -32,3 +32,8 @@ def save_user(
     session.execute(
         statement.on_conflict_do_update(index_elements=["id"], set_={**values, "updated_at": at})
     )
+
+
+def all_user_names(session: Session) -> dict[str, str]:
+    """Every cached display name by user id (for rendering `<@U1>` in exports)."""
+    return {user.id: user.name for user in session.exec(select(SlackUser))}

@@ -20,6 +20,7 @@ from sqlalchemy import create_engine, text
 from sqlmodel import Session, col, select
 
 from bot.app import Services, build_services, build_web_app
+from bot.clocks import OUTBOX_EVERY_SECONDS
 from bot.config import Settings, WarroomConfig
 from storage.db import Database
 from storage.migrate import upgrade
@@ -198,18 +199,20 @@ async def make_warroom(
     started: list[Warroom] = []
 
     async def _make(config: dict[str, Any] | None = None, database_url: str | None = None,
-                    ) -> Warroom:
+                    *, outbox_every: float = OUTBOX_EVERY_SECONDS,
+                    env: dict[str, Any] | None = None) -> Warroom:
         url = database_url or f"sqlite:///{tmp_path / 'warroom.db'}"
         _migrate(url)
         settings = Settings(
             _env_file=None,  # type: ignore[call-arg]
             slack_bot_token="xoxb-test", slack_signing_secret=SIGNING_SECRET,
-            slack_api_url=slack.api_url, database_url=url,
+            slack_api_url=slack.api_url, database_url=url, **(env or {}),
         )
         warroom_config = WarroomConfig.model_validate(
             {"announce_channel": "C0ANNOUNCE", "admins": ["U0ADMIN"], **(config or {})}
         )
-        services = build_services(settings, warroom_config)
+        # A short outbox interval lets a test see Slack failures retried by the next flush.
+        services = build_services(settings, warroom_config, outbox_every=outbox_every)
         # Retries honour Retry-After in whole seconds; tests keep them short.
         app = build_web_app(settings, warroom_config, services=services)
         server = TestServer(app, host="127.0.0.1")

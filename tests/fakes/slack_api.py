@@ -45,6 +45,8 @@ class FakeSlack:
     def __init__(self) -> None:
         self.calls: list[Call] = []
         self.responses: list[dict[str, Any]] = []
+        # Files uploaded through files.getUploadURLExternal + POST + completeUploadExternal.
+        self.uploads: dict[str, dict[str, Any]] = {}
         self.users: dict[str, dict[str, Any]] = {}
         self.usergroups: dict[str, list[str]] = {}
         self.channels: dict[str, Channel] = {}
@@ -58,10 +60,19 @@ class FakeSlack:
 
     # -- set-up ---------------------------------------------------------------------------
 
-    def add_user(self, user_id: str, name: str, *, display_name: str = "", is_bot: bool = False,
-                 ) -> None:
+    def add_user(
+        self,
+        user_id: str,
+        name: str,
+        *,
+        display_name: str = "",
+        is_bot: bool = False,
+    ) -> None:
         self.users[user_id] = {
-            "id": user_id, "name": name, "real_name": name.title(), "is_bot": is_bot,
+            "id": user_id,
+            "name": name,
+            "real_name": name.title(),
+            "is_bot": is_bot,
             "deleted": False,
             "profile": {"display_name": display_name, "real_name": name.title()},
         }
@@ -69,8 +80,15 @@ class FakeSlack:
     def add_channel(self, channel_id: str, name: str, *, members: set[str] | None = None) -> None:
         self.channels[channel_id] = Channel(channel_id, name, members or {BOT_USER})
 
-    def fail(self, method: str, *, status: int = 200, error: str | None = None,
-             retry_after: int | None = None, times: int = 1) -> None:
+    def fail(
+        self,
+        method: str,
+        *,
+        status: int = 200,
+        error: str | None = None,
+        retry_after: int | None = None,
+        times: int = 1,
+    ) -> None:
         """Make the next `times` calls of `method` fail with an HTTP status or a Slack error."""
         self.faults.setdefault(method, []).append(Fault(status, error, retry_after, times))
 
@@ -87,6 +105,7 @@ class FakeSlack:
         app = web.Application()
         app.router.add_route("*", "/api/{method}", self._handle)
         app.router.add_post("/respond/{key}", self._respond)
+        app.router.add_post("/upload/{file_id}", self._upload)
         self.server = TestServer(app, host="127.0.0.1")
         await self.server.start_server()
 
@@ -119,6 +138,13 @@ class FakeSlack:
         self.responses.append(await request.json())
         return web.Response(text="ok")
 
+    async def _upload(self, request: web.Request) -> web.Response:
+        upload = self.uploads.get(request.match_info["file_id"])
+        if upload is None:
+            return web.Response(status=404, text="no such upload")
+        upload["content"] = await request.read()
+        return web.Response(text="OK - ok")
+
     async def _handle(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
         args: dict[str, Any] = dict(request.query)
@@ -138,7 +164,8 @@ class FakeSlack:
                 faults.pop(0)
             if fault.status == 429:
                 return web.json_response(
-                    {"ok": False, "error": "ratelimited"}, status=429,
+                    {"ok": False, "error": "ratelimited"},
+                    status=429,
                     headers={"Retry-After": str(fault.retry_after or 1)},
                 )
             if fault.status >= 500:
@@ -161,8 +188,14 @@ class FakeSlack:
         return channel
 
     def _auth_test(self, _args: dict[str, Any]) -> dict[str, Any]:
-        return {"url": "https://test.slack.com/", "team": "Test", "user": "warroom",
-                "team_id": "T0TEST", "user_id": BOT_USER, "bot_id": "B0BOT"}
+        return {
+            "url": "https://test.slack.com/",
+            "team": "Test",
+            "user": "warroom",
+            "team_id": "T0TEST",
+            "user_id": BOT_USER,
+            "bot_id": "B0BOT",
+        }
 
     def _conversations_create(self, args: dict[str, Any]) -> dict[str, Any]:
         name = args.get("name", "")
@@ -176,8 +209,15 @@ class FakeSlack:
             raise SlackError("name_taken")
         channel_id = f"C{next(self._ids):08d}"
         self.channels[channel_id] = Channel(channel_id, name, {BOT_USER})
-        return {"channel": {"id": channel_id, "name": name, "is_channel": True,
-                            "created": 1700000000, "creator": BOT_USER}}
+        return {
+            "channel": {
+                "id": channel_id,
+                "name": name,
+                "is_channel": True,
+                "created": 1700000000,
+                "creator": BOT_USER,
+            }
+        }
 
     def _conversations_invite(self, args: dict[str, Any]) -> dict[str, Any]:
         channel = self._channel(args.get("channel", ""))
@@ -249,6 +289,38 @@ class FakeSlack:
 
     def _users_list(self, _args: dict[str, Any]) -> dict[str, Any]:
         return {"members": list(self.users.values()), "response_metadata": {"next_cursor": ""}}
+
+    def _files_getUploadURLExternal(self, args: dict[str, Any]) -> dict[str, Any]:  # noqa: N802
+        if not args.get("filename") or not args.get("length"):
+            raise SlackError("invalid_arguments")
+        file_id = f"F{next(self._ids):08d}"
+        self.uploads[file_id] = {
+            "filename": args["filename"],
+            "length": int(args["length"]),
+            "content": None,
+            "channel": None,
+            "title": None,
+        }
+        assert self.server is not None
+        return {"upload_url": str(self.server.make_url(f"/upload/{file_id}")), "file_id": file_id}
+
+    def _files_completeUploadExternal(self, args: dict[str, Any]) -> dict[str, Any]:  # noqa: N802
+        files = args.get("files")
+        if isinstance(files, str):
+            files = json.loads(files)
+        done = []
+        for item in files or []:
+            upload = self.uploads.get(item.get("id", ""))
+            if upload is None or upload["content"] is None:
+                raise SlackError("file_not_found")
+            channel = args.get("channel_id")
+            if channel:
+                self._channel(channel)
+            upload.update(
+                channel=channel, title=item.get("title"), comment=args.get("initial_comment")
+            )
+            done.append({"id": item["id"], "title": item.get("title"), "name": upload["filename"]})
+        return {"files": done}
 
     def _usergroups_users_list(self, args: dict[str, Any]) -> dict[str, Any]:
         group = args.get("usergroup", "")
