@@ -14,6 +14,7 @@ from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp, AsyncBoltContext
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.alert_service import AlertService
 from bot.clocks import OUTBOX_EVERY_SECONDS, Clocks
 from bot.command_service import CommandService
 from bot.config import Settings, WarroomConfig
@@ -27,6 +28,7 @@ from bot.review import ReviewService
 from bot.tasks import BackgroundTasks
 from bot.templating import build_environment
 from bot.timeline import TimelineService
+from bot.web_alerts import AlertRoutes
 from bot.web_exports import ExportRoutes
 from storage.db import Database
 
@@ -50,6 +52,7 @@ class Services:
     lifecycle: LifecycleService
     timeline: TimelineService
     commands: CommandService
+    alerts: AlertService
     templates: Environment
     clock: Callable[[], datetime]
 
@@ -102,6 +105,9 @@ def build_services(
         clocks=clocks,
         lifecycle=lifecycle,
         timeline=TimelineService(db=db, people=people, tasks=tasks),
+        alerts=AlertService(
+            db=db, incidents=incidents, clocks=clocks, config=config, tasks=tasks, clock=clock
+        ),
         templates=templates,
         clock=clock,
         commands=CommandService(
@@ -170,6 +176,7 @@ def build_web_app(
     web_app[SERVICES] = services
     web_app.router.add_post(SLACK_PATH, slack_events)
     web_app.router.add_get("/healthz", healthz)
+    AlertRoutes(settings=settings, alerts=services.alerts).register(web_app)
     ExportRoutes(
         settings=settings,
         config=config,

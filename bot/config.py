@@ -106,6 +106,9 @@ class WarroomConfig(BaseModel):
     postmortem_remind_every: Duration = timedelta(hours=24)
     redact_patterns: list[str] = Field(default_factory=list)
     export_link_ttl: Duration = timedelta(hours=24)
+    # Alert `severity` label -> warroom severity (added to critical/page: sev1, high/error: sev2,
+    # warning: sev3, info: sev4); anything else gets default_severity.
+    alert_severities: dict[str, str] = Field(default_factory=dict)
     # A folder of templates that replace the built-in ones of the same name.
     templates_dir: Path | None = None
 
@@ -149,6 +152,9 @@ class WarroomConfig(BaseModel):
     def _default_severity_exists(self) -> WarroomConfig:
         if self.default_severity not in SEVERITIES:
             raise ValueError(f"default_severity {self.default_severity!r} is not sev1 to sev4")
+        for label, severity in self.alert_severities.items():
+            if severity not in SEVERITIES:
+                raise ValueError(f"alert_severities.{label}: {severity!r} is not sev1 to sev4")
         return self
 
     def policy(self, severity: str) -> SeverityPolicy:

@@ -77,6 +77,21 @@ def command_event(
     )
 
 
+def declared_event(session: Session, incident: Incident) -> None:
+    """The `declared` entry that opens every timeline."""
+    assert incident.id is not None
+    timeline_store.add_event(
+        session,
+        incident_id=incident.id,
+        kind="declared",
+        at=incident.declared_at,
+        actor_id=incident.declared_by_id,
+        actor_name=incident.declared_by_name,
+        text=incident.title,
+        data={"severity": incident.severity, "source": incident.source},
+    )
+
+
 class IncidentService:
     def __init__(
         self,
@@ -133,31 +148,19 @@ class IncidentService:
         declarer_name = await self.people.cached_name(invocation.user_id) or invocation.user_name
 
         def _declare(session: Session) -> tuple[IncidentView, list[ClockChange]]:
-            number = incident_store.next_incident_number(session)
-            incident = incident_store.create_incident(
+            incident = self.new_incident(
                 session,
-                number=number,
                 title=declaration.title,
                 severity=severity,
-                declared_at=now,
-                declared_by_id=invocation.user_id,
-                declared_by_name=declarer_name,
+                at=now,
+                declarer=Person(invocation.user_id, declarer_name),
                 origin_channel_id=invocation.channel_id,
                 source=source,
             )
             assert incident.id is not None
             if not command_event(session, incident_id=incident.id, invocation=invocation, at=now):
                 raise WarroomError("That command was already handled.")
-            timeline_store.add_event(
-                session,
-                incident_id=incident.id,
-                kind="declared",
-                at=now,
-                actor_id=invocation.user_id,
-                actor_name=declarer_name,
-                text=declaration.title,
-                data={"severity": severity, "source": source},
-            )
+            declared_event(session, incident)
             if source == "slack":
                 self.take_role(
                     session,
@@ -173,6 +176,33 @@ class IncidentService:
         view, clocks = await self.db.run(_declare)
         self.clocks.follow(clocks)
         return view
+
+    def new_incident(
+        self,
+        session: Session,
+        *,
+        title: str,
+        severity: str,
+        at: datetime,
+        declarer: Person,
+        origin_channel_id: str | None,
+        source: str,
+        alert_group_key: str | None = None,
+    ) -> Incident:
+        """Number and store an incident inside the caller's unit of work (the number is taken
+        in the same transaction, so a rollback reuses nothing); `declared_event` records it."""
+        return incident_store.create_incident(
+            session,
+            number=incident_store.next_incident_number(session),
+            title=title,
+            severity=severity,
+            declared_at=at,
+            declared_by_id=declarer.id,
+            declared_by_name=declarer.name,
+            origin_channel_id=origin_channel_id,
+            source=source,
+            alert_group_key=alert_group_key,
+        )
 
     async def resume_unopened_war_rooms(self, *, within: timedelta = timedelta(hours=24)) -> int:
         """Open the war rooms that a crash or a Slack outage left unopened (recent ones only:
@@ -420,6 +450,9 @@ class IncidentService:
                 s, incident_id=incident_id, invocation=invocation, at=now, kind=kind, data=data
             )
         )
+
+    async def find_by_id(self, incident_id: int) -> IncidentView:
+        return await self._view(incident_id)
 
     async def _view(self, incident_id: int) -> IncidentView:
         def _load(session: Session) -> IncidentView:

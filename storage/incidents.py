@@ -39,6 +39,7 @@ def create_incident(
     declared_by_name: str | None,
     origin_channel_id: str | None,
     source: str = "slack",
+    alert_group_key: str | None = None,
 ) -> Incident:
     incident = Incident(
         number=number,
@@ -49,6 +50,7 @@ def create_incident(
         declared_by_name=declared_by_name,
         origin_channel_id=origin_channel_id,
         source=source,
+        alert_group_key=alert_group_key,
         # A person declaring is at the keyboard already; only alerts wait for an ack.
         acknowledged_at=declared_at if source == "slack" else None,
     )
@@ -67,6 +69,22 @@ def incident_by_number(session: Session, *, number: int) -> Incident | None:
 
 def incident_by_channel(session: Session, *, channel_id: str) -> Incident | None:
     return session.exec(select(Incident).where(Incident.channel_id == channel_id)).first()
+
+
+def open_incident_for_alert_group(session: Session, *, group_key: str) -> Incident | None:
+    return session.exec(
+        select(Incident)
+        .where(Incident.alert_group_key == group_key)
+        .where(Incident.status != "resolved")
+    ).first()
+
+
+def last_incident_for_alert_group(session: Session, *, group_key: str) -> Incident | None:
+    return session.exec(
+        select(Incident)
+        .where(Incident.alert_group_key == group_key)
+        .order_by(col(Incident.number).desc())
+    ).first()
 
 
 def open_incidents(session: Session) -> Sequence[Incident]:

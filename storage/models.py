@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Index, TypeDecorator, UniqueConstraint
+from sqlalchemy import JSON, Column, DateTime, Index, TypeDecorator, UniqueConstraint, text
 from sqlalchemy.engine import Dialect
 from sqlmodel import Field, SQLModel
 
@@ -41,6 +41,18 @@ class Counter(SQLModel, table=True):
 
 
 class Incident(SQLModel, table=True):
+    __table_args__ = (
+        # One open incident per alert group: a group firing again joins it, even when two
+        # notifications race on two replicas.
+        Index(
+            "uq_incident_open_alert_group",
+            "alert_group_key",
+            unique=True,
+            sqlite_where=text("status != 'resolved'"),
+            postgresql_where=text("status != 'resolved'"),
+        ),
+    )
+
     id: int | None = Field(default=None, primary_key=True)
     number: int = Field(unique=True)
     title: str = Field(max_length=200)
@@ -60,6 +72,8 @@ class Incident(SQLModel, table=True):
     last_update_at: datetime | None = utc_column()
     postmortem_url: str | None = Field(default=None, max_length=500)
     postmortem_done_at: datetime | None = utc_column()
+    # SHA-256 of Alertmanager's groupKey, for incidents an alert declared.
+    alert_group_key: str | None = Field(default=None, max_length=64)
 
 
 class RoleAssignment(SQLModel, table=True):
