@@ -3,13 +3,16 @@ runs at import time."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
 from aiohttp import web
 from jinja2 import Environment
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp, AsyncBoltContext
 from slack_sdk.web.async_client import AsyncWebClient
@@ -23,6 +26,7 @@ from bot.identity import BotIdentity
 from bot.incidents import IncidentService, utc_now
 from bot.lifecycle import LifecycleService
 from bot.listeners import register_listeners
+from bot.metrics import Metrics, request_type
 from bot.people import People
 from bot.review import ReviewService
 from bot.tasks import BackgroundTasks
@@ -41,6 +45,7 @@ SLACK_PATH = "/slack/events"
 class Services:
     """Everything a request may need, built once per process."""
 
+    metrics: Metrics
     db: Database
     client: AsyncWebClient
     identity: BotIdentity
@@ -69,12 +74,21 @@ def build_services(
 ) -> Services:
     assert settings.slack_bot_token is not None
     db = Database(settings.database_url)
-    client = build_web_client(settings.slack_bot_token, settings.api_url)
+    metrics = Metrics()
+    client = build_web_client(settings.slack_bot_token, settings.api_url, metrics=metrics)
     gateway = SlackGateway(client)
     tasks = BackgroundTasks()
     people = People(db=db, gateway=gateway, clock=clock)
     templates = build_environment(config.templates_dir)
-    clocks = Clocks(db=db, gateway=gateway, config=config, clock=clock, outbox_every=outbox_every)
+    clocks = Clocks(
+        db=db,
+        gateway=gateway,
+        config=config,
+        clock=clock,
+        outbox_every=outbox_every,
+        metrics=metrics,
+    )
+    metrics.watch(db, lambda: clocks.running)
     incidents = IncidentService(
         db=db,
         gateway=gateway,
@@ -95,6 +109,7 @@ def build_services(
         clock=clock,
     )
     return Services(
+        metrics=metrics,
         db=db,
         client=client,
         identity=BotIdentity(client, settings.slack_bot_token),
@@ -154,12 +169,36 @@ def build_web_app(
     services = services or build_services(settings, config)
     bolt = build_bolt_app(settings, services)
 
+    metrics = services.metrics
+
     async def slack_events(request: web.Request) -> web.Response:
-        bolt_response = await bolt.async_dispatch(await to_bolt_request(request))
+        started = time.perf_counter()
+        bolt_request = await to_bolt_request(request)
+        bolt_response = await bolt.async_dispatch(bolt_request)
+        kind = request_type(bolt_request.body) if bolt_response.status != 401 else "unsigned"
+        metrics.ack_seconds.labels(type=kind).observe(time.perf_counter() - started)
+        outcome = "ok" if bolt_response.status < 400 else str(bolt_response.status)
+        metrics.slack_requests.labels(type=kind, outcome=outcome).inc()
         return await to_aiohttp_response(bolt_response)
 
     async def healthz(_request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
+
+    async def readyz(_request: web.Request) -> web.Response:
+        problems = []
+        try:
+            await asyncio.to_thread(services.db.ping)
+        except Exception as exc:
+            log.warning("readiness: database unreachable: %s", type(exc).__name__)
+            problems.append("database unreachable")
+        if not services.clocks.running:
+            problems.append("scheduler not running")
+        status = 503 if problems else 200
+        return web.json_response({"ready": not problems, "problems": problems}, status=status)
+
+    async def metrics_page(_request: web.Request) -> web.Response:
+        body = await asyncio.to_thread(generate_latest, metrics.registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def lifecycle(_app: web.Application) -> AsyncIterator[None]:
         await services.identity.load()
@@ -176,6 +215,8 @@ def build_web_app(
     web_app[SERVICES] = services
     web_app.router.add_post(SLACK_PATH, slack_events)
     web_app.router.add_get("/healthz", healthz)
+    web_app.router.add_get("/readyz", readyz)
+    web_app.router.add_get("/metrics", metrics_page)
     AlertRoutes(settings=settings, alerts=services.alerts).register(web_app)
     ExportRoutes(
         settings=settings,

@@ -16,6 +16,7 @@ from sqlmodel import Session
 
 from bot.config import WarroomConfig
 from bot.gateway import SlackGateway
+from bot.metrics import Metrics
 from bot.readmodels import IncidentView, incident_view
 from bot.reminders import (
     ReminderKind,
@@ -89,8 +90,10 @@ class Clocks:
         config: WarroomConfig,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         outbox_every: float = OUTBOX_EVERY_SECONDS,
+        metrics: Metrics | None = None,
     ) -> None:
         self.db = db
+        self.metrics = metrics
         self.outbox_every = outbox_every
         self.gateway = gateway
         self.config = config
@@ -112,7 +115,9 @@ class Clocks:
         """Start the scheduler and bring its jobs in line with the reminder rows."""
         global _running
         _running = self
-        self.scheduler.start()
+        # Paused until the jobs are repaired: a stale job left by a crash would otherwise start
+        # first, and the right one, due too, be skipped as a second instance of the same id.
+        self.scheduler.start(paused=True)
         changes = await self.db.run(
             lambda s: [ClockChange.of(r) for r in reminder_store.active_reminders(s)]
         )
@@ -125,6 +130,7 @@ class Clocks:
             replace_existing=True,
             next_run_time=datetime.now(UTC),
         )
+        self.scheduler.resume()
 
     async def stop(self) -> None:
         global _running

@@ -19,6 +19,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot.errors import WarroomError
+from bot.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -34,12 +35,53 @@ _SKIPPABLE_INVITE_ERRORS = {
 }
 
 
-def build_web_client(token: str, base_url: str) -> AsyncWebClient:
+class CountedWebClient(AsyncWebClient):
+    """The Web API client, counting every call by method and outcome for /metrics."""
+
+    def __init__(self, *, metrics: Metrics | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.metrics = metrics
+
+    async def api_call(self, api_method: str, **kwargs: Any) -> Any:
+        try:
+            response = await super().api_call(api_method, **kwargs)
+        except SlackApiError as exc:
+            self._count(api_method, str(exc.response.get("error") or "error"))
+            raise
+        except Exception:
+            self._count(api_method, "exception")
+            raise
+        self._count(api_method, "ok")
+        return response
+
+    def _count(self, method: str, outcome: str) -> None:
+        if self.metrics is not None:
+            self.metrics.web_api_calls.labels(method=method, outcome=outcome).inc()
+
+
+class CountedRateLimitRetryHandler(AsyncRateLimitErrorRetryHandler):
+    """Retries a 429 after its Retry-After, counting it (the retry hides it from api_call)."""
+
+    def __init__(self, metrics: Metrics | None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.metrics = metrics
+
+    async def _can_retry_async(self, **kwargs: Any) -> bool:
+        retry = bool(await super()._can_retry_async(**kwargs))
+        if retry and self.metrics is not None:
+            method = str(kwargs["request"].url).rstrip("/").rsplit("/", 1)[-1]
+            self.metrics.web_api_calls.labels(method=method, outcome="ratelimited").inc()
+        return retry
+
+
+def build_web_client(
+    token: str, base_url: str, *, metrics: Metrics | None = None
+) -> AsyncWebClient:
     """A Web API client that rides out 429s (after Retry-After), 5xx and dropped connections."""
-    client = AsyncWebClient(token=token, base_url=base_url, timeout=10)
+    client = CountedWebClient(token=token, base_url=base_url, timeout=10, metrics=metrics)
     client.retry_handlers = [
         AsyncConnectionErrorRetryHandler(max_retry_count=2),
-        AsyncRateLimitErrorRetryHandler(max_retry_count=3),
+        CountedRateLimitRetryHandler(metrics, max_retry_count=3),
         AsyncServerErrorRetryHandler(max_retry_count=2),
     ]
     return client

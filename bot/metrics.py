@@ -1,0 +1,112 @@
+"""Prometheus metrics: one registry per app, counters fed where things happen, and the
+database-backed figures read when Prometheus scrapes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+from sqlalchemy import func
+from sqlmodel import Session, select
+
+from storage.db import Database
+from storage.models import Incident, TimelineEvent
+
+ACK_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0)
+LATE_BUCKETS = (0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0)
+
+
+class StoredCounts(Collector):
+    """Incidents by status and severity, and timeline events by kind, as stored (so every
+    replica reports the same totals)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        incidents = GaugeMetricFamily(
+            "warroom_incidents", "Incidents by status and severity.", labels=["status", "severity"]
+        )
+        events = GaugeMetricFamily(
+            "warroom_timeline_events", "Timeline events recorded, by kind.", labels=["kind"]
+        )
+        with self.db.reading() as session:
+            for status, severity, count in _incident_counts(session):
+                incidents.add_metric([status, severity], count)
+            for kind, count in _event_counts(session):
+                events.add_metric([kind], count)
+        yield incidents
+        yield events
+
+
+def _incident_counts(session: Session) -> list[tuple[str, str, int]]:
+    rows = session.exec(
+        select(Incident.status, Incident.severity, func.count()).group_by(
+            Incident.status, Incident.severity
+        )
+    )
+    return [(status, severity, int(count)) for status, severity, count in rows]
+
+
+def _event_counts(session: Session) -> list[tuple[str, int]]:
+    rows = session.exec(select(TimelineEvent.kind, func.count()).group_by(TimelineEvent.kind))
+    return [(kind, int(count)) for kind, count in rows]
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.slack_requests = Counter(
+            "warroom_slack_requests",
+            "Requests from Slack by type and outcome.",
+            ["type", "outcome"],
+            registry=self.registry,
+        )
+        self.ack_seconds = Histogram(
+            "warroom_slack_ack_seconds",
+            "Time from a Slack request to warroom's answer.",
+            ["type"],
+            buckets=ACK_BUCKETS,
+            registry=self.registry,
+        )
+        self.web_api_calls = Counter(
+            "warroom_slack_web_api_calls",
+            "Slack Web API calls by method and outcome (ok, an error code, ratelimited, ...).",
+            ["method", "outcome"],
+            registry=self.registry,
+        )
+        self.reminders_fired = Counter(
+            "warroom_reminders_fired",
+            "Reminders and escalations sent, by kind.",
+            ["kind"],
+            registry=self.registry,
+        )
+        self.reminder_late = Histogram(
+            "warroom_reminder_late_seconds",
+            "How late reminders fired after they were due.",
+            buckets=LATE_BUCKETS,
+            registry=self.registry,
+        )
+        self.scheduler_running = Gauge(
+            "warroom_scheduler_running",
+            "1 while this process runs the reminder scheduler.",
+            registry=self.registry,
+        )
+
+    def watch(self, db: Database, scheduler_running: Callable[[], bool]) -> None:
+        """Add the figures read at scrape time."""
+        self.registry.register(StoredCounts(db))
+        self.scheduler_running.set_function(lambda: float(scheduler_running()))
+
+
+def request_type(body: dict[str, Any]) -> str:
+    """A low-cardinality name for a Slack request: command, event:<type>, or its own type."""
+    if "command" in body:
+        return "command"
+    kind = str(body.get("type") or "unknown")
+    if kind == "event_callback":
+        return "event:" + str((body.get("event") or {}).get("type") or "unknown")
+    return kind
