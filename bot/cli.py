@@ -12,11 +12,21 @@ from typing import TYPE_CHECKING, TextIO
 
 from bot.config import Settings, load_config
 from bot.errors import ConfigError, WarroomError
+from bot.logs import configure_logging
 
 if TYPE_CHECKING:
     from storage.db import Database
 
 log = logging.getLogger("warroom")
+
+
+def _secrets() -> list[str]:
+    """Values that must never be logged, read before anything else can log them."""
+    try:
+        settings = Settings()
+    except Exception:  # a bad setting is reported by the command that needs it
+        return []
+    return settings.secret_values()
 
 
 def _settings() -> Settings:
@@ -166,9 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    # Alembic announces each of its plugins at INFO as it loads: noise before a one-line error.
-    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    configure_logging(_secrets())
     args = build_parser().parse_args(argv)
     try:
         args.run(args)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import string
 from datetime import timedelta
 from pathlib import Path
@@ -19,6 +20,7 @@ from pydantic import (
     model_validator,
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
 
 from bot.durations import parse_duration
 from bot.errors import ConfigError
@@ -57,6 +59,20 @@ class Settings(BaseSettings):
         for name in names:
             if not getattr(self, name):
                 raise ConfigError(f"{name.upper()} is not set; put it in the environment or .env")
+
+    def secret_values(self) -> list[str]:
+        """Tokens and secrets, and any password in the database URL, for log masking."""
+        values = [
+            self.slack_bot_token,
+            self.slack_signing_secret,
+            self.slack_app_token,
+            self.warroom_export_token,
+            self.warroom_alert_token,
+        ]
+        # An unparsable URL is reported where it is used, not here.
+        with contextlib.suppress(Exception):
+            values.append(make_url(self.database_url).password)
+        return [v for v in values if v]
 
     @property
     def api_url(self) -> str:

@@ -72,4 +72,5 @@ async def test_unsigned_requests_are_counted_and_refused(warroom: Warroom) -> No
     assert reply.status == 401
     _, _, body = await _get(warroom, "/metrics")
     samples = _samples(body)
-    assert samples[("warroom_slack_requests_total", (("outcome", "401"), ("type", "unsigned")))] == 1
+    unsigned = (("outcome", "401"), ("type", "unsigned"))
+    assert samples[("warroom_slack_requests_total", unsigned)] == 1
