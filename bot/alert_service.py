@@ -3,6 +3,8 @@ that joins its timeline, and a resolved notification is noted but never resolves
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -29,6 +31,8 @@ from storage import outbox as outbox_store
 from storage import timeline as timeline_store
 from storage.db import Database
 
+log = logging.getLogger(__name__)
+
 ALERTMANAGER = Person(None, "Alertmanager")
 
 
@@ -40,6 +44,8 @@ class AlertOutcome:
     incident_id: int | None = None
     clocks: list[ClockChange] = field(default_factory=list)
     messages: list[int] = field(default_factory=list)
+    # Recorded while the war room was still being opened: post it once the channel exists.
+    post_when_open: bool = False
 
 
 class AlertService:
@@ -59,6 +65,8 @@ class AlertService:
         self.config = config
         self.tasks = tasks
         self.clock = clock
+        # War rooms this process is opening for alerts, set once each is open (or failed).
+        self._opening: dict[int, asyncio.Event] = {}
 
     async def receive(self, notification: Notification, *, key: str) -> AlertOutcome:
         """Store the notification (once, by `key`); the Slack work runs after the commit."""
@@ -70,7 +78,10 @@ class AlertService:
             outcome = await self.db.run(lambda s: self._store(s, notification, key, now))
         self.clocks.follow(outcome.clocks)
         if outcome.declared and outcome.incident_id is not None:
+            self._opening[outcome.incident_id] = asyncio.Event()
             self.tasks.spawn(self._open_and_post(outcome.incident_id, notification))
+        elif outcome.post_when_open and outcome.incident_id is not None:
+            self.tasks.spawn(self._post_when_open(outcome.incident_id, notification))
         for message_id in outcome.messages:
             self.tasks.spawn(self.clocks.send(message_id))
         return outcome
@@ -102,6 +113,9 @@ class AlertService:
             outcome.declared = True
             outcome.clocks = start_clocks(session, incident_view(session, incident), self.config)
         assert incident.id is not None
+        # Never before the declaration: a notification that lost the race to declare took its
+        # time before the winner took its own.
+        now = max(now, incident.declared_at)
         outcome.incident_ref = f"INC-{incident.number}"
         outcome.incident_id = incident.id
         outcome.recorded = timeline_store.add_event(
@@ -113,9 +127,13 @@ class AlertService:
             actor_name=ALERTMANAGER.name,
             text=f"{notification.status}: {title_for(notification)}",
             data=summary_data(notification),
-            dedupe_key=key,
+            # Per incident: Alertmanager repeats a group that still fires with the very same
+            # body, and after a resolution that repeat declares a new incident it belongs to.
+            dedupe_key=f"{key}:{incident.id}",
         )
-        if outcome.recorded and incident.channel_id and not outcome.declared:
+        if outcome.recorded and not outcome.declared and not incident.channel_id:
+            outcome.post_when_open = True
+        elif outcome.recorded and incident.channel_id and not outcome.declared:
             message = outbox_store.enqueue(
                 session,
                 channel_id=incident.channel_id,
@@ -128,10 +146,29 @@ class AlertService:
         return outcome
 
     async def _open_and_post(self, incident_id: int, notification: Notification) -> None:
-        await self.incidents.open_war_room(incident_id, response_url=None)
+        try:
+            await self.incidents.open_war_room(incident_id, response_url=None)
+            await self._post(incident_id, notification)
+        finally:
+            opened = self._opening.pop(incident_id, None)
+            if opened is not None:
+                opened.set()
+
+    async def _post_when_open(self, incident_id: int, notification: Notification) -> None:
+        """A notification that came while the war room was being opened: post it after the
+        one that declared the incident (when this process is the one opening the room)."""
+        opening = self._opening.get(incident_id)
+        if opening is not None:
+            await opening.wait()
+        if not await self._post(incident_id, notification):
+            log.warning(
+                "incident %s has no war room; an alert stays on its timeline only", incident_id
+            )
+
+    async def _post(self, incident_id: int, notification: Notification) -> bool:
         incident = await self.incidents.find_by_id(incident_id)
         if incident.channel_id is None:
-            return
+            return False
         now = self.clock()
         message = await self.db.run(
             lambda s: (
@@ -146,3 +183,4 @@ class AlertService:
         )
         if message is not None:
             await self.clocks.send(message)
+        return True

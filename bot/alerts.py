@@ -58,11 +58,13 @@ class Notification(BaseModel):
 def parse_notification(body: bytes) -> Notification:
     """The notification in `body`, or UsageError saying what is wrong with it."""
     if len(body) > MAX_BODY:
-        raise UsageError(f"body too large: {len(body)} bytes, at most {MAX_BODY}")
+        raise UsageError(f"body too large: over {MAX_BODY} bytes, at most {MAX_BODY}")
     try:
         raw = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise UsageError(f"body is not JSON: {exc}") from None
+    except RecursionError:
+        raise UsageError("body is not JSON: nested too deeply") from None
     try:
         return Notification.model_validate(raw)
     except ValidationError as exc:
@@ -94,12 +96,16 @@ def title_for(notification: Notification) -> str:
 
 
 def severity_for(notification: Notification, mapping: dict[str, str], default: str) -> str:
-    label = (
-        notification.commonLabels.get("severity")
-        or notification.alerts[0].labels.get("severity")
-        or ""
-    ).lower()
-    return mapping.get(label, default)
+    """The severity the group's `severity` labels map to; the worst one when its alerts differ
+    (a critical alert grouped with warnings is still critical). Labels match in any case."""
+    known = {label.lower(): severity for label, severity in mapping.items()}
+    labels = [
+        alert.labels.get("severity", "")
+        for alert in notification.alerts
+        if alert.status == "firing" or notification.status == "resolved"
+    ] or [notification.commonLabels.get("severity") or ""]
+    # sev1 is the worst, and "sev1" < "sev2" < ...: the smallest name wins.
+    return min(known.get(label.lower(), default) for label in labels)
 
 
 def summary_data(notification: Notification) -> dict[str, Any]:

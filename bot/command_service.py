@@ -22,6 +22,7 @@ from bot.commands import (
 from bot.config import WarroomConfig
 from bot.durations import format_duration
 from bot.errors import NotAllowedError, NotFoundError, UsageError, WarroomError
+from bot.gateway import slack_error
 from bot.incidents import IncidentService, Invocation, roles_summary
 from bot.lifecycle import (
     LifecycleService,
@@ -57,7 +58,7 @@ def describe_failure(exc: Exception) -> str:
     if isinstance(exc, WarroomError):
         return exc.message
     if isinstance(exc, SlackApiError):
-        return f"Slack said `{exc.response.get('error', 'error')}`."
+        return f"Slack said `{slack_error(exc)}`."
     ref = uuid.uuid4().hex[:8]
     log.error("unexpected failure, reference %s", ref, exc_info=exc)
     return f"Something went wrong on our side (reference {ref})."

@@ -35,6 +35,14 @@ _SKIPPABLE_INVITE_ERRORS = {
 }
 
 
+def slack_error(exc: SlackApiError) -> str:
+    """Slack's error code, or `http_<status>` when the answer was not Slack's JSON (a 5xx page)."""
+    data = exc.response.data
+    if isinstance(data, dict) and data.get("error"):
+        return str(data["error"])
+    return f"http_{exc.response.status_code}"
+
+
 class CountedWebClient(AsyncWebClient):
     """The Web API client, counting every call by method and outcome for /metrics."""
 
@@ -46,7 +54,7 @@ class CountedWebClient(AsyncWebClient):
         try:
             response = await super().api_call(api_method, **kwargs)
         except SlackApiError as exc:
-            self._count(api_method, str(exc.response.get("error") or "error"))
+            self._count(api_method, slack_error(exc))
             raise
         except Exception:
             self._count(api_method, "exception")
@@ -114,7 +122,7 @@ class SlackGateway:
             try:
                 response = await self.client.conversations_create(name=name, is_private=False)
             except SlackApiError as exc:
-                if exc.response.get("error") == "name_taken":
+                if slack_error(exc) == "name_taken":
                     last_error = f"{name} is taken"
                     continue
                 raise
@@ -130,19 +138,19 @@ class SlackGateway:
             try:
                 await self.client.conversations_invite(channel=channel_id, users=",".join(batch))
             except SlackApiError as exc:
-                if exc.response.get("error") not in _SKIPPABLE_INVITE_ERRORS:
+                if slack_error(exc) not in _SKIPPABLE_INVITE_ERRORS:
                     raise
                 if len(batch) > 1:
                     # One bad id fails the whole batch; invite the rest one by one.
                     await asyncio.gather(*(self.invite(channel_id, [user]) for user in batch))
-                elif exc.response.get("error") != "already_in_channel":
-                    log.warning("not invited %s: %s", batch[0], exc.response.get("error"))
+                elif slack_error(exc) != "already_in_channel":
+                    log.warning("not invited %s: %s", batch[0], slack_error(exc))
 
     async def usergroup_members(self, usergroup_id: str) -> list[str]:
         try:
             response = await self.client.usergroups_users_list(usergroup=usergroup_id)
         except SlackApiError as exc:
-            log.warning("user group %s not expanded: %s", usergroup_id, exc.response.get("error"))
+            log.warning("user group %s not expanded: %s", usergroup_id, slack_error(exc))
             return []
         return list(response.get("users", []))
 
@@ -168,7 +176,7 @@ class SlackGateway:
         try:
             await self.client.pins_add(channel=channel_id, timestamp=ts)
         except SlackApiError as exc:
-            if exc.response.get("error") != "already_pinned":
+            if slack_error(exc) != "already_pinned":
                 raise
 
     async def post_ephemeral(self, channel_id: str, user_id: str, text: str) -> None:
@@ -194,7 +202,7 @@ class SlackGateway:
         try:
             response = await self.client.users_info(user=user_id)
         except SlackApiError as exc:
-            if exc.response.get("error") in ("user_not_found", "users_not_found"):
+            if slack_error(exc) in ("user_not_found", "users_not_found"):
                 return None
             raise
         return _profile(response["user"])

@@ -11,6 +11,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.errors import ConfigError
+from bot.gateway import slack_error
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +30,7 @@ class BotIdentity:
         try:
             await self._fetch()
         except SlackApiError as exc:
-            error = exc.response.get("error")
+            error = slack_error(exc)
             if error in _REFUSED:
                 raise ConfigError(f"Slack refused SLACK_BOT_TOKEN ({error})") from None
             log.warning("auth.test failed at start-up (%s); will retry on first request", error)

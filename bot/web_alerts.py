@@ -28,14 +28,16 @@ class AlertRoutes:
             raise web.HTTPForbidden(
                 text="The alert webhook is off: WARROOM_ALERT_TOKEN is not set.\n"
             )
-        header = request.headers.get("Authorization", "")
-        if not (header.startswith("Bearer ") and hmac.compare_digest(header[7:].strip(), token)):
+        if not _bearer_matches(request.headers.get("Authorization", ""), token):
             raise web.HTTPUnauthorized(
                 text="Send Authorization: Bearer <WARROOM_ALERT_TOKEN>.\n",
                 headers={"WWW-Authenticate": 'Bearer realm="warroom-alerts"'},
             )
-        # Read one byte past the limit: enough to tell an oversized body without holding it.
-        body = await request.content.read(MAX_BODY + 1)
+        if request.content_length is not None and request.content_length > MAX_BODY:
+            raise web.HTTPBadRequest(
+                text=f"body too large: {request.content_length} bytes, at most {MAX_BODY}\n"
+            )
+        body = await _read_at_most(request, MAX_BODY + 1)
         try:
             notification = parse_notification(body)
         except UsageError as exc:
@@ -48,3 +50,25 @@ class AlertRoutes:
                 "recorded": outcome.recorded,
             }
         )
+
+
+def _bearer_matches(header: str, token: str) -> bool:
+    """`Bearer <token>` (the scheme in any case), compared in constant time. Bytes, not str:
+    `compare_digest` refuses non-ASCII text, and a stray header must get 401, not 500."""
+    scheme, _, credentials = header.strip().partition(" ")
+    if scheme.lower() != "bearer":
+        return False
+    given = credentials.strip().encode("utf-8", "surrogateescape")
+    return hmac.compare_digest(given, token.encode("utf-8", "surrogateescape"))
+
+
+async def _read_at_most(request: web.Request, limit: int) -> bytes:
+    """The body, or its first `limit` bytes: enough to tell an oversized body without holding
+    it. One `read(n)` returns whatever has arrived so far, so read until the end or the limit."""
+    body = bytearray()
+    while len(body) < limit:
+        chunk = await request.content.read(limit - len(body))
+        if not chunk:
+            break
+        body += chunk
+    return bytes(body)
