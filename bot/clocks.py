@@ -233,9 +233,14 @@ class Clocks:
                 return
             try:
                 ts = await self.gateway.post_message(message.channel_id, message.text)
-            except (SlackApiError, OSError, TimeoutError) as exc:
+            except Exception as exc:
+                # Whatever went wrong, the message stays owed (with why) and counts an attempt,
+                # and the messages queued behind it in a flush are still tried.
                 error = _describe(exc)
-                log.warning("outbox message %s not sent yet: %s", message_id, error)
+                if isinstance(exc, SlackApiError | OSError | TimeoutError):
+                    log.warning("outbox message %s not sent yet: %s", message_id, error)
+                else:
+                    log.exception("outbox message %s not sent: unexpected failure", message_id)
                 await self.db.run(
                     lambda s: outbox_store.mark_failed(s, message_id=message_id, error=str(error))
                 )
