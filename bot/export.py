@@ -47,6 +47,9 @@ KEY_KINDS = frozenset(
         "postmortem",
     }
 )
+# Events whose text warroom wrote as plain text (a title, "ana is commander"), not Slack markup:
+# reading them as markup would drop a title's `<API>` or decode its `&amp;` a second time.
+PLAIN_TEXT_KINDS = frozenset({"declared", "role_assigned", "status_changed", "severity_changed"})
 CSV_COLUMNS = (
     "at",
     "local_time",
@@ -58,6 +61,9 @@ CSV_COLUMNS = (
     "thread_ts",
     "data",
 )
+# Characters per chunk handed on (to a file, or to the HTTP response): big enough that a
+# 100,000-event export is a few hundred writes, small enough that memory stays flat.
+CHUNK_SIZE = 64 * 1024
 # A spreadsheet runs a cell that starts with one of these as a formula.
 _FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
@@ -133,6 +139,7 @@ class EventLine:
     """One event as the Markdown and HTML templates show it: plain, redacted, local time."""
 
     at_utc: str
+    at_utc_label: str
     at_local: str
     clock: str
     kind: str
@@ -192,6 +199,7 @@ class Exporter:
         self.redactor = redactor
         self.now = now
         self.names = user_store.all_user_names(session)
+        self._declared_day = incident.declared_at.astimezone(zone).date()
 
     def chunks(self, fmt: str) -> Iterator[str]:
         if fmt == "json":
@@ -205,6 +213,9 @@ class Exporter:
     # -- JSON and CSV ---------------------------------------------------------------------------
 
     def json(self) -> Iterator[str]:
+        return _batched(self._json())
+
+    def _json(self) -> Iterator[str]:
         document = incident_document(self.incident, self.redactor)
         head = json.dumps({"incident": document}, ensure_ascii=False, indent=2)
         yield head[:-2] + ',\n  "events": ['
@@ -227,7 +238,7 @@ class Exporter:
                     event.kind,
                     event.actor_id or "",
                     _inert_cell(self.redactor.text(event.actor_name) or ""),
-                    _inert_cell(self._plain(event.text)),
+                    _inert_cell(self._text(event)),
                     event.slack_ts or "",
                     event.thread_ts or "",
                     _inert_cell(
@@ -237,7 +248,7 @@ class Exporter:
                     ),
                 ]
             )
-            if buffer.tell() > 64 * 1024:
+            if buffer.tell() > CHUNK_SIZE:
                 yield buffer.getvalue()
                 buffer.seek(0)
                 buffer.truncate()
@@ -253,7 +264,8 @@ class Exporter:
                 self.session, incident_id=self.incident.id, threaded=True
             )
         )
-        return template.generate(page=self.page(), events=lines, nonce=self.nonce)
+        yield from _batched(template.generate(page=self.page(), events=lines, nonce=self.nonce))
+        yield "\n"  # the environment drops a template's last newline; a text file ends with one
 
     def page(self) -> Page:
         incident = self.incident
@@ -275,7 +287,7 @@ class Exporter:
                     "from": self._local(r.assigned_at, "%Y-%m-%d %H:%M %Z"),
                     "until": self._local(r.relieved_at, "%Y-%m-%d %H:%M %Z")
                     if r.relieved_at
-                    else "now",
+                    else ("the end" if incident.resolved_at else "now"),
                 }
                 for r in incident.roles
             ],
@@ -313,15 +325,19 @@ class Exporter:
     def _line(self, event: TimelineEvent) -> EventLine:
         data = event.data or {}
         previous = data.get("previous_text")
+        text = self._text(event)
+        # The clock alone on the day of declaration; the date too once the incident runs past it.
+        same_day = event.at.astimezone(self.zone).date() == self._declared_day
         return EventLine(
             at_utc=iso(event.at) or "",
+            at_utc_label=event.at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
             at_local=self._local(event.at, "%Y-%m-%d %H:%M:%S %Z"),
-            clock=self._local(event.at, "%H:%M:%S"),
+            clock=self._local(event.at, "%H:%M:%S" if same_day else "%Y-%m-%d %H:%M:%S"),
             kind=event.kind,
             key=event.kind in KEY_KINDS,
             actor_id=event.actor_id or "",
             actor=self.redactor.text(event.actor_name or event.actor_id) or "warroom",
-            text=self._plain(event.text),
+            text=text,
             previous_text=self._plain(previous) if isinstance(previous, str) else None,
             reply=bool(event.thread_ts and event.thread_ts != event.slack_ts),
             thread_ts=event.thread_ts,
@@ -330,24 +346,49 @@ class Exporter:
                 for f in data.get("files", [])
                 if isinstance(f, dict)
             ],
-            detail=self._detail(event.kind, data),
+            detail=self._detail(event.kind, data, text),
         )
 
-    def _detail(self, kind: str, data: dict[str, Any]) -> str:
+    def _detail(self, kind: str, data: dict[str, Any], text: str) -> str:
         if kind in ("command", "command_refused") and data.get("reason"):
             return self.redactor.text(str(data["reason"])) or ""
         if kind in ("status_changed", "severity_changed"):
-            return f"{data.get('from', '?')} → {data.get('to', '?')}"
+            change = f"{data.get('from', '?')} → {data.get('to', '?')}"
+            # warroom's own text ("Status identified → monitoring") says it already.
+            return "" if change.lower() in text.lower() else change
         if kind == "role_assigned" and data.get("previous"):
             previous = str(data["previous"])
             return f"took over from {self.names.get(previous, previous)}"
         return ""
+
+    def _text(self, event: TimelineEvent) -> str:
+        """An event's text as a person reads it, redacted."""
+        if event.kind in PLAIN_TEXT_KINDS:
+            return self.redactor.text(event.text or "") or ""
+        return self._plain(event.text)
 
     def _plain(self, text: str | None) -> str:
         return self.redactor.text(to_plain(text or "", self.names)) or ""
 
     def _local(self, at: datetime | None, pattern: str) -> str:
         return at.astimezone(self.zone).strftime(pattern) if at else ""
+
+
+def _batched(pieces: Iterator[str], size: int = CHUNK_SIZE) -> Iterator[str]:
+    """Many small pieces (a template yields a few per event) as fewer chunks of about `size`
+    characters, each a plain str: an autoescaped template yields Markup, and Markup + str
+    escapes the str, so a caller joining chunks with `+` would escape the page twice."""
+    buffer: list[str] = []
+    held = 0
+    for piece in pieces:
+        buffer.append(str(piece))
+        held += len(piece)
+        if held >= size:
+            yield "".join(buffer)
+            buffer.clear()
+            held = 0
+    if buffer:
+        yield "".join(buffer)
 
 
 def _span(start: datetime, end: datetime | None) -> str:

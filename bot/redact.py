@@ -8,6 +8,8 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from bot.errors import ConfigError
+
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _IPV4 = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?!\.?\d)")
 # Candidates only: each is confirmed by the ipaddress module before it is masked.
@@ -34,12 +36,21 @@ def _phone(match: re.Match[str]) -> str:
     return "[phone]"
 
 
+def _compile(pattern: str) -> re.Pattern[str]:
+    try:
+        return re.compile(pattern)
+    except re.error as exc:
+        raise ConfigError(
+            f"redact_patterns: {pattern!r} is not a regular expression ({exc})"
+        ) from None
+
+
 class Redactor:
     """Masks what `--redact` promises; `Redactor.off()` passes text through unchanged."""
 
     def __init__(self, extra_patterns: Iterable[str] = (), *, enabled: bool = True) -> None:
         self.enabled = enabled
-        self.extra = [re.compile(pattern) for pattern in extra_patterns]
+        self.extra = [_compile(pattern) for pattern in extra_patterns]
 
     @classmethod
     def off(cls) -> Redactor:

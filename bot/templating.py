@@ -13,14 +13,19 @@ from bot.slacktext import escape
 
 _MD_INLINE = re.compile(r"([\\`*_\[\]|~])")
 _MD_LINE_START = re.compile(r"^(\s*)([#>+=-]|\d+[.)])", re.MULTILINE)
+# `@name` starting a word: GitHub, GitLab and wikis turn it into a mention that notifies.
+_MD_MENTION = re.compile(r"(?<![\w@])@(?=\w)")
+_WORD_JOINER = "\u2060"
 
 
 def markdown_escape(text: str) -> str:
-    """User text made inert in Markdown: no HTML, links, emphasis, headings or table breaks;
-    line breaks kept as `<br>` so that a list item or a table cell stays whole."""
+    """User text made inert in Markdown: no HTML, links, emphasis, headings, table breaks or
+    mentions (`@channel` stays readable but notifies nobody); line breaks kept as `<br>` so
+    that a list item or a table cell stays whole."""
     text = html.escape(text, quote=False)
     text = _MD_INLINE.sub(r"\\\1", text)
     text = _MD_LINE_START.sub(r"\1\\\2", text)
+    text = _MD_MENTION.sub("@" + _WORD_JOINER, text)
     return "<br>".join(text.splitlines())
 
 

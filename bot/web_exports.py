@@ -67,8 +67,11 @@ class ExportRoutes:
         token = self.settings.warroom_export_token
         if not token:
             raise web.HTTPForbidden(text="HTTP exports are off: WARROOM_EXPORT_TOKEN is not set.\n")
-        header = request.headers.get("Authorization", "")
-        if header.startswith("Bearer ") and hmac.compare_digest(header[7:].strip(), token):
+        scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
+        # The scheme is case-insensitive (RFC 9110); compare bytes, as a header may be any text.
+        if scheme.lower() == "bearer" and hmac.compare_digest(
+            credentials.strip().encode("utf-8", "replace"), token.encode("utf-8", "replace")
+        ):
             return True
         query = request.query
         if verify(
@@ -117,6 +120,7 @@ class ExportRoutes:
 
     async def handle_timeline_export(self, request: web.Request) -> web.StreamResponse:
         fmt = request.match_info["fmt"]
+        self._check_access(request)  # a stranger learns nothing, not even which formats exist
         if fmt not in FORMATS:
             raise web.HTTPNotFound(text=f"No export format {fmt!r}; use md, html, json or csv.\n")
         return await self._export(request, int(request.match_info["number"]), fmt)

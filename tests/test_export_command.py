@@ -14,8 +14,15 @@ async def test_without_links_the_file_is_uploaded_to_the_war_room(
 ) -> None:
     room = await make_warroom()
     incident = await room.declare("Checkout API returning 500s sev1")
-    await room.event({"type": "message", "channel": incident.channel_id, "user": "U0BO",
-                      "text": "rolling back 4.2.1", "ts": "1700000100.000100"})
+    await room.event(
+        {
+            "type": "message",
+            "channel": incident.channel_id,
+            "user": "U0BO",
+            "text": "rolling back 4.2.1",
+            "ts": "1700000100.000100",
+        }
+    )
     reply = await room.command("export md", channel=incident.channel_id)
     assert reply.status == 200 and "Uploading the INC-1 timeline (md)" in reply.message
     await room.settle()
