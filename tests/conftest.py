@@ -117,58 +117,88 @@ class Warroom:
     def url(self) -> str:
         return str(self.server.make_url("/slack/events"))
 
-    async def post(self, body: str, content_type: str, *, timestamp: int | None = None,
-                   signature: str | None = None, headers: dict[str, str] | None = None) -> Reply:
+    async def post(
+        self,
+        body: str,
+        content_type: str,
+        *,
+        timestamp: int | None = None,
+        signature: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Reply:
         ts = str(timestamp if timestamp is not None else int(time.time()))
         sent = {
             "Content-Type": content_type,
             "X-Slack-Request-Timestamp": ts,
-            "X-Slack-Signature": signature or self.verifier.generate_signature(
-                timestamp=ts, body=body
-            ),
+            "X-Slack-Signature": signature
+            or self.verifier.generate_signature(timestamp=ts, body=body),
             **(headers or {}),
         }
         async with self.http.post(self.url, data=body.encode(), headers=sent) as response:
             return Reply(response.status, await response.text())
 
-    def command_body(self, text: str, *, user: str = "U0ANA", channel: str = "C0GENERAL",
-                     user_name: str | None = None) -> str:
+    def command_body(
+        self,
+        text: str,
+        *,
+        user: str = "U0ANA",
+        channel: str = "C0GENERAL",
+        user_name: str | None = None,
+    ) -> str:
         self._triggers += 1
-        return urlencode({
-            "command": "/incident", "text": text, "user_id": user,
-            "user_name": user_name or self.slack.users.get(user, {}).get("name", "someone"),
-            "channel_id": channel, "channel_name": "x", "team_id": "T0TEST",
-            "trigger_id": f"trigger-{uuid.uuid4().hex}",
-            "response_url": self.slack.response_url(f"r{self._triggers}"),
-            "api_app_id": "A0WARROOM",
-        })
+        return urlencode(
+            {
+                "command": "/incident",
+                "text": text,
+                "user_id": user,
+                "user_name": user_name or self.slack.users.get(user, {}).get("name", "someone"),
+                "channel_id": channel,
+                "channel_name": "x",
+                "team_id": "T0TEST",
+                "trigger_id": f"trigger-{uuid.uuid4().hex}",
+                "response_url": self.slack.response_url(f"r{self._triggers}"),
+                "api_app_id": "A0WARROOM",
+            }
+        )
 
     async def command(self, text: str, **kwargs: Any) -> Reply:
-        return await self.post(self.command_body(text, **kwargs),
-                               "application/x-www-form-urlencoded")
+        return await self.post(
+            self.command_body(text, **kwargs), "application/x-www-form-urlencoded"
+        )
 
     def event_body(self, event: dict[str, Any], *, event_id: str | None = None) -> str:
-        return json.dumps({
-            "token": "x", "team_id": "T0TEST", "api_app_id": "A0WARROOM", "type": "event_callback",
-            "event_id": event_id or f"Ev{uuid.uuid4().hex[:10].upper()}",
-            "event_time": int(time.time()),
-            "authorizations": [{"team_id": "T0TEST", "user_id": "UBOT0001", "is_bot": True}],
-            "event": event,
-        })
+        return json.dumps(
+            {
+                "token": "x",
+                "team_id": "T0TEST",
+                "api_app_id": "A0WARROOM",
+                "type": "event_callback",
+                "event_id": event_id or f"Ev{uuid.uuid4().hex[:10].upper()}",
+                "event_time": int(time.time()),
+                "authorizations": [{"team_id": "T0TEST", "user_id": "UBOT0001", "is_bot": True}],
+                "event": event,
+            }
+        )
 
-    async def event(self, event: dict[str, Any], *, event_id: str | None = None,
-                    retry: int | None = None) -> Reply:
-        headers = {"X-Slack-Retry-Num": str(retry), "X-Slack-Retry-Reason": "http_timeout"} \
-            if retry else None
-        return await self.post(self.event_body(event, event_id=event_id), "application/json",
-                               headers=headers)
+    async def event(
+        self, event: dict[str, Any], *, event_id: str | None = None, retry: int | None = None
+    ) -> Reply:
+        headers = (
+            {"X-Slack-Retry-Num": str(retry), "X-Slack-Retry-Reason": "http_timeout"}
+            if retry
+            else None
+        )
+        return await self.post(
+            self.event_body(event, event_id=event_id), "application/json", headers=headers
+        )
 
     async def settle(self) -> None:
         """Wait for the work that runs after acks (channel creation, invitations, names)."""
         await self.services.tasks.join()
 
-    async def declare(self, text: str = "Checkout API returning 500s sev1",
-                      user: str = "U0ANA") -> Incident:
+    async def declare(
+        self, text: str = "Checkout API returning 500s sev1", user: str = "U0ANA"
+    ) -> Incident:
         reply = await self.command(f"declare {text}", user=user)
         assert reply.status == 200, reply.text
         await self.settle()
@@ -193,20 +223,25 @@ WarroomFactory = Callable[..., Awaitable[Warroom]]
 
 
 @pytest.fixture
-async def make_warroom(
-    slack: FakeSlack, tmp_path: Path
-) -> AsyncIterator[WarroomFactory]:
+async def make_warroom(slack: FakeSlack, tmp_path: Path) -> AsyncIterator[WarroomFactory]:
     started: list[Warroom] = []
 
-    async def _make(config: dict[str, Any] | None = None, database_url: str | None = None,
-                    *, outbox_every: float = OUTBOX_EVERY_SECONDS,
-                    env: dict[str, Any] | None = None) -> Warroom:
+    async def _make(
+        config: dict[str, Any] | None = None,
+        database_url: str | None = None,
+        *,
+        outbox_every: float = OUTBOX_EVERY_SECONDS,
+        env: dict[str, Any] | None = None,
+    ) -> Warroom:
         url = database_url or f"sqlite:///{tmp_path / 'warroom.db'}"
         _migrate(url)
         settings = Settings(
             _env_file=None,  # type: ignore[call-arg]
-            slack_bot_token="xoxb-test", slack_signing_secret=SIGNING_SECRET,
-            slack_api_url=slack.api_url, database_url=url, **(env or {}),
+            slack_bot_token="xoxb-test",
+            slack_signing_secret=SIGNING_SECRET,
+            slack_api_url=slack.api_url,
+            database_url=url,
+            **(env or {}),
         )
         warroom_config = WarroomConfig.model_validate(
             {"announce_channel": "C0ANNOUNCE", "admins": ["U0ADMIN"], **(config or {})}

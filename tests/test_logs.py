@@ -39,10 +39,15 @@ def test_secrets_are_masked_in_messages_arguments_and_tracebacks() -> None:
         slack_signing_secret="signing-secret-abc",
         database_url="postgresql://warroom:pg-password-9@db/warroom",
     )
-    formatter = SecretMaskingFormatter(JsonFormatter("%(levelname)s %(message)s"),
-                                       settings.secret_values())
-    text = _log_through(formatter, "calling with %s and %s", "signing-secret-abc",
-                        "postgresql://warroom:pg-password-9@db/warroom")
+    formatter = SecretMaskingFormatter(
+        JsonFormatter("%(levelname)s %(message)s"), settings.secret_values()
+    )
+    text = _log_through(
+        formatter,
+        "calling with %s and %s",
+        "signing-secret-abc",
+        "postgresql://warroom:pg-password-9@db/warroom",
+    )
     for secret in ("xoxb-1234-secret", "signing-secret-abc", "pg-password-9"):
         assert secret not in text
     [line] = text.splitlines()
@@ -60,7 +65,12 @@ def test_the_cli_logs_json_lines_when_asked(tmp_path: Path) -> None:
     }
     run = subprocess.run(
         [sys.executable, "-m", "bot.cli", "db", "upgrade"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60, check=False,
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert run.returncode == 0, run.stderr
     lines = [line for line in run.stderr.splitlines() if line.strip()]

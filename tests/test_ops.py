@@ -36,11 +36,19 @@ async def test_health_and_readiness(warroom: Warroom) -> None:
 async def test_metrics_count_what_happened(warroom: Warroom) -> None:
     incident = await warroom.declare("Checkout API returning 500s sev1")
     warroom.slack.fail("chat.postMessage", status=429, retry_after=1)
-    await warroom.event({"type": "message", "channel": incident.channel_id, "user": "U0BO",
-                         "text": "looking", "ts": "1700000100.000100"})
+    await warroom.event(
+        {
+            "type": "message",
+            "channel": incident.channel_id,
+            "user": "U0BO",
+            "text": "looking",
+            "ts": "1700000100.000100",
+        }
+    )
     await warroom.command("note rolled back", channel=incident.channel_id)
-    await warroom.command("update Checkout is failing for some customers",
-                          channel=incident.channel_id)
+    await warroom.command(
+        "update Checkout is failing for some customers", channel=incident.channel_id
+    )
     await warroom.settle()
     await warroom.slack.wait_for(
         lambda: any("Customer update" in m["text"] for m in warroom.slack.messages["C0ANNOUNCE"])
@@ -53,12 +61,14 @@ async def test_metrics_count_what_happened(warroom: Warroom) -> None:
     assert samples[("warroom_timeline_events", (("kind", "message"),))] == 1
     assert samples[("warroom_timeline_events", (("kind", "note"),))] == 1
     assert samples[("warroom_slack_requests_total", (("outcome", "ok"), ("type", "command")))] == 3
-    assert samples[
-        ("warroom_slack_requests_total", (("outcome", "ok"), ("type", "event:message")))
-    ] == 1
+    assert (
+        samples[("warroom_slack_requests_total", (("outcome", "ok"), ("type", "event:message")))]
+        == 1
+    )
     assert samples[("warroom_slack_ack_seconds_count", (("type", "command"),))] == 3
     calls = {
-        labels: value for (name, labels), value in samples.items()
+        labels: value
+        for (name, labels), value in samples.items()
         if name == "warroom_slack_web_api_calls_total"
     }
     assert calls[(("method", "conversations.create"), ("outcome", "ok"))] == 1
@@ -67,8 +77,11 @@ async def test_metrics_count_what_happened(warroom: Warroom) -> None:
 
 
 async def test_unsigned_requests_are_counted_and_refused(warroom: Warroom) -> None:
-    reply = await warroom.post("command=%2Fincident&text=list", "application/x-www-form-urlencoded",
-                               signature="v0=" + "0" * 64)
+    reply = await warroom.post(
+        "command=%2Fincident&text=list",
+        "application/x-www-form-urlencoded",
+        signature="v0=" + "0" * 64,
+    )
     assert reply.status == 401
     _, _, body = await _get(warroom, "/metrics")
     samples = _samples(body)

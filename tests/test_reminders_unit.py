@@ -26,10 +26,23 @@ T0 = datetime(2026, 11, 25, 3, 0, tzinfo=UTC)
 
 def incident(**changes: object) -> IncidentView:
     base = IncidentView(
-        id=1, number=7, title="Checkout <down>", severity="sev1", status="investigating",
-        channel_id="C7", channel_name="inc-7-checkout", declared_by=Person("U1", "ana"),
-        declared_at=T0, acknowledged_at=T0, mitigated_at=None, resolved_at=None, header_ts=None,
-        source="slack", last_update_at=None, postmortem_url=None, postmortem_done_at=None,
+        id=1,
+        number=7,
+        title="Checkout <down>",
+        severity="sev1",
+        status="investigating",
+        channel_id="C7",
+        channel_name="inc-7-checkout",
+        declared_by=Person("U1", "ana"),
+        declared_at=T0,
+        acknowledged_at=T0,
+        mitigated_at=None,
+        resolved_at=None,
+        header_ts=None,
+        source="slack",
+        last_update_at=None,
+        postmortem_url=None,
+        postmortem_done_at=None,
         roles=(RoleView("commander", Person("U1", "ana"), T0, None),),
     )
     return replace(base, **changes)  # type: ignore[arg-type]
@@ -40,8 +53,12 @@ CONFIG = WarroomConfig.model_validate(
     {
         "announce_channel": "CANN",
         "severities": {
-            "sev1": {"update_every": "30m", "ack_within": "15m", "postmortem_due": "48h",
-                     "escalate_to": ["UMGR"]},
+            "sev1": {
+                "update_every": "30m",
+                "ack_within": "15m",
+                "postmortem_due": "48h",
+                "escalate_to": ["UMGR"],
+            },
         },
     }
 )
@@ -96,8 +113,9 @@ def test_update_reminder_mentions_comms_else_commander() -> None:
     [notice] = update_reminder(incident(), now)
     assert notice.channel_id == "C7"
     assert "<@U1>" in notice.text and "35m since declaration" in notice.text
-    with_comms = incident(roles=(*incident().roles, RoleView("comms", Person("U2", "bo"), T0,
-                                                            None)))
+    with_comms = incident(
+        roles=(*incident().roles, RoleView("comms", Person("U2", "bo"), T0, None))
+    )
     assert "<@U2>" in update_reminder(with_comms, now)[0].text
 
 
