@@ -76,14 +76,15 @@ class AlertService:
         except IntegrityError:
             # Another process declared this group a moment ago: join its incident instead.
             outcome = await self.db.run(lambda s: self._store(s, notification, key, now))
-        self.clocks.follow(outcome.clocks)
         if outcome.declared and outcome.incident_id is not None:
+            # Marked before any await, so that notifications racing in wait for the room.
             self._opening[outcome.incident_id] = asyncio.Event()
             self.tasks.spawn(self._open_and_post(outcome.incident_id, notification))
         elif outcome.post_when_open and outcome.incident_id is not None:
             self.tasks.spawn(self._post_when_open(outcome.incident_id, notification))
         for message_id in outcome.messages:
             self.tasks.spawn(self.clocks.send(message_id))
+        await self.clocks.follow(outcome.clocks)
         return outcome
 
     def _store(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -99,11 +100,14 @@ class Clocks:
         self.config = config
         self.clock = clock
         self.scheduler = AsyncIOScheduler(
-            jobstores={"default": SQLAlchemyJobStore(engine=db.engine)},
+            # Its statements are single reads or writes: no need to wait for the write lock
+            # before a read, as every other unit of work on SQLite does.
+            jobstores={"default": SQLAlchemyJobStore(engine=db.deferred_engine())},
             job_defaults={"coalesce": True, "misfire_grace_time": None, "max_instances": 1},
             timezone=UTC,
         )
         self._sending: set[int] = set()
+        self._jobs = ThreadPoolExecutor(max_workers=1, thread_name_prefix="jobstore")
         self._posting: set[asyncio.Task[None]] = set()
         self.fired = 0
 
@@ -121,7 +125,7 @@ class Clocks:
         changes = await self.db.run(
             lambda s: [ClockChange.of(r) for r in reminder_store.active_reminders(s)]
         )
-        self.follow(changes)
+        await self.follow(changes)
         self.scheduler.add_job(
             flush_outbox_job,
             "interval",
@@ -136,13 +140,21 @@ class Clocks:
         global _running
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
+        self._jobs.shutdown(wait=True)
         if _running is self:
             _running = None
         # Posts already under way finish; whatever is still owed waits in the outbox.
         await asyncio.gather(*self._posting, return_exceptions=True)
 
-    def follow(self, changes: list[ClockChange]) -> None:
-        """Add, move or drop the scheduler jobs for reminder rows that changed."""
+    async def follow(self, changes: list[ClockChange]) -> None:
+        """Add, move or drop the scheduler jobs for reminder rows that changed. The job store
+        is synchronous database work: it runs on one thread of its own, in order, never on
+        the event loop that answers Slack."""
+        if changes and self.scheduler.running:
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(self._jobs, self._follow_now, changes)
+
+    def _follow_now(self, changes: list[ClockChange]) -> None:
         if not self.scheduler.running:
             return  # a process without a scheduler leaves the rows for the one that has it
         for change in changes:
@@ -208,7 +220,7 @@ class Clocks:
 
         messages, change = await self.db.run(_fire)
         if change is not None:
-            self.follow([change])
+            await self.follow([change])
         if messages:
             self.fired += 1
             # Posted after the job returns: a job that waits out Slack's retries is still

@@ -174,7 +174,7 @@ class IncidentService:
             return view, start_clocks(session, view, self.config)
 
         view, clocks = await self.db.run(_declare)
-        self.clocks.follow(clocks)
+        await self.clocks.follow(clocks)
         return view
 
     def new_incident(

@@ -371,7 +371,7 @@ class LifecycleService:
             return outcome
 
         outcome = await self.db.run(_unit)
-        self.clocks.follow(outcome.clocks)
+        await self.clocks.follow(outcome.clocks)
         if outcome.changed:
             self.tasks.spawn(self._after_commit(outcome))
         return outcome

@@ -13,6 +13,9 @@ from sqlalchemy.engine import make_url
 from sqlmodel import Session
 
 T = TypeVar("T")
+# An execution option: on SQLite, begin with a plain (deferred) BEGIN, for readers and for
+# single-statement writers that need not queue behind the write lock up front.
+DEFERRED_BEGIN = "warroom_deferred_begin"
 
 
 def is_sqlite(url: str) -> bool:
@@ -45,8 +48,8 @@ def build_engine(url: str) -> Engine:
     def _begin_immediate(connection: Any) -> None:
         # Take the write lock up front: a deferred transaction that later writes can fail with
         # SQLITE_BUSY without waiting, while an immediate one waits out the busy timeout.
-        readonly = connection.get_execution_options().get("warroom_readonly", False)
-        connection.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
+        deferred = connection.get_execution_options().get(DEFERRED_BEGIN, False)
+        connection.exec_driver_sql("BEGIN" if deferred else "BEGIN IMMEDIATE")
 
     return engine
 
@@ -75,7 +78,7 @@ class Database:
     @contextmanager
     def reading(self) -> Iterator[Session]:
         """A read-only session: on SQLite it reads a snapshot and never holds up writers."""
-        engine = self.engine.execution_options(warroom_readonly=True)
+        engine = self.engine.execution_options(**{DEFERRED_BEGIN: True})
         # Leaving the block closes the session: that ends the transaction without expiring what
         # was read (a rollback would), so rows stay readable afterwards as after a unit of work.
         with Session(engine, expire_on_commit=False) as session:
@@ -90,6 +93,10 @@ class Database:
 
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, _in_unit_of_work)
+
+    def deferred_engine(self) -> Engine:
+        """The engine, beginning transactions the deferred way (APScheduler's job store)."""
+        return self.engine.execution_options(**{DEFERRED_BEGIN: True})
 
     def ping(self) -> None:
         with self.engine.connect() as connection:
