@@ -47,17 +47,18 @@ INCIDENT_SUBCOMMANDS = frozenset(
     {"role", "roles", "note", "status", "sev", "update", "ack", "resolve", "postmortem", "export"}
 )
 
+# Slack reads `<...>` as a link even in code spans, so placeholders are written escaped.
 USAGE = {
-    "declare": "/incident declare <title> [sev1|sev2|sev3|sev4]",
-    "role": "/incident role <commander|comms|resolver> <@user>",
+    "declare": "/incident declare &lt;title&gt; [sev1|sev2|sev3|sev4]",
+    "role": "/incident role &lt;commander|comms|resolver&gt; &lt;@user&gt;",
     "roles": "/incident roles",
-    "note": "/incident note <text>",
-    "status": "/incident status <investigating|identified|monitoring|resolved>",
-    "sev": "/incident sev <1-4>",
-    "update": "/incident update <customer-facing text>",
+    "note": "/incident note &lt;text&gt;",
+    "status": "/incident status &lt;investigating|identified|monitoring|resolved&gt;",
+    "sev": "/incident sev &lt;1-4&gt;",
+    "update": "/incident update &lt;customer-facing text&gt;",
     "ack": "/incident ack",
     "resolve": "/incident resolve [summary]",
-    "postmortem": "/incident postmortem [done <url>]",
+    "postmortem": "/incident postmortem [done &lt;url&gt;]",
     "export": "/incident export [md|html|json|csv]",
     "list": "/incident list",
     "help": "/incident help",

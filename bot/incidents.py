@@ -169,6 +169,7 @@ class IncidentService:
                     Person(invocation.user_id, declarer_name),
                     by=invocation.user_id,
                     at=now,
+                    by_name=declarer_name,
                 )
             view = incident_view(session, incident)
             return view, start_clocks(session, view, self.config)
@@ -343,7 +344,7 @@ class IncidentService:
 
         view, changed = await self.db.run(_assign)
         if changed:
-            self.tasks.spawn(self._welcome(view, role, profile.user_id))
+            self.tasks.spawn(self.welcome(view, role, profile.user_id))
         return view, changed
 
     def take_role(
@@ -403,7 +404,8 @@ class IncidentService:
         )
         return True
 
-    async def _welcome(self, incident: IncidentView, role: str, user_id: str) -> None:
+    async def welcome(self, incident: IncidentView, role: str, user_id: str) -> None:
+        """A new role holder is invited, briefed, and shown in the topic and header."""
         if incident.channel_id:
             await self.gateway.invite(incident.channel_id, [user_id])
             await self._brief(incident, role, user_id)

@@ -69,7 +69,7 @@ def parse_postmortem_done(args: str) -> str:
     # A link Slack formatted with its text (`<https://…|Post-mortem for INC-7>`) has spaces.
     words = args.split(None, 1)
     if len(words) != 2 or words[0].lower() != "done":
-        raise UsageError("Usage: `/incident postmortem` or `/incident postmortem done <url>`")
+        raise UsageError("Usage: `/incident postmortem` or `/incident postmortem done &lt;url&gt;`")
     match = _URL.match(words[1].strip())
     if not match:
         raise UsageError("Give the post-mortem's link as an http(s) URL.")
@@ -179,7 +179,7 @@ class LifecycleService:
                 incident, invocation, "post customer updates", also=", the comms lead"
             )
         if not text.strip():
-            raise UsageError("Usage: `/incident update <text>`")
+            raise UsageError("Usage: `/incident update &lt;text&gt;`")
         plain = to_plain(text.strip())
 
         def _update(session: Session, row: Incident, now: datetime) -> Outcome:
@@ -228,7 +228,14 @@ class LifecycleService:
             view = incident_view(session, row)
             return Outcome(view, clocks=[ClockChange.of(stopped)] if stopped else [])
 
-        return await self._apply(incident, invocation, _ack)
+        outcome = await self._apply(incident, invocation, _ack)
+        commander = outcome.incident.commander
+        if outcome.changed and incident.commander is None and commander is not None:
+            # Acknowledged from anywhere (`/incident INC-7 ack`): the new commander joins the room.
+            self.tasks.spawn(
+                self.incidents.welcome(outcome.incident, "commander", invocation.user_id)
+            )
+        return outcome
 
     async def resolve(
         self, incident: IncidentView, summary: str | None, invocation: Invocation

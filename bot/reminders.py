@@ -99,7 +99,7 @@ def update_reminder(incident: IncidentView, now: datetime) -> list[Notice]:
     text = (
         f":hourglass: {_who(target)} *{incident.ref}* ({incident.severity.upper()}): "
         f"{format_duration(now - since)} since {what}. "
-        "Post a customer update with `/incident update <text>`."
+        "Post a customer update with `/incident update &lt;text&gt;`."
     )
     return [Notice(incident.channel_id, text)] if incident.channel_id else []
 
@@ -134,7 +134,7 @@ def postmortem_reminder(
     text = (
         f":memo: {_who(incident.commander)} the post-mortem for *{incident.ref}*: {when}. "
         "Draft it with `/incident postmortem`; when it is written, "
-        "`/incident postmortem done <url>`."
+        "`/incident postmortem done &lt;url&gt;`."
     )
     return [Notice(incident.channel_id, text)] if incident.channel_id else []
 

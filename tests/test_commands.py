@@ -524,7 +524,9 @@ async def test_help(warroom: Warroom, text: str) -> None:
         "/incident note <text>",
         "/incident list",
     ):
-        assert usage in message
+        # Placeholders go out escaped: Slack would read a raw `<title>` as a link.
+        assert usage.replace("<", "&lt;").replace(">", "&gt;") in message
+    assert "<title>" not in message and "<@user>" not in message
     assert "/incident INC-7 roles" in message
 
 
@@ -535,13 +537,16 @@ async def test_help(warroom: Warroom, text: str) -> None:
     ("text", "message"),
     [
         ("frobnicate the database", "Unknown subcommand `frobnicate`. Try `/incident help`."),
-        ("role", "Usage: `/incident role <commander|comms|resolver> <@user>`"),
-        ("role comms", "Usage: `/incident role <commander|comms|resolver> <@user>`"),
-        ("role comms @bo @cy", "Usage: `/incident role <commander|comms|resolver> <@user>`"),
+        ("role", "Usage: `/incident role &lt;commander|comms|resolver&gt; &lt;@user&gt;`"),
+        ("role comms", "Usage: `/incident role &lt;commander|comms|resolver&gt; &lt;@user&gt;`"),
+        (
+            "role comms @bo @cy",
+            "Usage: `/incident role &lt;commander|comms|resolver&gt; &lt;@user&gt;`",
+        ),
         ("role janitor @bo", "`janitor` is not a role; use commander, comms or resolver."),
         ("role comms bo", "`bo` is not a person; mention them like @ana."),
-        ("note", "Usage: `/incident note <text>`"),
-        ("note    ", "Usage: `/incident note <text>`"),
+        ("note", "Usage: `/incident note &lt;text&gt;`"),
+        ("note    ", "Usage: `/incident note &lt;text&gt;`"),
         ("INC-one roles", "`INC-one` is not an incident id; write it like INC-7."),
     ],
 )

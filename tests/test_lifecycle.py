@@ -485,7 +485,7 @@ async def test_an_admin_may_do_everything(warroom: Warroom, war_room: str) -> No
 STATUS_USAGE = "Usage: `/incident status investigating|identified|monitoring|resolved`"
 SEV_USAGE = "Usage: `/incident sev 1-4`"
 NOT_A_URL = "Give the post-mortem's link as an http(s) URL."
-POSTMORTEM_USAGE = "Usage: `/incident postmortem` or `/incident postmortem done <url>`"
+POSTMORTEM_USAGE = "Usage: `/incident postmortem` or `/incident postmortem done &lt;url&gt;`"
 
 
 @pytest.mark.parametrize(
@@ -498,7 +498,7 @@ POSTMORTEM_USAGE = "Usage: `/incident postmortem` or `/incident postmortem done 
         ("sev 0", SEV_USAGE),
         ("sev", SEV_USAGE),
         ("sev high", SEV_USAGE),
-        ("update", "Usage: `/incident update <text>`"),
+        ("update", "Usage: `/incident update &lt;text&gt;`"),
         ("postmortem done notaurl", NOT_A_URL),
         (
             "postmortem done ftp://files.example.com/pm",
