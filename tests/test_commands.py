@@ -533,6 +533,9 @@ async def test_help(warroom: Warroom, text: str) -> None:
 # -- bad input -----------------------------------------------------------------------------
 
 
+ROLE_USAGE = "Usage: `/incident role &lt;commander|comms|resolver&gt; &lt;@user&gt;`"
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
