@@ -17,6 +17,7 @@ from bot.clocks import ClockChange, Clocks
 from bot.config import WarroomConfig
 from bot.durations import format_duration
 from bot.errors import NotAllowedError, UsageError
+from bot.export import KEY_KINDS
 from bot.incidents import IncidentService, Invocation, command_event
 from bot.readmodels import IncidentView, Person, incident_view
 from bot.reminders import (
@@ -333,16 +334,7 @@ class LifecycleService:
 
     def render_postmortem(self, session: Session, incident: IncidentView, now: datetime) -> str:
         events = list(timeline_store.events_for(session, incident_id=incident.id))
-        key_kinds = {
-            "declared",
-            "status_changed",
-            "severity_changed",
-            "customer_update",
-            "resolved",
-            "escalation",
-            "key_event",
-            "alert",
-        }
+        key_kinds = KEY_KINDS - {"postmortem"}
         decision_kinds = {"role_assigned", "note"}
         resolved = [e for e in events if e.kind == "resolved"]
         return self.templates.get_template("postmortem.md.j2").render(

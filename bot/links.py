@@ -21,6 +21,14 @@ def signed_query(key: str, path: str, *, now: datetime, ttl: timedelta, redact: 
     return urlencode(params)
 
 
+def signed_path(
+    key: str, path: str, *, now: datetime, ttl: timedelta | None, redact: bool = False
+) -> str:
+    """`path` with the query that lets it in until `ttl` from `now` (a day when unset)."""
+    query = signed_query(key, path, now=now, ttl=ttl or timedelta(hours=24), redact=redact)
+    return f"{path}?{query}"
+
+
 def verify(
     key: str, path: str, *, expires: str | None, sig: str | None, redact: bool, now: datetime
 ) -> bool:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import tempfile
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
 from jinja2 import Environment
@@ -15,7 +15,7 @@ from bot.config import Settings, WarroomConfig
 from bot.errors import UsageError
 from bot.export import FORMATS, export_chunks
 from bot.gateway import SlackGateway
-from bot.links import signed_query
+from bot.links import signed_path
 from bot.readmodels import IncidentView
 from storage.db import Database
 
@@ -58,12 +58,13 @@ class ReviewService:
     def link(self, incident: IncidentView, fmt: str) -> str:
         """A signed link that expires after the configured `export_link_ttl`."""
         assert self.settings.warroom_export_token and self.settings.warroom_public_url
-        path = export_path(incident.number, fmt)
-        ttl = self.config.export_link_ttl or timedelta(hours=24)
-        query = signed_query(
-            self.settings.warroom_export_token, path, now=self.clock(), ttl=ttl, redact=False
+        signed = signed_path(
+            self.settings.warroom_export_token,
+            export_path(incident.number, fmt),
+            now=self.clock(),
+            ttl=self.config.export_link_ttl,
         )
-        return f"{self.settings.warroom_public_url.rstrip('/')}{path}?{query}"
+        return self.settings.warroom_public_url.rstrip("/") + signed
 
     async def upload(self, incident: IncidentView, fmt: str, channel_id: str) -> None:
         """Render the export to a temporary file (it may be large) and upload it."""

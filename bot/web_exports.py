@@ -8,7 +8,7 @@ import hmac
 import secrets
 import threading
 from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TypeVar
 
 from aiohttp import web
@@ -18,7 +18,7 @@ from sqlmodel import Session
 from bot.config import Settings, WarroomConfig
 from bot.errors import NotFoundError
 from bot.export import FORMATS, MEDIA_TYPES, export_chunks, load_incident
-from bot.links import signed_query, verify
+from bot.links import signed_path, verify
 from bot.readmodels import incident_view
 from storage import incidents as incident_store
 from storage.db import Database
@@ -92,11 +92,13 @@ class ExportRoutes:
     def link(self, path: str, *, redact: bool = False) -> str:
         """A signed, expiring link to `path` (relative to this server)."""
         assert self.settings.warroom_export_token is not None
-        ttl = self.config.export_link_ttl or timedelta(hours=24)
-        query = signed_query(
-            self.settings.warroom_export_token, path, now=self.clock(), ttl=ttl, redact=redact
+        return signed_path(
+            self.settings.warroom_export_token,
+            path,
+            now=self.clock(),
+            ttl=self.config.export_link_ttl,
+            redact=redact,
         )
-        return f"{path}?{query}"
 
     # -- routes --------------------------------------------------------------------------------
 
