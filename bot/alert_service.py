@@ -84,7 +84,8 @@ class AlertService:
             self.tasks.spawn(self._post_when_open(outcome.incident_id, notification))
         for message_id in outcome.messages:
             self.tasks.spawn(self.clocks.send(message_id))
-        await self.clocks.follow(outcome.clocks)
+        # Off the ack path: the reminder rows are committed, and they are what counts.
+        self.tasks.spawn(self.clocks.follow(outcome.clocks))
         return outcome
 
     def _store(

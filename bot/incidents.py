@@ -175,7 +175,8 @@ class IncidentService:
             return view, start_clocks(session, view, self.config)
 
         view, clocks = await self.db.run(_declare)
-        await self.clocks.follow(clocks)
+        # Off the ack path: the reminder rows are committed, and they are what counts.
+        self.tasks.spawn(self.clocks.follow(clocks))
         return view
 
     def new_incident(

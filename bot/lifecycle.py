@@ -370,7 +370,8 @@ class LifecycleService:
             return outcome
 
         outcome = await self.db.run(_unit)
-        await self.clocks.follow(outcome.clocks)
+        # Off the ack path: the reminder rows are committed, and they are what counts.
+        self.tasks.spawn(self.clocks.follow(outcome.clocks))
         if outcome.changed:
             self.tasks.spawn(self._after_commit(outcome))
         return outcome
