@@ -27,6 +27,9 @@ from storage.migrate import upgrade
 from storage.models import Incident, TimelineEvent
 from tests.fakes.slack_api import FakeSlack
 
+# Fixtures for tests that run `warroom serve` as a real process.
+pytest_plugins = ["tests.serving"]
+
 SIGNING_SECRET = "test-signing-secret"
 PG_URL = os.environ.get("WARROOM_TEST_DATABASE_URL")
 
