@@ -108,6 +108,7 @@ class Clocks:
         )
         self._sending: set[int] = set()
         self._jobs = ThreadPoolExecutor(max_workers=1, thread_name_prefix="jobstore")
+        self._stopping = False
         self._posting: set[asyncio.Task[None]] = set()
         self.fired = 0
 
@@ -138,6 +139,11 @@ class Clocks:
 
     async def stop(self) -> None:
         global _running
+        self._stopping = True
+        # Let job-store changes already queued finish (the queue is first in, first out), and
+        # the scheduler wake-ups they asked for run, before the scheduler lets go of the loop.
+        await asyncio.get_running_loop().run_in_executor(self._jobs, lambda: None)
+        await asyncio.sleep(0)
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
         self._jobs.shutdown(wait=True)
@@ -150,7 +156,7 @@ class Clocks:
         """Add, move or drop the scheduler jobs for reminder rows that changed. The job store
         is synchronous database work: it runs on one thread of its own, in order, never on
         the event loop that answers Slack."""
-        if changes and self.scheduler.running:
+        if changes and self.scheduler.running and not self._stopping:
             loop = asyncio.get_running_loop()
             await loop.run_in_executor(self._jobs, self._follow_now, changes)
 
