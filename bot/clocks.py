@@ -139,6 +139,8 @@ class Clocks:
 
     async def stop(self) -> None:
         global _running
+        if self._stopping:
+            return  # stopped already (a test, then the app's cleanup)
         self._stopping = True
         # Let job-store changes already queued finish (the queue is first in, first out), and
         # the scheduler wake-ups they asked for run, before the scheduler lets go of the loop.
