@@ -29,6 +29,7 @@ from bot.listeners import register_listeners
 from bot.metrics import Metrics, request_type
 from bot.people import People
 from bot.review import ReviewService
+from bot.socket_mode import socket_mode_connection
 from bot.tasks import BackgroundTasks
 from bot.templating import build_environment
 from bot.timeline import TimelineService
@@ -163,9 +164,14 @@ def build_bolt_app(settings: Settings, services: Services) -> AsyncApp:
 
 
 def build_web_app(
-    settings: Settings, config: WarroomConfig, *, services: Services | None = None
+    settings: Settings,
+    config: WarroomConfig,
+    *,
+    services: Services | None = None,
+    socket_mode: bool = False,
 ) -> web.Application:
-    """The aiohttp application serving Slack's requests and the health route."""
+    """The aiohttp application serving Slack's requests and the health route. In Socket Mode
+    Slack's requests come over the WebSocket (SLACK_APP_TOKEN) and HTTP serves the rest."""
     services = services or build_services(settings, config)
     bolt = build_bolt_app(settings, services)
 
@@ -213,7 +219,8 @@ def build_web_app(
 
     web_app = web.Application(client_max_size=1024**2)
     web_app[SERVICES] = services
-    web_app.router.add_post(SLACK_PATH, slack_events)
+    if not socket_mode:
+        web_app.router.add_post(SLACK_PATH, slack_events)
     web_app.router.add_get("/healthz", healthz)
     web_app.router.add_get("/readyz", readyz)
     web_app.router.add_get("/metrics", metrics_page)
@@ -226,4 +233,8 @@ def build_web_app(
         clock=services.clock,
     ).register(web_app)
     web_app.cleanup_ctx.append(lifecycle)
+    if socket_mode:
+        assert settings.slack_app_token is not None
+        # After the services start, before they stop: cleanup contexts unwind in reverse.
+        web_app.cleanup_ctx.append(socket_mode_connection(bolt, settings.slack_app_token))
     return web_app

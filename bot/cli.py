@@ -68,7 +68,10 @@ def cmd_serve(args: argparse.Namespace) -> None:
     # Settings first, before the heavy imports (Alembic logs as it loads): a missing setting
     # is one line and nothing else.
     settings = _settings()
-    settings.require("slack_bot_token", "slack_signing_secret")
+    if args.socket_mode:
+        settings.require("slack_bot_token", "slack_app_token")
+    else:
+        settings.require("slack_bot_token", "slack_signing_secret")
     config = load_config(settings.warroom_config)
 
     from aiohttp import web
@@ -86,8 +89,15 @@ def cmd_serve(args: argparse.Namespace) -> None:
                 raise WarroomError("the database schema is out of date; run `warroom db upgrade`")
     finally:
         db.close()
-    app = build_web_app(settings, config)
-    print(f"warroom listening on http://{args.host}:{args.port}/slack/events", flush=True)
+    app = build_web_app(settings, config, socket_mode=args.socket_mode)
+    if args.socket_mode:
+        print(
+            f"warroom taking Slack's requests over Socket Mode; health and metrics on "
+            f"http://{args.host}:{args.port}/",
+            flush=True,
+        )
+    else:
+        print(f"warroom listening on http://{args.host}:{args.port}/slack/events", flush=True)
     web.run_app(app, host=args.host, port=args.port, print=None, shutdown_timeout=30)
 
 
@@ -155,6 +165,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="serve Slack's requests over HTTP")
     serve.add_argument("--host", default="0.0.0.0")
     serve.add_argument("--port", type=int, default=3000)
+    serve.add_argument(
+        "--socket-mode",
+        action="store_true",
+        help="take Slack's requests over Socket Mode (SLACK_APP_TOKEN) instead of HTTP",
+    )
     serve.set_defaults(run=cmd_serve)
 
     db = commands.add_parser("db", help="database schema")

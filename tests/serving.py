@@ -8,7 +8,7 @@ import socket
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlencode
@@ -72,7 +72,9 @@ class Process:
             await self.proc.wait()
 
 
-async def serve(tmp_path: Path, env: dict[str, str], name: str) -> Process:
+async def serve(
+    tmp_path: Path, env: dict[str, str], name: str, *, args: Sequence[str] = ()
+) -> Process:
     port = free_port()
     log = tmp_path / f"{name}.log"
     with log.open("wb") as out:
@@ -85,6 +87,7 @@ async def serve(tmp_path: Path, env: dict[str, str], name: str) -> Process:
             "127.0.0.1",
             "--port",
             str(port),
+            *args,
             cwd=tmp_path,
             env=env,
             stdout=out,

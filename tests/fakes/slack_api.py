@@ -53,6 +53,8 @@ class FakeSlack:
         self.messages: dict[str, list[dict[str, Any]]] = {}
         self.faults: dict[str, list[Fault]] = {}
         self.latency = 0.0
+        # The WebSocket URL `apps.connections.open` hands out (a FakeSocketMode's url).
+        self.socket_mode_url: str | None = None
         self._ids = itertools.count(1)
         self._ts = itertools.count(1)
         self.server: TestServer | None = None
@@ -321,6 +323,11 @@ class FakeSlack:
             )
             done.append({"id": item["id"], "title": item.get("title"), "name": upload["filename"]})
         return {"files": done}
+
+    def _apps_connections_open(self, _args: dict[str, Any]) -> dict[str, Any]:
+        if self.socket_mode_url is None:
+            raise SlackError("not_allowed_token_type")
+        return {"url": self.socket_mode_url}
 
     def _usergroups_users_list(self, args: dict[str, Any]) -> dict[str, Any]:
         group = args.get("usergroup", "")
