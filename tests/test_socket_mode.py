@@ -151,7 +151,10 @@ async def test_socket_mode_takes_commands_and_events_and_serves_health_over_http
             assert response.status == 200, await response.text()
         async with http.get(f"{process.base}/metrics") as response:
             assert response.status == 200
-            assert "warroom" in await response.text()
+            metrics = await response.text()
+        # Requests that came over the socket are counted like those over HTTP.
+        assert 'warroom_slack_requests_total{outcome="ok",type="command"} 1.0' in metrics
+        assert 'warroom_slack_ack_seconds_count{type="event:message"}' in metrics
         async with http.post(f"{process.base}/slack/events", data="{}") as response:
             assert response.status in (404, 405)
 
