@@ -32,7 +32,7 @@ from bot.metrics import Metrics, request_type
 from bot.people import People
 from bot.review import ReviewService
 from bot.socket_mode import socket_mode_connection
-from bot.tasks import BackgroundTasks
+from bot.tasks import BackgroundTasks, InFlight
 from bot.templating import build_environment
 from bot.timeline import TimelineService
 from bot.web_alerts import AlertRoutes
@@ -49,6 +49,7 @@ class Services:
     """Everything a request may need, built once per process."""
 
     metrics: Metrics
+    in_flight: InFlight
     db: Database
     client: AsyncWebClient
     identity: BotIdentity
@@ -113,6 +114,7 @@ def build_services(
     )
     return Services(
         metrics=metrics,
+        in_flight=InFlight(),
         db=db,
         client=client,
         identity=BotIdentity(client, settings.slack_bot_token),
@@ -163,7 +165,8 @@ def build_bolt_app(settings: Settings, services: Services) -> AsyncApp:
         context["timeline"] = services.timeline
         # Counted here rather than in the HTTP route, so that Socket Mode is counted too.
         started = time.perf_counter()
-        response = await next()
+        with services.in_flight:
+            response = await next()
         kind = request_type(body)
         status = response.status if isinstance(response, BoltResponse) else 200
         services.metrics.ack_seconds.labels(type=kind).observe(time.perf_counter() - started)
@@ -248,5 +251,7 @@ def build_web_app(
     if socket_mode:
         assert settings.slack_app_token is not None
         # After the services start, before they stop: cleanup contexts unwind in reverse.
-        web_app.cleanup_ctx.append(socket_mode_connection(bolt, settings.slack_app_token))
+        web_app.cleanup_ctx.append(
+            socket_mode_connection(bolt, settings.slack_app_token, services.in_flight)
+        )
     return web_app

@@ -5,6 +5,7 @@ back over the socket after the commit, as the HTTP 200 does."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 
@@ -15,6 +16,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.errors import ConfigError
 from bot.gateway import slack_error
+from bot.tasks import InFlight
 
 log = logging.getLogger(__name__)
 
@@ -30,9 +32,12 @@ _REFUSED = {
 CleanupContext = Callable[[web.Application], AsyncIterator[None]]
 
 
-def socket_mode_connection(bolt: AsyncApp, app_token: str) -> CleanupContext:
+DRAIN_SECONDS = 20.0
+
+
+def socket_mode_connection(bolt: AsyncApp, app_token: str, in_flight: InFlight) -> CleanupContext:
     """An aiohttp cleanup context that connects to Slack once the services are up and
-    disconnects before they stop."""
+    disconnects before they stop, after the listeners under way have sent their acks."""
 
     async def connection(_app: web.Application) -> AsyncIterator[None]:
         handler = AsyncSocketModeHandler(bolt, app_token)
@@ -51,6 +56,11 @@ def socket_mode_connection(bolt: AsyncApp, app_token: str) -> CleanupContext:
         await handler.connect_async()  # type: ignore[no-untyped-call]
         log.info("connected to Slack over Socket Mode")
         yield
+        try:
+            async with asyncio.timeout(DRAIN_SECONDS):
+                await in_flight.idle()
+        except TimeoutError:
+            log.warning("closing the socket with requests still in flight; Slack will retry them")
         await handler.close_async()  # type: ignore[no-untyped-call]
 
     return connection

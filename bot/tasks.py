@@ -42,3 +42,26 @@ class BackgroundTasks:
         """Wait until no background work is left, including work spawned while waiting."""
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+
+class InFlight:
+    """Requests being handled now, so that shutdown can wait for their acks (Socket Mode: the
+    socket must stay open until every listener under way has answered)."""
+
+    def __init__(self) -> None:
+        self._count = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def __enter__(self) -> None:
+        self._count += 1
+        self._idle.clear()
+
+    def __exit__(self, *_exc: object) -> None:
+        self._count -= 1
+        if self._count == 0:
+            self._idle.set()
+
+    async def idle(self) -> None:
+        """Wait until nothing is in flight (the caller bounds the wait)."""
+        await self._idle.wait()
