@@ -29,7 +29,6 @@ from typing import Any, TypeVar
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import Engine, event
-from sqlalchemy.engine import make_url
 from sqlmodel import col, select
 
 from bot.app import Services, build_services
@@ -45,7 +44,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.bench_ack import fresh_database  # noqa: E402
+from benchmarks.bench_ack import _redacted, fresh_database  # noqa: E402
 from tests.fakes.slack_api import Call, FakeSlack  # noqa: E402
 
 TOKEN = "xoxb-x"
@@ -561,10 +560,6 @@ def describe(database_url: str | None, args: argparse.Namespace) -> str:
         f"{args.slack_latency * 1000:.0f} ms; idle windows {args.idle_seconds:.0f} s; "
         f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
     )
-
-
-def _redacted(url: str) -> str:
-    return make_url(url).render_as_string(hide_password=True)
 
 
 async def benchmark(database_url: str, args: argparse.Namespace) -> int:

@@ -35,6 +35,19 @@ _SKIPPABLE_INVITE_ERRORS = {
 }
 
 
+# Errors that mean a token is wrong, not that Slack is having a bad moment: stop start-up.
+REFUSED_TOKEN_ERRORS = frozenset(
+    {
+        "invalid_auth",
+        "not_authed",
+        "account_inactive",
+        "token_revoked",
+        "token_expired",
+        "not_allowed_token_type",
+    }
+)
+
+
 def slack_error(exc: SlackApiError) -> str:
     """Slack's error code, or `http_<status>` when the answer was not Slack's JSON (a 5xx page)."""
     data = exc.response.data

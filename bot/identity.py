@@ -11,11 +11,9 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.errors import ConfigError
-from bot.gateway import slack_error
+from bot.gateway import REFUSED_TOKEN_ERRORS, slack_error
 
 log = logging.getLogger(__name__)
-
-_REFUSED = {"invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired"}
 
 
 class BotIdentity:
@@ -31,7 +29,7 @@ class BotIdentity:
             await self._fetch()
         except SlackApiError as exc:
             error = slack_error(exc)
-            if error in _REFUSED:
+            if error in REFUSED_TOKEN_ERRORS:
                 raise ConfigError(f"Slack refused SLACK_BOT_TOKEN ({error})") from None
             log.warning("auth.test failed at start-up (%s); will retry on first request", error)
         except (OSError, TimeoutError) as exc:

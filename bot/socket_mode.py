@@ -15,19 +15,10 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 
 from bot.errors import ConfigError
-from bot.gateway import slack_error
+from bot.gateway import REFUSED_TOKEN_ERRORS, slack_error
 from bot.tasks import InFlight
 
 log = logging.getLogger(__name__)
-
-_REFUSED = {
-    "invalid_auth",
-    "not_authed",
-    "account_inactive",
-    "token_revoked",
-    "token_expired",
-    "not_allowed_token_type",
-}
 
 CleanupContext = Callable[[web.Application], AsyncIterator[None]]
 
@@ -47,7 +38,7 @@ def socket_mode_connection(bolt: AsyncApp, app_token: str, in_flight: InFlight) 
             handler.client.wss_uri = await handler.client.issue_new_wss_url()
         except SlackApiError as exc:
             error = slack_error(exc)
-            if error in _REFUSED:
+            if error in REFUSED_TOKEN_ERRORS:
                 await handler.close_async()  # type: ignore[no-untyped-call]
                 raise ConfigError(f"Slack refused SLACK_APP_TOKEN ({error})") from None
             log.warning("apps.connections.open failed at start-up (%s); retrying", error)
