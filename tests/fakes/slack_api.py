@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import random
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -53,6 +54,17 @@ class FakeSlack:
         self.messages: dict[str, list[dict[str, Any]]] = {}
         self.faults: dict[str, list[Fault]] = {}
         self.latency = 0.0
+        # Random faults: this share of calls (to `fault_methods`, or to any method but
+        # auth.test when None) answers 429 with `fault_retry_after` or 500, half each.
+        self.fault_rate = 0.0
+        self.fault_retry_after = 1
+        self.fault_methods: set[str] | None = None
+        self.fault_rng = random.Random(7)
+        # Modals opened (views.open / views.push / views.update) by view id, and each user's
+        # App Home (views.publish).
+        self.views: dict[str, dict[str, Any]] = {}
+        self.homes: dict[str, dict[str, Any]] = {}
+        self.used_triggers: set[str] = set()
         # The WebSocket URL `apps.connections.open` hands out (a FakeSocketMode's url).
         self.socket_mode_url: str | None = None
         self._ids = itertools.count(1)
@@ -158,6 +170,14 @@ class FakeSlack:
         self.calls.append(Call(method, args))
         if self.latency:
             await asyncio.sleep(self.latency)
+        if self._random_fault(method):
+            if self.fault_rng.random() < 0.5:
+                return web.json_response(
+                    {"ok": False, "error": "ratelimited"},
+                    status=429,
+                    headers={"Retry-After": str(self.fault_retry_after)},
+                )
+            return web.Response(status=500, text="upstream failure")
         faults = self.faults.get(method)
         if faults:
             fault = faults[0]
@@ -182,6 +202,15 @@ class FakeSlack:
         except SlackError as exc:
             return web.json_response({"ok": False, "error": exc.code})
         return web.json_response({"ok": True, **body})
+
+    def _random_fault(self, method: str) -> bool:
+        if not self.fault_rate:
+            return False
+        if self.fault_methods is None and method == "auth.test":
+            return False
+        if self.fault_methods is not None and method not in self.fault_methods:
+            return False
+        return self.fault_rng.random() < self.fault_rate
 
     def _channel(self, channel_id: str) -> Channel:
         channel = self.channels.get(channel_id)
@@ -323,6 +352,66 @@ class FakeSlack:
             )
             done.append({"id": item["id"], "title": item.get("title"), "name": upload["filename"]})
         return {"files": done}
+
+    def _check_view(self, view: Any, *, max_blocks: int = 100) -> dict[str, Any]:
+        if isinstance(view, str):
+            view = json.loads(view)
+        if not isinstance(view, dict) or view.get("type") not in ("modal", "home"):
+            raise SlackError("invalid_arguments")
+        blocks = view.get("blocks") or []
+        if len(blocks) > max_blocks:
+            raise SlackError("invalid_arguments")
+        if view["type"] == "modal":
+            title = (view.get("title") or {}).get("text", "")
+            if not title or len(title) > 24:
+                raise SlackError("invalid_arguments")
+        for block in blocks:
+            text = (block.get("text") or {}).get("text", "")
+            if block.get("type") == "section" and len(text) > 3000:
+                raise SlackError("invalid_arguments")
+        return view
+
+    def _views_open(self, args: dict[str, Any]) -> dict[str, Any]:
+        trigger = args.get("trigger_id", "")
+        if not trigger:
+            raise SlackError("invalid_arguments")
+        # A trigger_id works once (it also expires after 3 s, which the fake doesn't model).
+        if trigger in self.used_triggers:
+            raise SlackError("expired_trigger_id")
+        view = self._check_view(args.get("view"))
+        self.used_triggers.add(trigger)
+        view_id = f"V{next(self._ids):08d}"
+        stored = {**view, "id": view_id, "hash": f"h{view_id}", "state": {"values": {}}}
+        self.views[view_id] = stored
+        return {"view": stored}
+
+    def _views_push(self, args: dict[str, Any]) -> dict[str, Any]:
+        return self._views_open(args)
+
+    def _views_update(self, args: dict[str, Any]) -> dict[str, Any]:
+        view_id = args.get("view_id", "")
+        external = args.get("external_id", "")
+        match = self.views.get(view_id) or next(
+            (v for v in self.views.values() if external and v.get("external_id") == external),
+            None,
+        )
+        if match is None:
+            raise SlackError("not_found")
+        view = self._check_view(args.get("view"))
+        stored = {**view, "id": match["id"], "hash": f"h{match['id']}x", "state": {"values": {}}}
+        self.views[match["id"]] = stored
+        return {"view": stored}
+
+    def _views_publish(self, args: dict[str, Any]) -> dict[str, Any]:
+        user = args.get("user_id", "")
+        if user not in self.users:
+            raise SlackError("user_not_found")
+        view = self._check_view(args.get("view"))
+        if view.get("type") != "home":
+            raise SlackError("invalid_arguments")
+        stored = {**view, "id": f"V{next(self._ids):08d}"}
+        self.homes[user] = stored
+        return {"view": stored}
 
     def _apps_connections_open(self, _args: dict[str, Any]) -> dict[str, Any]:
         if self.socket_mode_url is None:
