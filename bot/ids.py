@@ -28,3 +28,18 @@ class BotEvent(StrEnum):
     @property
     def event_type(self) -> str:
         return self.value.split(".", 1)[0]
+
+
+class ActionId(StrEnum):
+    """Block Kit button and select action ids (block_actions). Add new ones here."""
+
+    # Opens the declare modal: from App Home, and anywhere else a "Declare" button appears.
+    DECLARE_OPEN = "declare_open"
+
+
+class CallbackId(StrEnum):
+    """Modal callback ids (view_submission / view_closed) and shortcut callback ids."""
+
+    DECLARE_MODAL = "declare_modal"
+    # Message shortcut "Add to incident timeline"; declared in manifest.yml.
+    ADD_TO_TIMELINE = "add_to_timeline"
