@@ -15,6 +15,9 @@ class EventType(StrEnum):
     MESSAGE = "message"
     MEMBER_JOINED_CHANNEL = "member_joined_channel"
     MEMBER_LEFT_CHANNEL = "member_left_channel"
+    APP_HOME_OPENED = "app_home_opened"
+    PIN_ADDED = "pin_added"
+    REACTION_ADDED = "reaction_added"
 
 
 class BotEvent(StrEnum):
@@ -24,6 +27,9 @@ class BotEvent(StrEnum):
     MESSAGE_GROUPS = "message.groups"
     MEMBER_JOINED_CHANNEL = "member_joined_channel"
     MEMBER_LEFT_CHANNEL = "member_left_channel"
+    APP_HOME_OPENED = "app_home_opened"
+    PIN_ADDED = "pin_added"
+    REACTION_ADDED = "reaction_added"
 
     @property
     def event_type(self) -> str:
@@ -35,11 +41,37 @@ class ActionId(StrEnum):
 
     # Opens the declare modal: from App Home, and anywhere else a "Declare" button appears.
     DECLARE_OPEN = "declare_open"
+    # The pinned header's buttons; each opens a short modal. The button's value is the number.
+    HEADER_ASSIGN_ROLE = "header_assign_role"
+    HEADER_POST_UPDATE = "header_post_update"
+    HEADER_CHANGE_STATUS = "header_change_status"
+    HEADER_RESOLVE = "header_resolve"
 
 
 class CallbackId(StrEnum):
     """Modal callback ids (view_submission / view_closed) and shortcut callback ids."""
 
     DECLARE_MODAL = "declare_modal"
+    # The header buttons' modals.
+    ROLE_MODAL = "role_modal"
+    UPDATE_MODAL = "update_modal"
+    STATUS_MODAL = "status_modal"
+    RESOLVE_MODAL = "resolve_modal"
     # Message shortcut "Add to incident timeline"; declared in manifest.yml.
     ADD_TO_TIMELINE = "add_to_timeline"
+
+
+class BlockId(StrEnum):
+    """Block ids of the header's buttons and the modals' inputs; an input's element has the
+    same string as its action_id, and view_submission errors are keyed on these."""
+
+    HEADER_ACTIONS = "header_actions"
+    TITLE = "title"
+    SEVERITY = "severity"
+    SUMMARY = "summary"
+    COMMANDER = "commander"
+    RESPONDERS = "responders"
+    ROLE = "role"
+    ROLE_HOLDER = "role_holder"
+    UPDATE_TEXT = "update_text"
+    STATUS = "status"
