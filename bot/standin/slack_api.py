@@ -10,6 +10,7 @@ import json
 import random
 import re
 import socket
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +25,8 @@ _VALID_NAME = re.compile(r"^[a-z0-9_-]+$")
 class Call:
     method: str
     args: dict[str, Any]
+    # When the request arrived (time.monotonic()), before the configured latency.
+    at: float = field(default_factory=time.monotonic)
 
 
 @dataclass
