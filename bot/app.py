@@ -9,13 +9,14 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from aiohttp import web
 from jinja2 import Environment
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
-from slack_bolt.async_app import AsyncApp, AsyncBoltContext
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.middleware.async_middleware import AsyncMiddleware
+from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -147,6 +148,36 @@ def build_services(
     )
 
 
+class ProvideServices(AsyncMiddleware):
+    """Puts the services where listeners find them, and counts and times every Slack request.
+    A middleware class rather than a decorated function: Bolt calls a class directly, without
+    building its injected keyword arguments on every request."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    async def async_process(
+        self,
+        *,
+        req: AsyncBoltRequest,
+        resp: BoltResponse,
+        next: Callable[[], Awaitable[BoltResponse]],
+    ) -> BoltResponse | None:
+        services = self.services
+        req.context["commands"] = services.commands
+        req.context["timeline"] = services.timeline
+        # Counted here rather than in the HTTP route, so that Socket Mode is counted too.
+        started = time.perf_counter()
+        with services.in_flight:
+            response = await next()
+        kind = request_type(req.body)
+        status = response.status if isinstance(response, BoltResponse) else 200
+        services.metrics.ack_seconds.labels(type=kind).observe(time.perf_counter() - started)
+        outcome = "ok" if status < 400 else str(status)
+        services.metrics.slack_requests.labels(type=kind, outcome=outcome).inc()
+        return response
+
+
 def build_bolt_app(settings: Settings, services: Services) -> AsyncApp:
     app = AsyncApp(
         signing_secret=settings.slack_signing_secret,
@@ -157,23 +188,7 @@ def build_bolt_app(settings: Settings, services: Services) -> AsyncApp:
         raise_error_for_unhandled_request=False,
     )
 
-    @app.middleware
-    async def provide_services(
-        context: AsyncBoltContext, body: dict[str, Any], next: Callable[[], Awaitable[object]]
-    ) -> object:
-        context["commands"] = services.commands
-        context["timeline"] = services.timeline
-        # Counted here rather than in the HTTP route, so that Socket Mode is counted too.
-        started = time.perf_counter()
-        with services.in_flight:
-            response = await next()
-        kind = request_type(body)
-        status = response.status if isinstance(response, BoltResponse) else 200
-        services.metrics.ack_seconds.labels(type=kind).observe(time.perf_counter() - started)
-        outcome = "ok" if status < 400 else str(status)
-        services.metrics.slack_requests.labels(type=kind, outcome=outcome).inc()
-        return response
-
+    app.use(ProvideServices(services))
     register_listeners(app)
     return app
 

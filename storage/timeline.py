@@ -72,10 +72,13 @@ def add_events(session: Session, rows: list[dict[str, Any]]) -> set[str]:
         "data",
         "dedupe_key",
     )
+    # The Core table, not the ORM entity: the ORM's bulk-insert bookkeeping cost more per row
+    # than the insert itself, on the thread every acknowledged event waits for.
+    table = TimelineEvent.__table__  # type: ignore[attr-defined]
     statement = (
-        insert_for(session, TimelineEvent)
+        insert_for(session, table)
         .on_conflict_do_nothing(index_elements=["dedupe_key"])
-        .returning(col(TimelineEvent.dedupe_key))
+        .returning(table.c.dedupe_key)
     )
     params = [
         {name: row.get(name) for name in columns}
@@ -85,7 +88,8 @@ def add_events(session: Session, rows: list[dict[str, Any]]) -> set[str]:
         }
         for row in rows
     ]
-    return {key for key in session.execute(statement, params).scalars() if key is not None}
+    result = session.connection().execute(statement, params)
+    return {key for key in result.scalars() if key is not None}
 
 
 def events_for(
@@ -115,6 +119,17 @@ def message_text(session: Session, *, incident_id: int, slack_ts: str) -> str | 
         .order_by(col(TimelineEvent.id).desc())
     ).first()
     return row
+
+
+def message_event(session: Session, *, incident_id: int, slack_ts: str) -> TimelineEvent | None:
+    """The latest record of a message (its post or last edit), for marks that carry only a ts."""
+    return session.exec(
+        select(TimelineEvent)
+        .where(TimelineEvent.incident_id == incident_id)
+        .where(TimelineEvent.slack_ts == slack_ts)
+        .where(col(TimelineEvent.kind).in_(("message", "message_edited")))
+        .order_by(col(TimelineEvent.id).desc())
+    ).first()
 
 
 def fill_actor_name(session: Session, *, actor_id: str, name: str) -> None:
