@@ -25,6 +25,7 @@ from bot.clocks import OUTBOX_EVERY_SECONDS, Clocks
 from bot.command_service import CommandService
 from bot.config import Settings, WarroomConfig
 from bot.gateway import SlackGateway, build_web_client
+from bot.home import HomeService
 from bot.identity import BotIdentity
 from bot.incidents import IncidentService, utc_now
 from bot.lifecycle import LifecycleService
@@ -65,6 +66,8 @@ class Services:
     alerts: AlertService
     templates: Environment
     clock: Callable[[], datetime]
+    config: WarroomConfig
+    home: HomeService
 
 
 SERVICES: web.AppKey[Services] = web.AppKey("services", Services)
@@ -131,6 +134,12 @@ def build_services(
         ),
         templates=templates,
         clock=clock,
+        config=config,
+        home=HomeService(
+            db=db,
+            clock=clock,
+            publish=lambda user_id, view: client.views_publish(user_id=user_id, view=view),
+        ),
         commands=CommandService(
             incidents=incidents,
             lifecycle=lifecycle,
@@ -166,6 +175,10 @@ class ProvideServices(AsyncMiddleware):
         services = self.services
         req.context["commands"] = services.commands
         req.context["timeline"] = services.timeline
+        req.context["home"] = services.home
+        req.context["tasks"] = services.tasks
+        req.context["gateway"] = services.gateway
+        req.context["config"] = services.config
         # Counted here rather than in the HTTP route, so that Socket Mode is counted too.
         started = time.perf_counter()
         with services.in_flight:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 import string
 from datetime import timedelta
 from pathlib import Path
@@ -27,6 +28,7 @@ from bot.errors import ConfigError
 
 SEVERITIES = ("sev1", "sev2", "sev3", "sev4")
 CHANNEL_PATTERN_FIELDS = {"number", "slug", "severity", "date"}
+_REACTION_NAME = re.compile(r"^[a-z0-9_+'-]+$")
 
 
 def _duration_or_none(value: Any) -> timedelta | None:
@@ -127,6 +129,8 @@ class WarroomConfig(BaseModel):
     alert_severities: dict[str, str] = Field(default_factory=dict)
     # A folder of templates that replace the built-in ones of the same name.
     templates_dir: Path | None = None
+    # Reactions that mark a war-room message as a key event (names without colons).
+    key_event_reactions: list[str] = Field(default_factory=lambda: ["pushpin", "star"])
 
     @field_validator("channel_pattern")
     @classmethod
@@ -150,6 +154,16 @@ class WarroomConfig(BaseModel):
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown time zone {name!r}") from None
         return name
+
+    @field_validator("key_event_reactions")
+    @classmethod
+    def _reaction_names(cls, names: list[str]) -> list[str]:
+        # People write `:star:` as often as `star`; Slack's events carry the bare name.
+        cleaned = [name.strip().strip(":").lower() for name in names]
+        for name in cleaned:
+            if not _REACTION_NAME.match(name):
+                raise ValueError(f"{name!r} is not an emoji name like pushpin or star")
+        return cleaned
 
     @field_validator("severities", mode="before")
     @classmethod

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from enum import StrEnum
 from functools import partial
 from typing import Any
 
@@ -266,3 +267,83 @@ class TimelineService:
             return None
         self._incident_by_channel[channel_id] = incident.id
         return incident.id
+
+    async def mark_key_event(self, mark: KeyMark) -> KeyMarkResult:
+        """Record a marked message as a key event, once per message however often it is marked
+        (shortcut, pin, reaction, or Slack redelivering any of them)."""
+
+        def _mark(session: Session) -> tuple[KeyMarkResult, str | None]:
+            incident = incident_store.incident_by_channel(session, channel_id=mark.channel_id)
+            if incident is None or incident.id is None:
+                return KeyMarkResult(KeyMarkOutcome.NOT_WAR_ROOM), None
+            ref = f"INC-{incident.number}"
+            if mark.message_ts == incident.header_ts:
+                return KeyMarkResult(KeyMarkOutcome.HEADER, ref), None
+            # A reaction carries only the message's ts: its text and thread come from the
+            # timeline, which recorded the message when it was posted (or last edited).
+            known = timeline_store.message_event(
+                session, incident_id=incident.id, slack_ts=mark.message_ts
+            )
+            author_id = mark.author_id or (known.actor_id if known else None)
+            author_name = known.actor_name if known and known.actor_id == author_id else None
+            if author_name is None and author_id:
+                author_name = self.people.known_name(session, author_id)
+            actor_name = self.people.known_name(session, mark.marked_by)
+            thread_ts = mark.thread_ts or (known.thread_ts if known else None)
+            data: dict[str, Any] = {"via": mark.via, "author_id": author_id}
+            if author_name:
+                data["author_name"] = author_name
+            if mark.reaction:
+                data["reaction"] = mark.reaction
+            stored = timeline_store.add_event(
+                session,
+                incident_id=incident.id,
+                kind="key_event",
+                # The message's own time, so the key event sits beside it in the timeline.
+                at=ts_to_datetime(mark.message_ts),
+                actor_id=mark.marked_by,
+                actor_name=actor_name,
+                text=mark.text if mark.text is not None else (known.text if known else None),
+                slack_ts=mark.message_ts,
+                # A thread's parent carries its own ts as thread_ts: it is no reply.
+                thread_ts=None if thread_ts == mark.message_ts else thread_ts,
+                data=data,
+                dedupe_key=f"key:{mark.channel_id}:{mark.message_ts}",
+            )
+            outcome = KeyMarkOutcome.MARKED if stored else KeyMarkOutcome.ALREADY_MARKED
+            return KeyMarkResult(outcome, ref), None if actor_name else mark.marked_by
+
+        result, unnamed = await self.db.run(_mark)
+        if unnamed and unnamed.startswith(("U", "W")):
+            # Off the ack path, as for messages: the name is learned after Slack has its 200.
+            self.tasks.spawn(self._name_actor(unnamed))
+        return result
+
+
+class KeyMarkOutcome(StrEnum):
+    MARKED = "marked"
+    ALREADY_MARKED = "already_marked"
+    NOT_WAR_ROOM = "not_war_room"
+    # warroom's own header message: it is the declaration, already on the timeline.
+    HEADER = "header"
+
+
+@dataclass(frozen=True)
+class KeyMark:
+    """A war-room message someone marked as a key event: by shortcut, pin or reaction."""
+
+    channel_id: str
+    message_ts: str
+    marked_by: str
+    via: str
+    author_id: str | None = None
+    # None when the mark does not carry the text (a reaction): the timeline's copy is used.
+    text: str | None = None
+    thread_ts: str | None = None
+    reaction: str | None = None
+
+
+@dataclass(frozen=True)
+class KeyMarkResult:
+    outcome: KeyMarkOutcome
+    incident_ref: str | None = None

@@ -16,7 +16,7 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 
 from bot.app import SLACK_PATH
-from bot.ids import BotEvent, SlashCommand
+from bot.ids import ActionId, BotEvent, CallbackId, SlashCommand
 from bot.listeners import register_listeners
 from tests.conftest import Warroom, WarroomFactory
 
@@ -32,6 +32,10 @@ EVENT_SCOPES = {
     "message.groups": {"groups:history"},
     "member_joined_channel": {"channels:read", "groups:read"},
     "member_left_channel": {"channels:read", "groups:read"},
+    # Slack asks no scope for the App Home event.
+    "app_home_opened": set(),
+    "pin_added": {"pins:read"},
+    "reaction_added": {"reactions:read"},
 }
 # The scope each Web API method the app calls needs (a public channel war room).
 METHOD_SCOPES = {
@@ -46,6 +50,11 @@ METHOD_SCOPES = {
     "users.info": "users:read",
     "users.list": "users:read",
     "usergroups.users.list": "usergroups:read",
+    # Views (modals, the Home tab) need no scope of their own.
+    "views.open": None,
+    "views.push": None,
+    "views.update": None,
+    "views.publish": None,
 }
 
 
@@ -120,7 +129,8 @@ def test_bot_events_have_their_scopes(manifest: dict[str, Any]) -> None:
     assert "commands" in scopes
     for event in manifest["settings"]["event_subscriptions"]["bot_events"]:
         assert event in EVENT_SCOPES, f"say which scope {event} needs"
-        assert EVENT_SCOPES[event] & scopes, f"{event} needs one of {EVENT_SCOPES[event]}"
+        needed = EVENT_SCOPES[event]
+        assert not needed or needed & scopes, f"{event} needs one of {needed}"
 
 
 async def test_web_api_methods_the_app_calls_have_their_scopes(
@@ -131,7 +141,10 @@ async def test_web_api_methods_the_app_calls_have_their_scopes(
     incident = await room.declare("Checkout down sev1")
     await room.command("role comms @bo", channel=incident.channel_id)
     await room.command("role resolver <@U0CY>", channel=incident.channel_id)
+    reply = await room.event({"type": "app_home_opened", "user": "U0BO", "tab": "home"})
+    assert reply.status == 200
     await room.settle()
+    assert "U0BO" in room.slack.homes, "the Home tab was published, so its method is checked"
 
     scopes = set(manifest["oauth_config"]["scopes"]["bot"])
     for method in {c.method for c in room.slack.calls}:
@@ -183,6 +196,40 @@ def event_request(event: BotEvent) -> AsyncBoltRequest:
     return AsyncBoltRequest(body=body, mode="socket_mode")
 
 
+def _interaction(body: dict[str, Any]) -> AsyncBoltRequest:
+    common = {"team": {"id": "T0TEST"}, "user": {"id": "U0ANA"}, "api_app_id": "A0WARROOM"}
+    return AsyncBoltRequest(body={**common, **body}, mode="socket_mode")
+
+
+def shortcut_request(callback_id: str) -> AsyncBoltRequest:
+    return _interaction(
+        {
+            "type": "message_action",
+            "callback_id": callback_id,
+            "trigger_id": "t1",
+            "channel": {"id": "C1"},
+            "message": {"ts": "1700000000.000100", "text": "hello", "user": "U0BO"},
+            "response_url": "https://hooks.slack.invalid/r1",
+        }
+    )
+
+
+def action_request(action_id: ActionId) -> AsyncBoltRequest:
+    action = {"type": "button", "action_id": action_id.value, "block_id": "b1", "value": "1"}
+    return _interaction({"type": "block_actions", "trigger_id": "t1", "actions": [action]})
+
+
+def view_requests(callback_id: CallbackId) -> list[AsyncBoltRequest]:
+    view = {"id": "V1", "type": "modal", "callback_id": callback_id.value, "state": {"values": {}}}
+    return [
+        _interaction({"type": kind, "view": view}) for kind in ("view_submission", "view_closed")
+    ]
+
+
+def declared_shortcuts(manifest: dict[str, Any]) -> list[str]:
+    return [s["callback_id"] for s in manifest["features"].get("shortcuts", [])]
+
+
 async def matching(
     listeners: list[AsyncListener],
     request: AsyncBoltRequest,
@@ -205,14 +252,45 @@ async def test_every_declared_event_has_a_listener(event: BotEvent) -> None:
     assert await matching(registered_listeners(), event_request(event))
 
 
-async def test_every_listener_handles_something_declared() -> None:
+def test_manifest_shortcuts_are_message_shortcuts_with_code_ids(manifest: dict[str, Any]) -> None:
+    shortcuts = manifest["features"]["shortcuts"]
+    assert [s["type"] for s in shortcuts] == ["message"] * len(shortcuts)
+    assert set(declared_shortcuts(manifest)) <= {c.value for c in CallbackId}
+    assert CallbackId.ADD_TO_TIMELINE.value in declared_shortcuts(manifest)
+
+
+async def test_every_declared_shortcut_has_a_listener(manifest: dict[str, Any]) -> None:
     listeners = registered_listeners()
-    requests = [command_request(c) for c in SlashCommand] + [event_request(e) for e in BotEvent]
+    for callback_id in declared_shortcuts(manifest):
+        assert await matching(listeners, shortcut_request(callback_id)), callback_id
+
+
+async def test_every_shortcut_listener_is_declared(manifest: dict[str, Any]) -> None:
+    listeners = registered_listeners()
+    handled = [c.value for c in CallbackId if await matching(listeners, shortcut_request(c))]
+    assert sorted(handled) == sorted(declared_shortcuts(manifest))
+
+
+@pytest.mark.parametrize("action_id", list(ActionId))
+async def test_every_action_id_has_a_listener(action_id: ActionId) -> None:
+    # A button nobody handles shows its user a warning triangle: every id in the enum is wired.
+    assert await matching(registered_listeners(), action_request(action_id))
+
+
+async def test_every_listener_handles_something_declared(manifest: dict[str, Any]) -> None:
+    listeners = registered_listeners()
+    requests = [
+        *(command_request(c) for c in SlashCommand),
+        *(event_request(e) for e in BotEvent),
+        *(shortcut_request(c) for c in declared_shortcuts(manifest)),
+        *(action_request(a) for a in ActionId),
+        *(r for c in CallbackId for r in view_requests(c)),
+    ]
     used: set[int] = set()
     for request in requests:
         used.update(id(listener) for listener in await matching(listeners, request))
     unused = [listener.ack_function.__name__ for listener in listeners if id(listener) not in used]
-    assert unused == [], "listeners for commands or events that manifest.yml does not declare"
+    assert unused == [], "listeners for ids that manifest.yml or bot/ids.py do not declare"
 
 
 async def test_an_undeclared_event_has_no_listener() -> None:
@@ -228,3 +306,7 @@ async def test_an_undeclared_event_has_no_listener() -> None:
     }
     request = AsyncBoltRequest(body=body, mode="socket_mode")
     assert await matching(registered_listeners(), request) == []
+
+
+async def test_an_undeclared_shortcut_has_no_listener() -> None:
+    assert await matching(registered_listeners(), shortcut_request("not_a_shortcut")) == []

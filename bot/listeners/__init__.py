@@ -4,10 +4,22 @@ from __future__ import annotations
 
 from slack_bolt.async_app import AsyncApp
 
-from bot.listeners import commands, errors, events
+from bot.listeners import (
+    commands,
+    errors,
+    events,
+    home,
+    interactions,
+    key_events,
+    shortcuts,
+)
 
 
 def register_listeners(app: AsyncApp) -> None:
     commands.register(app)
     events.register(app)
+    home.register(app)
+    interactions.register(app)
+    key_events.register(app)
+    shortcuts.register(app)
     errors.register(app)
