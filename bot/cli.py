@@ -158,6 +158,27 @@ def cmd_export(args: argparse.Namespace) -> None:
         db.close()
 
 
+def cmd_demo(args: argparse.Namespace) -> None:
+    import asyncio
+
+    from bot.demo import run_demo
+
+    # The demo's own lines tell the story; the app's INFO logs (and Alembic's) would bury them.
+    logging.getLogger().setLevel(logging.WARNING)
+    # Bolt warns that the client's token wins over SLACK_BOT_TOKEN: true, and how warroom wires
+    # it. A filter, because Bolt resets that logger's level from the root's when it builds.
+    logging.getLogger("slack_bolt.AsyncApp").addFilter(lambda r: r.levelno >= logging.ERROR)
+    out_dir = Path(args.out)
+    echo = (lambda _line: None) if args.quiet else (lambda line: print(line, flush=True))
+    result = asyncio.run(run_demo(out_dir, echo=echo))
+    print(
+        f"{result.incident} played in {result.seconds:.1f}s; "
+        f"{result.api_calls} Web API calls answered by the stand-in at {result.api_url}"
+    )
+    print(f"  HTML      {result.html}  ({result.html.resolve().as_uri()})")
+    print(f"  Markdown  {result.markdown}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="warroom", description="Incident war rooms in Slack.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -187,6 +208,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     export.add_argument("-o", "--output", help="write to this file instead of standard output")
     export.set_defaults(run=cmd_export)
+
+    demo = commands.add_parser(
+        "demo", help="play a scripted incident against a local stand-in for Slack, then export it"
+    )
+    demo.add_argument(
+        "--out", default="warroom-demo", help="where the exports go (default ./warroom-demo)"
+    )
+    demo.add_argument("--quiet", action="store_true", help="print only where the exports are")
+    demo.set_defaults(run=cmd_demo)
     return parser
 
 
