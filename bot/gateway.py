@@ -4,22 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable, Sequence
+import random
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 from slack_sdk.errors import SlackApiError
-from slack_sdk.http_retry.builtin_async_handlers import (
-    AsyncConnectionErrorRetryHandler,
-    AsyncRateLimitErrorRetryHandler,
-    AsyncServerErrorRetryHandler,
-)
+from slack_sdk.http_retry.async_handler import AsyncRetryHandler
+from slack_sdk.http_retry.request import HttpRequest
+from slack_sdk.http_retry.response import HttpResponse
+from slack_sdk.http_retry.state import RetryState
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot.errors import WarroomError
 from bot.metrics import Metrics
+from bot.pacing import ChannelPacer
 
 log = logging.getLogger(__name__)
 
@@ -80,31 +82,160 @@ class CountedWebClient(AsyncWebClient):
             self.metrics.web_api_calls.labels(method=method, outcome=outcome).inc()
 
 
-class CountedRateLimitRetryHandler(AsyncRateLimitErrorRetryHandler):
-    """Retries a 429 after its Retry-After, counting it (the retry hides it from api_call)."""
+RATELIMITED = "ratelimited"
+SERVER_ERROR = "server_error"
+CONNECTION_ERROR = "connection_error"
+SERVER_ERROR_STATUSES = frozenset({500, 502, 503, 504})
+# Failures of the connection itself (refused, reset, dropped mid-answer) and timeouts.
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (aiohttp.ClientConnectionError, TimeoutError)
 
-    def __init__(self, metrics: Metrics | None, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+
+class SlackRetryPolicy(AsyncRetryHandler):
+    """When and after how long a failed Web API call is tried again, for every method.
+
+    - 429: after Slack's Retry-After (plus a little jitter, so that waiting posts do not come
+      back all at once), up to `ratelimited_retries` times; a Retry-After above
+      `max_retry_after` is not waited out here: the error goes up, and whoever owns the work
+      (the outbox, the next refresh) tries again later.
+    - 5xx and connection errors: exponential backoff from `backoff` seconds, capped at
+      `max_backoff`, with jitter, up to `server_error_retries` times.
+
+    Which calls are safe to repeat: a 429 or a refused connection means Slack did nothing, so
+    every method is repeated. A 5xx or a connection dropped mid-answer may follow work Slack
+    did. For setTopic, chat.update, pins.add (already_pinned), conversations.invite
+    (already_in_channel) and every read, a repeat is harmless. For chat.postMessage,
+    chat.postEphemeral and conversations.create it can, rarely, make a second message or an
+    extra channel. They are repeated all the same: in a war room a lost header, briefing or
+    reminder costs more than a rare duplicate, Slack's 5xx almost always mean the work was not
+    done, and the outbox (bot/clocks.py) already repeats a post after any failure, so the bot
+    posts at least once rather than at most once. The budget for 5xx is kept small because
+    each repeat of an uncertain call is another chance of a duplicate."""
+
+    def __init__(
+        self,
+        *,
+        metrics: Metrics | None = None,
+        ratelimited_retries: int = 5,
+        server_error_retries: int = 3,
+        max_retry_after: float = 30.0,
+        backoff: float = 0.5,
+        max_backoff: float = 8.0,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        super().__init__(max_retry_count=ratelimited_retries + server_error_retries)
         self.metrics = metrics
+        self.budgets = {
+            RATELIMITED: ratelimited_retries,
+            SERVER_ERROR: server_error_retries,
+            CONNECTION_ERROR: server_error_retries,
+        }
+        self.max_retry_after = max_retry_after
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self.sleep = sleep
+        self.rng = rng or random.Random()
 
-    async def _can_retry_async(self, **kwargs: Any) -> bool:
-        retry = bool(await super()._can_retry_async(**kwargs))
-        if retry and self.metrics is not None:
-            method = str(kwargs["request"].url).rstrip("/").rsplit("/", 1)[-1]
-            self.metrics.web_api_calls.labels(method=method, outcome="ratelimited").inc()
-        return retry
+    async def can_retry_async(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
+        failure = failure_kind(response, error)
+        if failure is None:
+            return False
+        used = _retries_used(state)
+        # 5xx and connection errors share one budget: both are Slack having a bad moment.
+        spent = used.get(failure, 0)
+        if failure == CONNECTION_ERROR:
+            spent += used.get(SERVER_ERROR, 0)
+        elif failure == SERVER_ERROR:
+            spent += used.get(CONNECTION_ERROR, 0)
+        if spent >= self.budgets[failure]:
+            return False
+        return not (failure == RATELIMITED and retry_after(response) > self.max_retry_after)
+
+    async def prepare_for_next_attempt_async(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> None:
+        failure = failure_kind(response, error)
+        assert failure is not None
+        used = _retries_used(state)
+        if failure == RATELIMITED:
+            delay = retry_after(response) + self.rng.uniform(0, 0.5)
+        else:
+            tried = used.get(SERVER_ERROR, 0) + used.get(CONNECTION_ERROR, 0)
+            ceiling = min(self.max_backoff, self.backoff * 2**tried)
+            delay = self.rng.uniform(ceiling / 2, ceiling)
+        used[failure] = used.get(failure, 0) + 1
+        if self.metrics is not None:
+            outcome = RATELIMITED if failure == RATELIMITED else f"retried_{failure}"
+            self.metrics.web_api_calls.labels(method=method_of(request), outcome=outcome).inc()
+        state.next_attempt_requested = True
+        await self.sleep(delay)
+        state.increment_current_attempt()
+
+
+def failure_kind(response: HttpResponse | None, error: Exception | None) -> str | None:
+    """What went wrong with one attempt, if it is worth another: a 429, a 5xx, a connection."""
+    if response is not None:
+        if response.status_code == 429:
+            return RATELIMITED
+        if response.status_code in SERVER_ERROR_STATUSES:
+            return SERVER_ERROR
+        return None
+    if error is not None and isinstance(error, CONNECTION_ERRORS):
+        return CONNECTION_ERROR
+    return None
+
+
+def retry_after(response: HttpResponse | None) -> float:
+    """Slack's Retry-After in seconds (whole seconds; 1 when missing or unreadable)."""
+    if response is None:
+        return 1.0
+    for name, values in response.headers.items():
+        if name.lower() == "retry-after":
+            value = values[0] if isinstance(values, list) else values
+            try:
+                return max(0.0, float(value))
+            except ValueError:
+                return 1.0
+    return 1.0
+
+
+def method_of(request: HttpRequest) -> str:
+    """The Web API method a request calls; `file_upload` or `response_url` for the others."""
+    path = str(request.url).split("?", 1)[0].rstrip("/")
+    if "/api/" in path:
+        return path.rsplit("/", 1)[-1]
+    return "file_upload" if "/upload/" in path else "response_url"
+
+
+def _retries_used(state: RetryState) -> dict[str, int]:
+    if state.custom_values is None:
+        state.custom_values = {}
+    used: dict[str, int] = state.custom_values.setdefault("warroom_retries", {})
+    return used
 
 
 def build_web_client(
-    token: str, base_url: str, *, metrics: Metrics | None = None
+    token: str,
+    base_url: str,
+    *,
+    metrics: Metrics | None = None,
+    retry_policy: SlackRetryPolicy | None = None,
 ) -> AsyncWebClient:
     """A Web API client that rides out 429s (after Retry-After), 5xx and dropped connections."""
     client = CountedWebClient(token=token, base_url=base_url, timeout=10, metrics=metrics)
-    client.retry_handlers = [
-        AsyncConnectionErrorRetryHandler(max_retry_count=2),
-        CountedRateLimitRetryHandler(metrics, max_retry_count=3),
-        AsyncServerErrorRetryHandler(max_retry_count=2),
-    ]
+    client.retry_handlers = [retry_policy or SlackRetryPolicy(metrics=metrics)]
     return client
 
 
@@ -125,8 +256,14 @@ class CreatedChannel:
 class SlackGateway:
     """What the domain asks of Slack, in its own words; no Bolt types cross this line."""
 
-    def __init__(self, client: AsyncWebClient) -> None:
+    def __init__(self, client: AsyncWebClient, *, pacer: ChannelPacer | None = None) -> None:
         self.client = client
+        self.retry_handlers = list(client.retry_handlers or [])
+        metrics = getattr(client, "metrics", None)
+        on_wait = metrics.post_wait_seconds.observe if isinstance(metrics, Metrics) else None
+        # Posts into a channel wait their turn here; nothing on an ack path posts (acks reply
+        # with their own text, posts run in bot/tasks.py), so the wait never holds up Slack.
+        self.pacer = pacer or ChannelPacer(on_wait=on_wait)
 
     async def create_channel(self, candidates: Iterable[str]) -> CreatedChannel:
         """Create the first free name among `candidates`; a taken name moves on to the next."""
@@ -175,6 +312,7 @@ class SlackGateway:
     async def post_message(
         self, channel_id: str, text: str, blocks: list[dict[str, Any]] | None = None
     ) -> str:
+        await self.pacer.wait_turn(channel_id)
         response = await self.client.chat_postMessage(
             channel=channel_id, text=text, blocks=blocks, unfurl_links=False
         )
@@ -183,6 +321,7 @@ class SlackGateway:
     async def update_message(
         self, channel_id: str, ts: str, text: str, blocks: list[dict[str, Any]] | None = None
     ) -> None:
+        await self.pacer.wait_turn(channel_id)
         await self.client.chat_update(channel=channel_id, ts=ts, text=text, blocks=blocks)
 
     async def pin(self, channel_id: str, ts: str) -> None:
@@ -193,11 +332,15 @@ class SlackGateway:
                 raise
 
     async def post_ephemeral(self, channel_id: str, user_id: str, text: str) -> None:
+        await self.pacer.wait_turn(channel_id)
         await self.client.chat_postEphemeral(channel=channel_id, user=user_id, text=text)
 
     async def respond(self, response_url: str, text: str) -> None:
         """An ephemeral reply to a slash command after its ack (response_url)."""
-        webhook = AsyncWebhookClient(response_url, timeout=10)
+        # The same retries as the Web API: Slack's response_url endpoints fail the same ways.
+        webhook = AsyncWebhookClient(
+            response_url, timeout=10, retry_handlers=self.retry_handlers or None
+        )
         await webhook.send(text=text, response_type="ephemeral")
 
     async def upload_file(self, channel_id: str, path: Path, *, title: str, comment: str) -> None:

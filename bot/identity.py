@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from typing import Any
 
+import aiohttp
 from slack_bolt.authorization import AuthorizeResult
+from slack_bolt.authorization.async_authorize import AsyncAuthorize
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -15,24 +17,31 @@ from bot.gateway import REFUSED_TOKEN_ERRORS, slack_error
 
 log = logging.getLogger(__name__)
 
+# Start-up waits this long for Slack (its retries included) before serving without an answer.
+STARTUP_WAIT_SECONDS = 15.0
+
 
 class BotIdentity:
-    def __init__(self, client: AsyncWebClient, token: str) -> None:
+    def __init__(
+        self, client: AsyncWebClient, token: str, *, startup_wait: float = STARTUP_WAIT_SECONDS
+    ) -> None:
         self.client = client
         self.token = token
+        self.startup_wait = startup_wait
         self._result: AuthorizeResult | None = None
         self._lock = asyncio.Lock()
 
     async def load(self) -> None:
         """Ask Slack once; a refused token stops start-up, a network failure only postpones."""
         try:
-            await self._fetch()
+            async with asyncio.timeout(self.startup_wait):
+                await self._fetch()
         except SlackApiError as exc:
             error = slack_error(exc)
             if error in REFUSED_TOKEN_ERRORS:
                 raise ConfigError(f"Slack refused SLACK_BOT_TOKEN ({error})") from None
             log.warning("auth.test failed at start-up (%s); will retry on first request", error)
-        except (OSError, TimeoutError) as exc:
+        except (OSError, TimeoutError, aiohttp.ClientError) as exc:
             log.warning("auth.test failed at start-up (%r); will retry on first request", exc)
 
     async def _fetch(self) -> AuthorizeResult:
@@ -44,11 +53,17 @@ class BotIdentity:
                 )
             return self._result
 
-    def authorizer(self) -> Callable[[], Awaitable[AuthorizeResult]]:
-        """Bolt's `authorize`: the answer from start-up (fetched now only if start-up missed).
-        A plain function, since Bolt passes arguments by the names it finds, `self` included."""
+    def authorizer(self) -> StartupAuthorize:
+        """Bolt's `authorize`: the answer from start-up (fetched now only if start-up missed)."""
+        return StartupAuthorize(self)
 
-        async def authorize() -> AuthorizeResult:
-            return self._result or await self._fetch()
 
-        return authorize
+class StartupAuthorize(AsyncAuthorize):
+    """An `AsyncAuthorize` rather than a plain function: Bolt calls it directly instead of
+    inspecting and building its arguments on every request."""
+
+    def __init__(self, identity: BotIdentity) -> None:
+        self.identity = identity
+
+    async def __call__(self, **_kwargs: Any) -> AuthorizeResult:
+        return self.identity._result or await self.identity._fetch()

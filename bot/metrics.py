@@ -16,6 +16,7 @@ from storage.db import Database
 from storage.models import Incident, TimelineEvent
 
 ACK_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0)
+PACING_BUCKETS = (0.0, 0.1, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 LATE_BUCKETS = (0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0)
 
 
@@ -76,6 +77,12 @@ class Metrics:
             "warroom_slack_web_api_calls",
             "Slack Web API calls by method and outcome (ok, an error code, ratelimited, ...).",
             ["method", "outcome"],
+            registry=self.registry,
+        )
+        self.post_wait_seconds = Histogram(
+            "warroom_slack_post_wait_seconds",
+            "Time a post waited for its channel's turn (about one message a second a channel).",
+            buckets=PACING_BUCKETS,
             registry=self.registry,
         )
         self.reminders_fired = Counter(

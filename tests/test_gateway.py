@@ -1,0 +1,223 @@
+"""The gateway's retries and per-channel pacing: the retry policy against the fake Slack with an
+injected sleep, the pacer with an injected clock, and pacing end to end through the server."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+
+import aiohttp
+import pytest
+from slack_sdk.errors import SlackApiError
+
+from bot import pacing
+from bot.gateway import SlackGateway, SlackRetryPolicy, build_web_client, slack_error
+from bot.metrics import Metrics
+from bot.pacing import ChannelPacer
+from tests.conftest import Warroom, WarroomFactory
+from tests.fakes.slack_api import FakeSlack
+from tests.serving import free_port
+
+# -- the pacer, on an injected clock -------------------------------------------------------
+
+
+class FakeTime:
+    """A monotonic clock that moves only when someone sleeps on it."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.slept: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+        await asyncio.sleep(0)
+
+
+def fake_pacer(fake: FakeTime, *, burst: int = 3, rate: float = 1.0) -> ChannelPacer:
+    return ChannelPacer(burst=burst, rate=rate, clock=fake.clock, sleep=fake.sleep)
+
+
+async def test_a_burst_goes_at_once_then_one_post_a_second() -> None:
+    fake = FakeTime()
+    pacer = fake_pacer(fake)
+    waits = [await pacer.wait_turn("C1") for _ in range(6)]
+    assert waits == pytest.approx([0, 0, 0, 1, 1, 1])
+    assert fake.now == pytest.approx(1003.0)
+
+
+async def test_an_idle_channel_gets_its_burst_back_but_no_more() -> None:
+    fake = FakeTime()
+    pacer = fake_pacer(fake)
+    for _ in range(3):
+        await pacer.wait_turn("C1")
+    fake.now += 60  # quiet for a minute: the bucket refills to the burst, not to 60
+    waits = [await pacer.wait_turn("C1") for _ in range(4)]
+    assert waits == pytest.approx([0, 0, 0, 1])
+
+
+async def test_channels_are_paced_apart() -> None:
+    fake = FakeTime()
+    pacer = fake_pacer(fake)
+    for _ in range(3):
+        await pacer.wait_turn("C1")
+    assert await pacer.wait_turn("C2") == 0
+    assert await pacer.wait_turn("C1") == pytest.approx(1)
+
+
+async def test_waiting_posts_take_turns_in_the_order_they_came() -> None:
+    fake = FakeTime()
+    pacer = fake_pacer(fake, burst=2, rate=2.0)
+    done: list[tuple[int, float]] = []
+
+    async def post(n: int) -> None:
+        await pacer.wait_turn("C1")
+        done.append((n, fake.now - 1000.0))
+
+    await asyncio.gather(*(post(n) for n in range(6)))
+    assert [n for n, _ in done] == list(range(6))
+    assert [at for _, at in done] == pytest.approx([0, 0, 0.5, 1.0, 1.5, 2.0])
+
+
+async def test_idle_channels_are_forgotten(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pacing, "REMEMBERED_CHANNELS", 3)
+    fake = FakeTime()
+    waited: list[float] = []
+    pacer = ChannelPacer(clock=fake.clock, sleep=fake.sleep, on_wait=waited.append)
+    for n in range(10):
+        await pacer.wait_turn(f"C{n}")
+        fake.now += 5
+    assert pacer.channels <= 3
+    assert waited == [0.0] * 10
+
+
+# -- the retry policy, against the fake Slack with an injected sleep ----------------------
+
+
+class Sleeps:
+    def __init__(self) -> None:
+        self.delays: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.delays.append(seconds)
+
+
+def policy(sleeps: Sleeps, metrics: Metrics | None = None) -> SlackRetryPolicy:
+    return SlackRetryPolicy(sleep=sleeps, rng=random.Random(3), metrics=metrics)
+
+
+async def post(slack: FakeSlack, retry_policy: SlackRetryPolicy, base_url: str = "") -> str:
+    client = build_web_client(
+        "xoxb-test", base_url or slack.api_url, retry_policy=retry_policy, metrics=None
+    )
+    gateway = SlackGateway(client, pacer=ChannelPacer(burst=100))
+    return await gateway.post_message("C0GENERAL", "hello")
+
+
+async def test_a_429_is_retried_after_its_retry_after(slack: FakeSlack) -> None:
+    sleeps = Sleeps()
+    slack.fail("chat.postMessage", status=429, retry_after=3)
+    await post(slack, policy(sleeps))
+    assert len(slack.calls_to("chat.postMessage")) == 2
+    assert [m["text"] for m in slack.messages["C0GENERAL"]] == ["hello"]
+    [delay] = sleeps.delays
+    assert 3.0 <= delay <= 3.5
+
+
+async def test_a_long_retry_after_is_not_waited_out(slack: FakeSlack) -> None:
+    sleeps = Sleeps()
+    slack.fail("chat.postMessage", status=429, retry_after=120)
+    with pytest.raises(SlackApiError) as raised:
+        await post(slack, policy(sleeps))
+    assert slack_error(raised.value) == "ratelimited"
+    assert len(slack.calls_to("chat.postMessage")) == 1 and sleeps.delays == []
+
+
+async def test_server_errors_back_off_exponentially_and_give_up(slack: FakeSlack) -> None:
+    sleeps = Sleeps()
+    slack.fail("chat.postMessage", status=500, times=3)
+    await post(slack, policy(sleeps))
+    assert len(slack.calls_to("chat.postMessage")) == 4
+    assert len(slack.messages["C0GENERAL"]) == 1
+    for delay, ceiling in zip(sleeps.delays, (0.5, 1.0, 2.0), strict=True):
+        assert ceiling / 2 <= delay <= ceiling
+
+    slack.calls.clear()
+    slack.fail("chat.postMessage", status=503, times=4)
+    with pytest.raises(SlackApiError) as raised:
+        await post(slack, policy(Sleeps()))
+    assert slack_error(raised.value) == "http_503"
+    assert len(slack.calls_to("chat.postMessage")) == 4, "one try and three retries"
+
+
+async def test_rate_limits_do_not_spend_the_server_error_budget(slack: FakeSlack) -> None:
+    sleeps = Sleeps()
+    metrics = Metrics()
+    slack.fail("chat.postMessage", status=429, retry_after=1, times=2)
+    slack.fail("chat.postMessage", status=500, times=3)
+    await post(slack, policy(sleeps, metrics))
+    assert len(slack.calls_to("chat.postMessage")) == 6
+    assert len(slack.messages["C0GENERAL"]) == 1
+
+    def counted(outcome: str) -> float | None:
+        return metrics.registry.get_sample_value(
+            "warroom_slack_web_api_calls_total",
+            {"method": "chat.postMessage", "outcome": outcome},
+        )
+
+    assert counted("ratelimited") == 2
+    assert counted("retried_server_error") == 3
+
+
+async def test_a_refused_connection_is_retried_then_raised(slack: FakeSlack) -> None:
+    sleeps = Sleeps()
+    nowhere = f"http://127.0.0.1:{free_port()}/api/"
+    with pytest.raises(aiohttp.ClientConnectionError):
+        await post(slack, policy(sleeps), base_url=nowhere)
+    assert len(sleeps.delays) == 3
+
+
+# -- pacing through the real server ---------------------------------------------------------
+
+
+async def test_posts_into_a_war_room_are_paced_and_acks_never_wait(
+    make_warroom: WarroomFactory,
+) -> None:
+    room: Warroom = await make_warroom()
+    incident = await room.declare("Checkout down sev1")
+    channel = incident.channel_id or ""
+    burst, rate = 2, 4.0
+    waits: list[float] = []
+    room.services.gateway.pacer = ChannelPacer(burst=burst, rate=rate, on_wait=waits.append)
+    started = len(room.slack.calls)
+
+    acks = []
+    for n in range(4):
+        began = time.monotonic()
+        reply = await room.command(f"update Still degraded, step {n}", channel=channel)
+        acks.append(time.monotonic() - began)
+        assert reply.status == 200 and "Customer update" in reply.message, reply.text
+    await room.settle()
+
+    posted = [m["text"] for m in room.slack.messages[channel]]
+    assert [sum(f"step {n}" in t for t in posted) for n in range(4)] == [1, 1, 1, 1]
+    paced = [
+        c.at
+        for c in room.slack.calls[started:]
+        if c.method in ("chat.postMessage", "chat.update", "chat.postEphemeral")
+        and c.args.get("channel") == channel
+    ]
+    assert len(paced) >= 8, "four updates and four header refreshes"
+    # A token bucket: any run of n posts spans at least (n - burst) / rate seconds.
+    for first in range(len(paced)):
+        for last in range(first + burst, len(paced)):
+            span = paced[last] - paced[first]
+            assert span >= (last - first + 1 - burst) / rate - 0.02, (first, last, span)
+    assert max(waits) > 0, "the burst was used up, so some posts waited their turn"
+    # The posts waited about a second in all; the acks did not wait for them.
+    assert sum(waits) >= (len(paced) - burst) / rate - 0.05
+    assert max(acks) < 1.0, acks
