@@ -254,7 +254,9 @@ def bare_bolt_app(api_url: str) -> web.Application:
     return app
 
 
-def warroom_app(database_url: str, api_url: str) -> tuple[web.Application, Services]:
+def warroom_app(
+    database_url: str, api_url: str, config: WarroomConfig | None = None
+) -> tuple[web.Application, Services]:
     """The real warroom server, as `warroom serve` builds it."""
     settings = Settings(
         _env_file=None,
@@ -263,7 +265,7 @@ def warroom_app(database_url: str, api_url: str) -> tuple[web.Application, Servi
         slack_api_url=api_url,
         database_url=database_url,
     )
-    config = WarroomConfig(announce_channel="C0ANNOUNCE", admins=["U0ADMIN"])
+    config = config or WarroomConfig(announce_channel="C0ANNOUNCE", admins=["U0ADMIN"])
     services = build_services(settings, config)
     return build_web_app(settings, config, services=services), services
 
@@ -472,7 +474,7 @@ def print_table(rows: Sequence[tuple[str, ...]]) -> None:
 
 
 def describe(database_url: str | None, args: argparse.Namespace) -> str:
-    where = "SQLite (temp file)" if database_url is None else _redacted(database_url)
+    where = describe_database(database_url)
     return (
         f"warroom ack benchmark on {where}: {args.requests} sequential requests per kind, "
         f"{args.events} events at concurrency {args.concurrency}, fake Slack latency "
@@ -480,6 +482,10 @@ def describe(database_url: str | None, args: argparse.Namespace) -> str:
         f"{args.settle_every} requests; load average {os.getloadavg()[0]:.1f} "
         f"on {os.cpu_count()} CPUs"
     )
+
+
+def describe_database(url: str | None) -> str:
+    return "SQLite (temp file)" if url is None else _redacted(url)
 
 
 def _redacted(url: str) -> str:

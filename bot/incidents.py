@@ -154,7 +154,7 @@ class IncidentService:
                 severity=severity,
                 at=now,
                 declarer=Person(invocation.user_id, declarer_name),
-                origin_channel_id=invocation.channel_id,
+                origin_channel_id=invocation.channel_id or None,  # a form opened from App Home
                 source=source,
             )
             assert incident.id is not None
@@ -234,27 +234,44 @@ class IncidentService:
             severity=incident.severity,
             at=incident.declared_at,
         )
-        created = await self.gateway.create_channel(name_candidates(name))
-        await self.db.run(
-            lambda s: incident_store.set_incident_channel(
-                s,
+        # Who to invite does not depend on the channel: user groups are looked up meanwhile.
+        # A channel Slack created is recorded even when the look-up failed.
+        creating, inviting = await asyncio.gather(
+            self.gateway.create_channel(name_candidates(name)),
+            self._invitees(incident),
+            return_exceptions=True,
+        )
+        if isinstance(creating, BaseException):
+            raise creating
+        created = creating
+
+        def _set_channel(session: Session) -> IncidentView:
+            incident_store.set_incident_channel(
+                session,
                 incident_id=incident_id,
                 channel_id=created.channel_id,
                 channel_name=created.name,
             )
-        )
-        incident = await self._view(incident_id)
-        invitees = await self._invitees(incident)
-        # Slack lets these go side by side; only the briefing needs the invitation first.
-        await asyncio.gather(
-            self.gateway.invite(created.channel_id, invitees),
+            return incident_view(session, session.get_one(Incident, incident_id))
+
+        incident = await self.db.run(_set_channel)
+        if isinstance(inviting, BaseException):
+            raise inviting
+        invitees = inviting
+        # Slack lets these go side by side; only the briefing needs the invitation first, and
+        # the pin the header's post. All are waited for before a failure is passed on.
+        outcomes = await asyncio.gather(
+            self._invite_and_brief(incident, invitees),
             self.gateway.set_topic(created.channel_id, topic_text(incident)),
             self._post_header(incident),
             self._announce(incident),
+            return_exceptions=True,
         )
-        commander = incident.commander
-        if commander and commander.id:
-            await self._brief(incident, "commander", commander.id)
+        failures = [o for o in outcomes if isinstance(o, BaseException)]
+        for extra in failures[1:]:
+            log.error("opening the war room of %s also failed", incident.ref, exc_info=extra)
+        if failures:
+            raise failures[0]
         if response_url:
             await self.gateway.respond(
                 response_url,
@@ -265,12 +282,20 @@ class IncidentService:
         users = [p.id for r in incident.roles if r.relieved_at is None for p in [r.user] if p.id]
         if incident.declared_by.id:
             users.insert(0, incident.declared_by.id)
-        for member in self.config.policy(incident.severity).invite:
-            if member.startswith("S"):
-                users.extend(await self.gateway.usergroup_members(member))
-            else:
-                users.append(member)
+        invite = self.config.policy(incident.severity).invite
+        group_ids = [member for member in invite if member.startswith("S")]
+        found = await asyncio.gather(*(self.gateway.usergroup_members(g) for g in group_ids))
+        groups = dict(zip(group_ids, found, strict=True))
+        for member in invite:
+            users.extend(groups.get(member, [member]))
         return list(dict.fromkeys(users))
+
+    async def _invite_and_brief(self, incident: IncidentView, invitees: list[str]) -> None:
+        assert incident.channel_id is not None
+        await self.gateway.invite(incident.channel_id, invitees)
+        commander = incident.commander
+        if commander and commander.id:
+            await self._brief(incident, "commander", commander.id)
 
     async def _post_header(self, incident: IncidentView) -> None:
         assert incident.channel_id is not None
