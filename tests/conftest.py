@@ -27,8 +27,9 @@ from storage.migrate import upgrade
 from storage.models import Incident, TimelineEvent
 from tests.fakes.slack_api import FakeSlack
 
-# Fixtures for tests that run `warroom serve` as a real process.
-pytest_plugins = ["tests.serving"]
+# Fixtures for tests that run `warroom serve` as a real process, and for a server with a clock
+# the test moves.
+pytest_plugins = ["tests.serving", "tests.home_helpers"]
 
 SIGNING_SECRET = "test-signing-secret"
 PG_URL = os.environ.get("WARROOM_TEST_DATABASE_URL")
