@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -19,7 +20,7 @@ from bot.commands import (
     parse_note,
     parse_role_change,
 )
-from bot.config import WarroomConfig
+from bot.config import SEVERITIES, WarroomConfig
 from bot.durations import format_duration
 from bot.errors import NotAllowedError, NotFoundError, UsageError, WarroomError
 from bot.gateway import slack_error
@@ -34,8 +35,12 @@ from bot.readmodels import IncidentView
 from bot.review import ReviewService, parse_export_format
 from bot.slacktext import channel_link, escape, mention
 from bot.tasks import BackgroundTasks
+from bot.views import declare_modal
 
 log = logging.getLogger(__name__)
+
+# `/incident declare sev1`: no title, so the form opens with the severity chosen.
+_LONE_SEVERITY = re.compile(r"^sev-?([1-4])$", re.IGNORECASE)
 
 HELP = "\n".join(
     [
@@ -228,7 +233,35 @@ class CommandService:
         self.tasks.spawn(self.review.upload(incident, fmt, target), on_error=report_failure)
         return Reply(f"Uploading the {incident.ref} timeline ({fmt}) to {channel_link(target)}…")
 
+    def severities(self) -> list[str]:
+        """The configured severities, most severe first."""
+        return [s for s in SEVERITIES if s in self.config.severities] or list(SEVERITIES)
+
+    async def open_declare_form(self, invocation: Invocation, severity: str | None = None) -> Reply:
+        """Open the declare modal; called before the ack, as the trigger id lives 3 s."""
+        if not invocation.trigger_id:
+            raise UsageError(f"Give the incident a title: `{USAGE['declare']}`")
+        view = declare_modal(
+            severities=self.severities(),
+            severity=severity or self.config.default_severity,
+            user_id=invocation.user_id,
+            origin_channel_id=invocation.channel_id or None,
+        )
+        try:
+            await self.incidents.gateway.open_view(invocation.trigger_id, view)
+        except SlackApiError as exc:
+            # Recoverable: the command with a title needs no form.
+            raise WarroomError(
+                f"The declare form did not open (Slack said `{slack_error(exc)}`). "
+                f"Declare with `{USAGE['declare']}` instead."
+            ) from exc
+        return Reply("Opening the declare form…")
+
     async def _declare(self, invocation: Invocation, command: Command) -> Reply:
+        lone_severity = _LONE_SEVERITY.match(command.args.strip())
+        if not command.args.strip() or lone_severity:
+            severity = f"sev{lone_severity.group(1)}" if lone_severity else None
+            return await self.open_declare_form(invocation, severity)
         declaration = parse_declaration(command.args)
         incident = await self.incidents.declare(invocation, declaration)
 

@@ -379,6 +379,15 @@ class SlackGateway:
             if not cursor:
                 return None
 
+    async def open_view(self, trigger_id: str, view: dict[str, Any]) -> str:
+        """Open a modal with a trigger id (it lives 3 s and works once); the view's id."""
+        response = await self.client.views_open(trigger_id=trigger_id, view=view)
+        return str(response["view"]["id"])
+
+    async def update_view(self, view_id: str, view: dict[str, Any]) -> None:
+        """Replace an open modal's content."""
+        await self.client.views_update(view_id=view_id, view=view)
+
 
 def _profile(user: dict[str, Any]) -> SlackProfile:
     profile = user.get("profile") or {}
