@@ -28,6 +28,7 @@ from bot.gateway import SlackGateway, build_web_client
 from bot.home import HomeService
 from bot.identity import BotIdentity
 from bot.incidents import IncidentService, utc_now
+from bot.leader import SchedulerElection
 from bot.lifecycle import LifecycleService
 from bot.listeners import register_listeners
 from bot.metrics import Metrics, request_type
@@ -219,6 +220,11 @@ def build_web_app(
     bolt = build_bolt_app(settings, services)
 
     metrics = services.metrics
+    # Which replica runs the scheduler (on SQLite: this one).
+    election = SchedulerElection(
+        db=services.db, clocks=services.clocks, every=settings.warroom_election_every
+    )
+    metrics.watch_leadership(lambda: election.leading)
 
     async def slack_events(request: web.Request) -> web.Response:
         started = time.perf_counter()
@@ -240,10 +246,13 @@ def build_web_app(
         except Exception as exc:
             log.warning("readiness: database unreachable: %s", type(exc).__name__)
             problems.append("database unreachable")
-        if not services.clocks.running:
+        # A follower takes requests like any replica; only a leader must be scheduling.
+        if election.leading and not services.clocks.running:
             problems.append("scheduler not running")
         status = 503 if problems else 200
-        return web.json_response({"ready": not problems, "problems": problems}, status=status)
+        return web.json_response(
+            {"ready": not problems, "problems": problems, "role": election.role}, status=status
+        )
 
     async def metrics_page(_request: web.Request) -> web.Response:
         body = await asyncio.to_thread(generate_latest, metrics.registry)
@@ -251,10 +260,11 @@ def build_web_app(
 
     async def lifecycle(_app: web.Application) -> AsyncIterator[None]:
         await services.identity.load()
-        await services.clocks.start()
+        await election.start()
         await services.incidents.resume_unopened_war_rooms()
         yield
-        await services.clocks.stop()
+        # Stops the clocks, then lets go of the scheduler lock for the next replica.
+        await election.stop()
         # Let work that was promised to users finish before the database goes.
         await services.tasks.join()
         await services.client.session.close() if services.client.session else None

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
+import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -39,6 +42,10 @@ log = logging.getLogger(__name__)
 
 OUTBOX_JOB = "outbox:flush"
 OUTBOX_EVERY_SECONDS = 15
+# How long a sender holds an owed message: longer than the Web API client can spend on one post
+# with its retries (10 s timeouts, Retry-After waits), so no other replica posts it meanwhile.
+# A sender that dies holding one leaves it owed for this long, then the next flush posts it.
+SEND_LEASE = timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
@@ -70,6 +77,14 @@ class ClockChange:
 _running: Clocks | None = None
 
 
+class SharedEngineJobStore(SQLAlchemyJobStore):  # type: ignore[misc]
+    """APScheduler's job store on the app's own engine, which the Database disposes of: a
+    scheduler stopped when its replica steps down must leave the engine working."""
+
+    def shutdown(self) -> None:
+        pass
+
+
 async def fire_reminder_job(reminder_id: int, seq: int) -> None:
     """Scheduler job: fire one reminder if it is still due and still wanted."""
     if _running is not None:
@@ -99,18 +114,28 @@ class Clocks:
         self.gateway = gateway
         self.config = config
         self.clock = clock
-        self.scheduler = AsyncIOScheduler(
-            # Its statements are single reads or writes: no need to wait for the write lock
-            # before a read, as every other unit of work on SQLite does.
-            jobstores={"default": SQLAlchemyJobStore(engine=db.deferred_engine())},
-            job_defaults={"coalesce": True, "misfire_grace_time": None, "max_instances": 1},
-            timezone=UTC,
-        )
+        self.scheduler = self._new_scheduler()
+        self._scheduler_used = False
         self._sending: set[int] = set()
         self._jobs = ThreadPoolExecutor(max_workers=1, thread_name_prefix="jobstore")
         self._stopping = False
+        # True from start() until step_down() or stop(): job-store changes are welcome.
+        self._leading = False
+        # What the scheduler's jobs follow: reminder id -> (seq, active) as last applied.
+        self._known: dict[int, tuple[int, bool]] = {}
         self._posting: set[asyncio.Task[None]] = set()
+        # Who holds an outbox claim: unique per process, readable in the table.
+        self.sender_id = f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.fired = 0
+
+    def _new_scheduler(self) -> AsyncIOScheduler:
+        return AsyncIOScheduler(
+            # Its statements are single reads or writes: no need to wait for the write lock
+            # before a read, as every other unit of work on SQLite does.
+            jobstores={"default": SharedEngineJobStore(engine=self.db.deferred_engine())},
+            job_defaults={"coalesce": True, "misfire_grace_time": None, "max_instances": 1},
+            timezone=UTC,
+        )
 
     @property
     def running(self) -> bool:
@@ -119,6 +144,15 @@ class Clocks:
     async def start(self) -> None:
         """Start the scheduler and bring its jobs in line with the reminder rows."""
         global _running
+        if self._stopping or self.scheduler.running:
+            return
+        if self._scheduler_used:
+            # Leading again after stepping down: a fresh scheduler and job-store thread.
+            self.scheduler = self._new_scheduler()
+            self._jobs = ThreadPoolExecutor(max_workers=1, thread_name_prefix="jobstore")
+        self._scheduler_used = True
+        self._known.clear()
+        self._leading = True
         _running = self
         # Paused until the jobs are repaired: a stale job left by a crash would otherwise start
         # first, and the right one, due too, be skipped as a second instance of the same id.
@@ -138,34 +172,73 @@ class Clocks:
         self.scheduler.resume()
 
     async def stop(self) -> None:
-        global _running
+        """Stop for good (the process is shutting down)."""
         if self._stopping:
             return  # stopped already (a test, then the app's cleanup)
         self._stopping = True
-        # Let job-store changes already queued finish (the queue is first in, first out), and
-        # the scheduler wake-ups they asked for run, before the scheduler lets go of the loop.
-        await asyncio.get_running_loop().run_in_executor(self._jobs, lambda: None)
-        await asyncio.sleep(0)
-        if self.scheduler.running:
-            self.scheduler.shutdown(wait=False)
-        self._jobs.shutdown(wait=True)
-        if _running is self:
-            _running = None
+        await self._halt()
         # Posts already under way finish; whatever is still owed waits in the outbox.
         await asyncio.gather(*self._posting, return_exceptions=True)
+
+    async def step_down(self) -> None:
+        """Stop scheduling because another replica may lead now; start() may come again."""
+        if self._leading:
+            await self._halt()
+
+    async def _halt(self) -> None:
+        global _running
+        was_leading, self._leading = self._leading, False
+        if _running is self:
+            _running = None  # a job that still starts finds no clocks and does nothing
+        if was_leading:
+            # Let job-store changes already queued finish (the queue is first in, first out),
+            # and the wake-ups they asked for run, before the scheduler lets go of the loop.
+            await asyncio.get_running_loop().run_in_executor(self._jobs, lambda: None)
+            await asyncio.sleep(0)
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+            await asyncio.sleep(0)  # AsyncIOScheduler shuts down on the loop's next turn
+        self._jobs.shutdown(wait=True)
 
     async def follow(self, changes: list[ClockChange]) -> None:
         """Add, move or drop the scheduler jobs for reminder rows that changed. The job store
         is synchronous database work: it runs on one thread of its own, in order, never on
         the event loop that answers Slack."""
-        if changes and self.scheduler.running and not self._stopping:
+        if changes and self._leading and self.scheduler.running:
             loop = asyncio.get_running_loop()
             await loop.run_in_executor(self._jobs, self._follow_now, changes)
+
+    async def sync(self) -> None:
+        """Follow the reminder rows that other replicas changed: they commit the rows, but
+        only the leader's scheduler holds jobs. The leader calls this every election round."""
+        if not self._leading:
+            return
+        watched = [rid for rid, (_seq, active) in self._known.items() if active]
+
+        def _read(session: Session) -> list[ClockChange]:
+            rows = {r.id: r for r in reminder_store.active_reminders(session)}
+            for rid in watched:
+                # Active when last followed, not any more: its job has to go.
+                if rid not in rows and (row := session.get(Reminder, rid)) is not None:
+                    rows[rid] = row
+            return [ClockChange.of(r) for r in rows.values()]
+
+        changes = await self.db.run(_read)
+        await self.follow([c for c in changes if self._is_news(c)])
+
+    def _is_news(self, change: ClockChange) -> bool:
+        known = self._known.get(change.reminder_id)
+        return known is None or known[0] < change.seq
 
     def _follow_now(self, changes: list[ClockChange]) -> None:
         if not self.scheduler.running:
             return  # a process without a scheduler leaves the rows for the one that has it
         for change in changes:
+            # A read that raced a newer change (sync against a request) must not undo it:
+            # seq only grows, so an older or equal seq is old news.
+            if not self._is_news(change):
+                continue
+            self._known[change.reminder_id] = (change.seq, change.active)
             ident = job_id(change.incident_id, change.kind)
             if not change.active:
                 if self.scheduler.get_job(ident):
@@ -248,9 +321,19 @@ class Clocks:
             return
         self._sending.add(message_id)
         try:
-            message = await self.db.run(lambda s: outbox_store.unsent(s, message_id=message_id))
+            # Wall-clock time, not the injected clock: the lease is about processes, and every
+            # replica must read it the same way.
+            message = await self.db.run(
+                lambda s: outbox_store.claim(
+                    s,
+                    message_id=message_id,
+                    by=self.sender_id,
+                    now=datetime.now(UTC),
+                    lease=SEND_LEASE,
+                )
+            )
             if message is None:
-                return
+                return  # sent already, or another sender has it
             try:
                 ts = await self.gateway.post_message(message.channel_id, message.text)
             except Exception as exc:
@@ -262,7 +345,9 @@ class Clocks:
                 else:
                     log.exception("outbox message %s not sent: unexpected failure", message_id)
                 await self.db.run(
-                    lambda s: outbox_store.mark_failed(s, message_id=message_id, error=str(error))
+                    lambda s: outbox_store.mark_failed(
+                        s, message_id=message_id, error=str(error), by=self.sender_id
+                    )
                 )
                 return
             now = self.clock()

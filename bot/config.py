@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     # Where reviewers reach this server, for the signed links that `/incident export` posts.
     warroom_public_url: str | None = None
     warroom_alert_token: str | None = None
+    # Seconds between scheduler elections on PostgreSQL: how often a follower tries to take
+    # over, and a leader checks its lock (so roughly how long a failover takes).
+    warroom_election_every: float = Field(default=1.0, gt=0, le=60)
 
     def require(self, *names: str) -> None:
         """Raise ConfigError naming the first of `names` that is unset."""

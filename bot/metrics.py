@@ -102,11 +102,20 @@ class Metrics:
             "1 while this process runs the reminder scheduler.",
             registry=self.registry,
         )
+        self.scheduler_leader = Gauge(
+            "warroom_scheduler_leader",
+            "1 while this replica is elected to run the scheduler, 0 while it follows.",
+            registry=self.registry,
+        )
 
     def watch(self, db: Database, scheduler_running: Callable[[], bool]) -> None:
         """Add the figures read at scrape time."""
         self.registry.register(StoredCounts(db))
         self.scheduler_running.set_function(lambda: float(scheduler_running()))
+
+    def watch_leadership(self, leading: Callable[[], bool]) -> None:
+        """Report whether this replica holds the scheduler election."""
+        self.scheduler_leader.set_function(lambda: float(leading()))
 
 
 def request_type(body: dict[str, Any]) -> str:

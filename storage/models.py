@@ -157,3 +157,6 @@ class OutboxMessage(SQLModel, table=True):
     slack_ts: str | None = Field(default=None, max_length=32)
     attempts: int = 0
     last_error: str | None = Field(default=None, max_length=200)
+    # Which process is sending it, until when: two replicas never post the same message.
+    claimed_by: str | None = Field(default=None, max_length=64)
+    claimed_until: datetime | None = utc_column()

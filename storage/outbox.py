@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from sqlalchemy import or_, update
 from sqlmodel import Session, col, select
 
 from storage.models import OutboxMessage
@@ -41,17 +42,45 @@ def unsent(session: Session, *, message_id: int) -> OutboxMessage | None:
     return message
 
 
+def claim(
+    session: Session, *, message_id: int, by: str, now: datetime, lease: timedelta
+) -> OutboxMessage | None:
+    """Take an unsent message for sending, unless another sender holds an unexpired claim on
+    it. One conditional UPDATE: on PostgreSQL a racing claim waits for this one's commit,
+    re-reads the row and matches nothing, so only one process ever posts it."""
+    claimed = session.execute(
+        update(OutboxMessage)
+        .where(col(OutboxMessage.id) == message_id)
+        .where(col(OutboxMessage.posted_at).is_(None))
+        .where(
+            or_(
+                col(OutboxMessage.claimed_until).is_(None),
+                col(OutboxMessage.claimed_until) < now,
+            )
+        )
+        .values(claimed_by=by, claimed_until=now + lease)
+        .execution_options(synchronize_session=False)
+    )
+    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        return None
+    return session.get(OutboxMessage, message_id, populate_existing=True)
+
+
 def mark_posted(session: Session, *, message_id: int, ts: str, at: datetime) -> None:
     message = session.get_one(OutboxMessage, message_id)
     message.posted_at = at
     message.slack_ts = ts
+    message.claimed_by = message.claimed_until = None
     session.add(message)
     session.flush()
 
 
-def mark_failed(session: Session, *, message_id: int, error: str) -> None:
+def mark_failed(session: Session, *, message_id: int, error: str, by: str | None = None) -> None:
+    """Count a failed attempt and give the message back (if `by` still holds it)."""
     message = session.get_one(OutboxMessage, message_id)
     message.attempts += 1
     message.last_error = error[:200]
+    if by is not None and message.claimed_by == by:
+        message.claimed_by = message.claimed_until = None
     session.add(message)
     session.flush()
