@@ -229,8 +229,10 @@ class Script:
         self.echo(line if len(line) <= LINE_WIDTH else line[: LINE_WIDTH - 3] + "...")
 
     async def settle(self) -> None:
-        """Let the work the app does after its acks finish, and tell it who joined the room."""
-        await self.services.tasks.join()
+        """Tell the app who has joined the war room since the last step, as Slack would.
+
+        No waiting for the app's after-ack work (invitations, topic, header) between steps:
+        people in a war room don't wait for it either, and the header's updates are paced."""
         if not self.room:
             return
         for user in sorted(self.slack.channels[self.room].members - self._seen_members):
@@ -279,6 +281,8 @@ class Script:
         await self.message("U0BO", "error rate back to baseline for 10 minutes")
         await self.command("U0ANA", "role commander @dee")
         await self.command("U0DEE", "resolve Rolled back 4.2.1; checkout error rate is normal")
+        await self.services.tasks.join()
+        await self.settle()
         await self._check_nothing_refused(number)
         return number
 
