@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import secrets
 import tempfile
 import time
@@ -33,8 +32,6 @@ from storage import incidents as incident_store
 from storage import timeline as timeline_store
 from storage.db import Database
 from storage.migrate import upgrade
-
-log = logging.getLogger(__name__)
 
 TEAM_ID = "T0DEMO"
 GENERAL = "C0GENERAL"
