@@ -220,7 +220,9 @@ async def test_submitting_the_form_declares(
     assert len(header_buttons(room, incident.channel_id)) == 4
 
 
-async def test_the_form_can_give_command_to_someone_else(warroom: Warroom, ui: Interactions) -> None:
+async def test_the_form_can_give_command_to_someone_else(
+    warroom: Warroom, ui: Interactions
+) -> None:
     await warroom.command("declare")
     view = ui.opened(CallbackId.DECLARE_MODAL)
     assert_closes(await ui.submit(view, {BlockId.TITLE: "Search slow", BlockId.COMMANDER: "U0BO"}))
@@ -445,9 +447,7 @@ async def test_a_status_form_that_changes_nothing_says_so(
     assert errors == {BlockId.STATUS: "Nothing changed: INC-1 is already investigating, SEV1."}
 
 
-async def test_resolve_from_the_header(
-    warroom: Warroom, ui: Interactions, war_room: str
-) -> None:
+async def test_resolve_from_the_header(warroom: Warroom, ui: Interactions, war_room: str) -> None:
     view = await open_modal(warroom, ui, ActionId.HEADER_RESOLVE, war_room)
     assert view["title"]["text"] == "Resolve INC-1"
     assert_closes(await ui.submit(view, {BlockId.SUMMARY: "Rolled back the release."}))
@@ -462,7 +462,9 @@ async def test_resolve_from_the_header(
         ActionId.HEADER_ASSIGN_ROLE,
         ActionId.HEADER_POST_UPDATE,
     }
-    assert any(t.startswith(":white_check_mark: INC-1 is resolved") for t in ephemerals(warroom, "U0ANA"))
+    assert any(
+        t.startswith(":white_check_mark: INC-1 is resolved") for t in ephemerals(warroom, "U0ANA")
+    )
 
 
 async def test_a_button_leaves_the_same_record_as_the_slash_command(
