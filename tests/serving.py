@@ -11,6 +11,7 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode
 
 import aiohttp
@@ -65,6 +66,30 @@ class Process:
         async with http.post(f"{self.base}/slack/events", data=body, headers=headers) as response:
             assert response.status == 200, await response.text()
             return str((await response.json())["text"])
+
+    async def post_signed(
+        self,
+        http: aiohttp.ClientSession,
+        body: str,
+        content_type: str,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, str]:
+        """Any request as Slack signs it (events, commands, retries); status and body."""
+        ts = str(int(time.time()))
+        signature = SignatureVerifier(SIGNING_SECRET).generate_signature(timestamp=ts, body=body)
+        sent = {
+            "Content-Type": content_type,
+            "X-Slack-Request-Timestamp": ts,
+            "X-Slack-Signature": str(signature),
+            **(headers or {}),
+        }
+        async with http.post(f"{self.base}/slack/events", data=body, headers=sent) as response:
+            return response.status, await response.text()
+
+    async def get_json(self, http: aiohttp.ClientSession, path: str) -> tuple[int, Any]:
+        """GET a JSON route (/readyz, /healthz): status and parsed body."""
+        async with http.get(f"{self.base}{path}") as response:
+            return response.status, await response.json()
 
     async def kill(self) -> None:
         if self.proc.returncode is None:
