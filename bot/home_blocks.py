@@ -84,8 +84,9 @@ def incident_text(incident: IncidentView, *, now: datetime, viewer_roles: list[s
     )
     lines = [f"*{incident.ref}* {title}", facts, roles]
     if viewer_roles:
-        yours = ", ".join(ROLE_LABELS.get(r, r).lower() for r in dict.fromkeys(viewer_roles))
-        lines.append(f":bust_in_silhouette: You are {yours}.")
+        held = list(dict.fromkeys(viewer_roles))
+        yours = ", ".join(ROLE_LABELS.get(r, r) for r in held)
+        lines.append(f":bust_in_silhouette: Your role{'s' if len(held) > 1 else ''}: {yours}")
     return "\n".join(lines)
 
 

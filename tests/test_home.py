@@ -21,6 +21,7 @@ from bot.home_blocks import (
     header_block,
     home_blocks,
     home_view,
+    incident_text,
     section_block,
 )
 from bot.ids import ActionId
@@ -96,14 +97,14 @@ async def test_home_lists_open_incidents_the_viewers_first_with_age_roles_and_a_
     assert mine.startswith(f"*INC-{payments.number}* ")
     assert first_other.startswith(f"*INC-{search.number}* Search is slow")
     assert second_other.startswith(f"*INC-{checkout.number}* Checkout API returning 500s")
-    assert "You are comms." in mine
+    assert "Your role: Comms" in mine
     assert "*Comms:* <@U0BO>" in mine and "*Commander:* <@U0ADMIN>" in mine
     assert "*Resolver:* _nobody_" in mine
     # Severity, status, age from the injected clock, and the war room's channel.
     assert f"SEV1 · Investigating · open 2h 10m · <#{search.channel_id}>" in first_other
     assert f"SEV2 · Investigating · open 2h 40m · <#{checkout.channel_id}>" in second_other
     assert "open 2h ·" in mine
-    assert "You are" not in first_other + second_other
+    assert "Your role" not in first_other + second_other
     # The title is shown escaped and inert: no broadcast fires, no markup is read.
     assert "&amp; &lt;b&gt;oops" in mine
     assert "<!here>" not in json.dumps(home) and "<b>" not in mine
@@ -122,7 +123,7 @@ async def test_each_viewer_sees_their_own_incidents_first(
 
     assert [s.split()[0] for s in ana] == [f"*INC-{first.number}*", f"*INC-{second.number}*"]
     assert [s.split()[0] for s in cy] == [f"*INC-{second.number}*", f"*INC-{first.number}*"]
-    assert "You are commander." in ana[0] and "You are commander." in cy[0]
+    assert "Your role: Commander" in ana[0] and "Your role: Commander" in cy[0]
 
 
 async def test_resolved_incidents_leave_the_home_tab(
@@ -304,3 +305,18 @@ def test_blocks_never_pass_slacks_limit_and_count_what_is_left_out(mine: int, ot
     if shown > mine:
         expected.append(OTHERS)
     assert headings[1:] == expected
+
+
+def test_an_incident_section_names_every_role_the_viewer_holds() -> None:
+    incident = view(7, roles=(("commander", "U0ME"), ("resolver", "U0ME"), ("resolver", "U0CY")))
+
+    text = incident_text(
+        incident, now=T0 + timedelta(minutes=5), viewer_roles=["commander", "resolver"]
+    )
+
+    assert text.splitlines() == [
+        "*INC-7* Checkout down",
+        ":large_orange_circle: SEV2 · Investigating · open 5m · <#C0007>",
+        "*Commander:* <@U0ME>   *Comms:* _nobody_   *Resolver:* <@U0ME>, <@U0CY>",
+        ":bust_in_silhouette: Your roles: Commander, Resolver",
+    ]
