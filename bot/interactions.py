@@ -6,12 +6,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 
+from slack_sdk.errors import SlackApiError
 from sqlmodel import Session
 
 from bot.command_service import CommandService, describe_failure
 from bot.commands import UserRef, parse_declaration
 from bot.durations import format_duration
 from bot.errors import UsageError, WarroomError
+from bot.gateway import slack_error
 from bot.ids import ActionId, BlockId, CallbackId
 from bot.incidents import Invocation
 from bot.readmodels import IncidentView, incident_view
@@ -37,6 +39,8 @@ BUTTON_VERBS = {
     ActionId.HEADER_CHANGE_STATUS: "status",
     ActionId.HEADER_RESOLVE: "resolve",
 }
+# chat.postEphemeral errors that mean "not in that channel": a DM is the way round.
+_NOT_THERE = frozenset({"user_not_in_channel", "channel_not_found", "not_in_channel"})
 # Where a refusal or a usage error from each modal's command is shown.
 ERROR_BLOCKS = {
     CallbackId.ROLE_MODAL: BlockId.ROLE_HOLDER,
@@ -148,7 +152,10 @@ class InteractionService:
     async def _not_a_person(self, user_ids: Iterable[str]) -> str | None:
         """Why one of `user_ids` cannot hold a role, or None when all can."""
         for user_id in user_ids:
-            profile = await self.incidents.people.resolve(UserRef(user_id=user_id))
+            try:
+                profile = await self.incidents.people.resolve(UserRef(user_id=user_id))
+            except WarroomError as exc:
+                return exc.message  # Slack too slow to say who this is: nothing declared yet
             if profile is None:
                 return "Slack does not know that person."
             if profile.is_bot:
@@ -203,10 +210,15 @@ class InteractionService:
     async def open_incident_form(self, action: ActionId, number: int, actor: Actor) -> None:
         """Open the modal a header button stands for; someone the command would refuse is
         told why (ephemeral) and the attempt is logged, as for the slash command."""
-        incident, last_update = await self._incident_and_last_update(number)
+        try:
+            incident, last_update = await self._incident_and_last_update(number)
+        except WarroomError as exc:
+            self._tell(actor.user_id, actor.channel_id, exc.message)
+            return
+        verb = BUTTON_VERBS[action]
         refusal = self.refusal(action, incident, actor.user_id)
         if refusal:
-            invocation = actor.invocation(f"{incident.ref} {BUTTON_VERBS[action]}")
+            invocation = actor.invocation(f"{incident.ref} {verb}")
             await self.incidents.record_command(
                 incident.id, invocation, refused=True, reason=refusal
             )
@@ -222,7 +234,16 @@ class InteractionService:
             view = status_modal(incident, severities=self.commands.severities())
         else:
             view = resolve_modal(incident)
-        await self.gateway.open_view(actor.trigger_id, view)
+        try:
+            await self.gateway.open_view(actor.trigger_id, view)
+        except SlackApiError as exc:
+            # Recoverable: the slash command needs no form.
+            self._tell(
+                actor.user_id,
+                actor.channel_id or incident.channel_id,
+                f"The form did not open (Slack said `{slack_error(exc)}`). Try again, or use "
+                f"`/incident {verb}` in the war room.",
+            )
 
     def refusal(self, action: ActionId, incident: IncidentView, user_id: str) -> str | None:
         """Why `user_id` may not do what the button offers, by the slash command's rules."""
@@ -323,10 +344,18 @@ class InteractionService:
 
     def _tell(self, user_id: str, channel_id: str | None, text: str) -> None:
         """A message only `user_id` sees, after the ack: ephemeral in the channel, else a DM."""
+        self.tasks.spawn(self._whisper(user_id, channel_id, text))
+
+    async def _whisper(self, user_id: str, channel_id: str | None, text: str) -> None:
         if channel_id:
-            self.tasks.spawn(self.gateway.post_ephemeral(channel_id, user_id, text))
-        else:
-            self.tasks.spawn(self._dm(user_id, text))
+            try:
+                await self.gateway.post_ephemeral(channel_id, user_id, text)
+                return
+            except SlackApiError as exc:
+                # Not a member there (a header seen from a shared link): a DM reaches them.
+                if slack_error(exc) not in _NOT_THERE:
+                    raise
+        await self._dm(user_id, text)
 
     async def _dm(self, user_id: str, text: str) -> None:
         await self.gateway.post_message(user_id, text)

@@ -355,8 +355,33 @@ async def test_a_click_the_command_would_refuse_is_refused_and_logged(
     reason = "Only the commander (ana) or an admin can resolve the incident in INC-1."
     assert refused.data["reason"] == reason
     await warroom.settle()
+    # U0BO is not in the war room, so the ephemeral cannot reach him there: a DM does.
     assert reason in ephemerals(warroom, "U0BO")
+    assert direct_messages(warroom, "U0BO") == [reason]
     assert stored_incidents(warroom)[0].status == "investigating"
+
+
+async def test_a_refusal_in_the_room_is_ephemeral(
+    warroom: Warroom, ui: Interactions, war_room: str
+) -> None:
+    warroom.slack.channels[war_room].members.add("U0CY")
+    await ui.click(ActionId.HEADER_CHANGE_STATUS, "1", user="U0CY", channel=war_room)
+    await warroom.settle()
+    reason = "Only the commander (ana) or an admin can change the status in INC-1."
+    assert ephemerals(warroom, "U0CY") == [reason]
+    assert direct_messages(warroom, "U0CY") == []
+    assert warroom.timeline(1)[-1].text == "/incident INC-1 status"
+
+
+async def test_a_header_modal_slack_will_not_open_is_explained(
+    warroom: Warroom, ui: Interactions, war_room: str
+) -> None:
+    warroom.slack.fail("views.open", error="expired_trigger_id")
+    reply = await ui.click(ActionId.HEADER_ASSIGN_ROLE, "1", channel=war_room)
+    assert reply.status == 200 and reply.text == ""
+    await warroom.settle()
+    [told] = [t for t in ephemerals(warroom, "U0ANA") if "did not open" in t]
+    assert "expired_trigger_id" in told and "/incident role" in told
 
 
 async def test_access_lost_after_opening_is_refused_on_submit(
@@ -496,4 +521,6 @@ async def test_an_unknown_incident_number_changes_nothing(
     reply = await ui.click(ActionId.HEADER_RESOLVE, "99", channel=war_room)
     assert reply.status == 200 and "Traceback" not in reply.text
     assert warroom.slack.calls_to("views.open") == []
+    await warroom.settle()
+    assert "There is no INC-99." in ephemerals(warroom, "U0ANA")
     assert stored_incidents(warroom)[0].status == "investigating"
