@@ -21,10 +21,12 @@ from storage.models import Incident, TimelineEvent
 from tests.conftest import Warroom, WarroomFactory
 from tests.fakes.slack_api import BOT_USER
 from tests.home_helpers import (
+    interaction,
     message_event,
     pin_event,
     reaction_event,
     run_shortcut,
+    shortcut_payload,
 )
 
 MESSAGE_TS = "1700000100.000200"
@@ -164,6 +166,28 @@ async def test_the_shortcut_on_the_header_records_nothing(make_warroom: WarroomF
 
     assert key_events(room) == []
     assert confirmations(room, replies)[0].startswith(f"That is the INC-{incident.number} header")
+
+
+async def test_without_a_response_url_the_confirmation_is_an_ephemeral_message(
+    make_warroom: WarroomFactory,
+) -> None:
+    room = await make_warroom()
+    incident = await war_room_with_message(room)
+    payload = shortcut_payload(room, channel=incident.channel_id or "", message=message())
+    del payload["response_url"]
+    payload["user"]["id"] = "U0ANA"  # in the war room: Slack shows ephemerals to members only
+
+    reply = await interaction(room, payload)
+    await room.settle()
+
+    assert reply.status == 200
+    assert len(key_events(room, incident)) == 1
+    [sent] = [c for c in room.slack.calls_to("chat.postEphemeral") if ":pushpin:" in c.args["text"]]
+    assert sent.args["channel"] == incident.channel_id and sent.args["user"] == "U0ANA"
+    assert (
+        sent.args["text"]
+        == f":pushpin: Added to the INC-{incident.number} timeline as a key event."
+    )
 
 
 # -- pins ---------------------------------------------------------------------------------------
