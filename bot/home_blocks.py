@@ -110,8 +110,10 @@ def home_blocks(page: HomePage, *, limit: int = HOME_BLOCK_LIMIT) -> list[dict[s
         blocks.append(section_block("No open incidents. :white_check_mark:"))
         return blocks
     mine = [i for i in page.incidents if page.roles_of_viewer(i)]
-    # Room for the section headings and the closing "and N more" line, whatever happens.
-    reserved = (1 if mine else 0) + (1 if len(mine) < count else 0) + 1
+    # Headings only split the viewer's incidents from the rest; with none of theirs, no heading.
+    split = bool(mine) and len(mine) < count
+    # Room for the headings and the closing "and N more" line, whatever happens.
+    reserved = (1 if mine else 0) + (1 if split else 0) + 1
     room = limit - len(blocks) - reserved
     shown = 0
     for index, incident in enumerate(page.incidents):
@@ -119,7 +121,7 @@ def home_blocks(page: HomePage, *, limit: int = HOME_BLOCK_LIMIT) -> list[dict[s
         heading: list[dict[str, Any]] = []
         if index == 0 and roles:
             heading = [header_block(YOURS)]
-        elif not roles and (index == 0 or page.roles_of_viewer(page.incidents[index - 1])):
+        elif split and not roles and index and page.roles_of_viewer(page.incidents[index - 1]):
             heading = [header_block(OTHERS)]
         body = incident_blocks(incident, now=page.now, viewer_roles=roles)
         if len(body) > room:
