@@ -113,6 +113,7 @@ class IncidentService:
         self.people = people
         self.clocks = clocks
         self.clock = clock
+        self._refreshing: dict[int, asyncio.Lock] = {}
 
     # -- finding incidents ---------------------------------------------------------------
 
@@ -315,20 +316,23 @@ class IncidentService:
 
     async def refresh_war_room(self, incident_id: int) -> None:
         """Bring the topic and the pinned header in line with the stored state."""
-        incident = await self._view(incident_id)
-        if incident.channel_id is None:
-            return
-        updates = [self.gateway.set_topic(incident.channel_id, topic_text(incident))]
-        if incident.header_ts:
-            updates.append(
-                self.gateway.update_message(
-                    incident.channel_id,
-                    incident.header_ts,
-                    header_text(incident),
-                    header_blocks(incident),
+        # One refresh at a time per incident, each reading the state inside the lock: two
+        # changes in quick succession cannot leave the older state showing.
+        async with self._refreshing.setdefault(incident_id, asyncio.Lock()):
+            incident = await self._view(incident_id)
+            if incident.channel_id is None:
+                return
+            updates = [self.gateway.set_topic(incident.channel_id, topic_text(incident))]
+            if incident.header_ts:
+                updates.append(
+                    self.gateway.update_message(
+                        incident.channel_id,
+                        incident.header_ts,
+                        header_text(incident),
+                        header_blocks(incident),
+                    )
                 )
-            )
-        await asyncio.gather(*updates)
+            await asyncio.gather(*updates)
 
     # -- roles -------------------------------------------------------------------------------
 
