@@ -264,6 +264,9 @@ class SlackGateway:
         # Posts into a channel wait their turn here; nothing on an ack path posts (acks reply
         # with their own text, posts run in bot/tasks.py), so the wait never holds up Slack.
         self.pacer = pacer or ChannelPacer(on_wait=on_wait)
+        # One topic change at a time per channel, in the order asked: a change held up by a
+        # 429 must not land after, and undo, a newer one.
+        self._topic_turns: dict[str, asyncio.Lock] = {}
 
     async def create_channel(self, candidates: Iterable[str]) -> CreatedChannel:
         """Create the first free name among `candidates`; a taken name moves on to the next."""
@@ -307,22 +310,23 @@ class SlackGateway:
     async def set_topic(self, channel_id: str, topic: str) -> None:
         if len(topic) > TOPIC_LIMIT:
             topic = topic[: TOPIC_LIMIT - 1] + "…"
-        await self.client.conversations_setTopic(channel=channel_id, topic=topic)
+        async with self._topic_turns.setdefault(channel_id, asyncio.Lock()):
+            await self.client.conversations_setTopic(channel=channel_id, topic=topic)
 
     async def post_message(
         self, channel_id: str, text: str, blocks: list[dict[str, Any]] | None = None
     ) -> str:
-        await self.pacer.wait_turn(channel_id)
-        response = await self.client.chat_postMessage(
-            channel=channel_id, text=text, blocks=blocks, unfurl_links=False
-        )
+        async with self.pacer.turn(channel_id):
+            response = await self.client.chat_postMessage(
+                channel=channel_id, text=text, blocks=blocks, unfurl_links=False
+            )
         return str(response["ts"])
 
     async def update_message(
         self, channel_id: str, ts: str, text: str, blocks: list[dict[str, Any]] | None = None
     ) -> None:
-        await self.pacer.wait_turn(channel_id)
-        await self.client.chat_update(channel=channel_id, ts=ts, text=text, blocks=blocks)
+        async with self.pacer.turn(channel_id):
+            await self.client.chat_update(channel=channel_id, ts=ts, text=text, blocks=blocks)
 
     async def pin(self, channel_id: str, ts: str) -> None:
         try:
@@ -332,8 +336,8 @@ class SlackGateway:
                 raise
 
     async def post_ephemeral(self, channel_id: str, user_id: str, text: str) -> None:
-        await self.pacer.wait_turn(channel_id)
-        await self.client.chat_postEphemeral(channel=channel_id, user=user_id, text=text)
+        async with self.pacer.turn(channel_id):
+            await self.client.chat_postEphemeral(channel=channel_id, user=user_id, text=text)
 
     async def respond(self, response_url: str, text: str) -> None:
         """An ephemeral reply to a slash command after its ack (response_url)."""

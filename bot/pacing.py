@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 POST_BURST = 3
@@ -43,6 +44,14 @@ class ChannelPacer:
 
     async def wait_turn(self, channel_id: str) -> float:
         """Wait until `channel_id` may take another post; the seconds waited."""
+        async with self.turn(channel_id) as waited:
+            return waited
+
+    @asynccontextmanager
+    async def turn(self, channel_id: str) -> AsyncIterator[float]:
+        """Hold `channel_id`'s turn for one post, its retries included; yields the seconds
+        waited. Posts into a channel land in the order they were asked for, even when one of
+        them waits out a 429, and a later header edit never lands before an earlier one."""
         bucket = self._bucket(channel_id)
         waited = 0.0
         async with bucket.turn:
@@ -54,9 +63,9 @@ class ChannelPacer:
                 delay = (1 - bucket.tokens) / self.rate
                 await self.sleep(delay)
                 waited += delay
-        if self.on_wait is not None:
-            self.on_wait(waited)
-        return waited
+            if self.on_wait is not None:
+                self.on_wait(waited)
+            yield waited
 
     def _refill(self, bucket: _Bucket) -> None:
         now = self.clock()
