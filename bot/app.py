@@ -222,7 +222,11 @@ def build_web_app(
     metrics = services.metrics
     # Which replica runs the scheduler (on SQLite: this one).
     election = SchedulerElection(
-        db=services.db, clocks=services.clocks, every=settings.warroom_election_every
+        db=services.db,
+        clocks=services.clocks,
+        every=settings.warroom_election_every,
+        # One replica resumes war rooms, not every replica that starts while others serve.
+        on_elected=services.incidents.resume_unopened_war_rooms,
     )
     metrics.watch_leadership(lambda: election.leading)
 
@@ -261,7 +265,6 @@ def build_web_app(
     async def lifecycle(_app: web.Application) -> AsyncIterator[None]:
         await services.identity.load()
         await election.start()
-        await services.incidents.resume_unopened_war_rooms()
         yield
         # Stops the clocks, then lets go of the scheduler lock for the next replica.
         await election.stop()

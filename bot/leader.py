@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import psycopg
@@ -47,11 +48,18 @@ class SchedulerElection:
     """Runs the clocks while this process is elected, and stops them the moment it is not."""
 
     def __init__(
-        self, *, db: Database, clocks: Clocks, every: float = DEFAULT_ELECTION_EVERY
+        self,
+        *,
+        db: Database,
+        clocks: Clocks,
+        every: float = DEFAULT_ELECTION_EVERY,
+        on_elected: Callable[[], Awaitable[object]] | None = None,
     ) -> None:
         self.db = db
         self.clocks = clocks
         self.every = every
+        # Leader-only chores run on each election (resuming war rooms a crash left unopened).
+        self.on_elected = on_elected
         # A leader that cannot confirm its lock connection within this long stops scheduling.
         self.ping_timeout = max(2.0, 2 * every)
         self.leading = False
@@ -70,7 +78,7 @@ class SchedulerElection:
         serves), then keep trying in the background."""
         if is_sqlite(self.db.url):
             await self.clocks.start()
-            self._elected()
+            await self._elected()
             return
         await self._round()
         self._campaign_task = asyncio.get_running_loop().create_task(self._campaign())
@@ -116,12 +124,14 @@ class SchedulerElection:
             await self.clocks.step_down()
             await self._let_go()
             raise
-        self._elected()
+        await self._elected()
 
-    def _elected(self) -> None:
+    async def _elected(self) -> None:
         self.leading = True
         self.elected_at = time.monotonic()
         log.info("scheduler election: this replica leads and runs the scheduler")
+        if self.on_elected is not None:
+            await self.on_elected()
 
     async def _hold(self) -> None:
         """Check that the lock's connection is alive; if it is not (or does not answer in
