@@ -138,11 +138,11 @@ class InteractionService:
         incident = await self.incidents.declare(invocation, declaration)
         try:
             incident = await self._staff(incident, invocation, commander, responders, form)
-        except WarroomError as exc:
-            # The incident is committed: the declarer hears about the rest, not a form error.
-            self.tasks.spawn(
-                self._dm(actor.user_id, f"{incident.ref} is declared, but: {exc.message}")
-            )
+        except (WarroomError, SlackApiError) as exc:
+            # The incident is committed: the declarer hears about the rest, not a form error
+            # (a form error would invite a second submission, and a second incident).
+            failure = describe_failure(exc)
+            self.tasks.spawn(self._dm(actor.user_id, f"{incident.ref} is declared, but: {failure}"))
         self.tasks.spawn(
             self._open_war_room(incident, actor.user_id, responders),
             on_error=lambda exc: self._tell_declarer(actor.user_id, incident, exc),
