@@ -388,10 +388,6 @@ class SlackGateway:
         response = await self.client.views_open(trigger_id=trigger_id, view=view)
         return str(response["view"]["id"])
 
-    async def update_view(self, view_id: str, view: dict[str, Any]) -> None:
-        """Replace an open modal's content."""
-        await self.client.views_update(view_id=view_id, view=view)
-
 
 def _profile(user: dict[str, Any]) -> SlackProfile:
     profile = user.get("profile") or {}
