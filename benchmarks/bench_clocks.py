@@ -39,13 +39,13 @@ from storage import incidents as incident_store
 from storage import reminders as reminder_store
 from storage.models import OutboxMessage, Reminder, TimelineEvent
 
-# The fake Slack lives with the tests, which are not installed; run from anywhere in the repo.
+# benchmarks/ is not installed; run from anywhere in the repo.
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from benchmarks.bench_ack import _redacted, fresh_database  # noqa: E402
-from tests.fakes.slack_api import Call, FakeSlack  # noqa: E402
+from bot.standin.slack_api import Call, FakeSlack  # noqa: E402
 
 TOKEN = "xoxb-x"
 SECRET = "s"

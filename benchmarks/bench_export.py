@@ -16,6 +16,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -78,15 +80,72 @@ def seed(url: str, events: int) -> None:
     db.close()
 
 
+# Runs the command given in its arguments and prints its wall seconds and peak resident KiB.
+# A child's ru_maxrss starts at its parent's resident size (Linux keeps the high-water mark
+# across fork and exec), so the measured command must be the child of this small process, not
+# of the benchmark, which holds the seeded rows and the servers' code.
+TIMER = (
+    "import resource, subprocess, sys, time\n"
+    "started = time.perf_counter()\n"
+    "status = subprocess.call(sys.argv[1:], stdout=subprocess.DEVNULL)\n"
+    "seconds = time.perf_counter() - started\n"
+    "print(seconds, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+    "sys.exit(status)\n"
+)
+
+
 def measure(command: list[str], env: dict[str, str]) -> tuple[float, float]:
     """Wall seconds and peak resident MB of one child process."""
+    timer = subprocess.run(
+        [sys.executable, "-c", TIMER, *command], cwd=REPO, env=env, capture_output=True, text=True
+    )
+    if timer.returncode != 0:
+        raise SystemExit(f"failed: {' '.join(command)}\n{timer.stderr[-2000:]}")
+    seconds, peak_kib = timer.stdout.split()
+    return float(seconds), int(peak_kib) / 1024  # Linux reports KiB
+
+
+@dataclass(frozen=True)
+class Measured:
+    """One child process: wall seconds, peak resident MB, and the size of what it wrote."""
+
+    seconds: float
+    peak_mb: float
+    output_mb: float = 0.0
+
+
+@dataclass(frozen=True)
+class ExportFigures:
+    events: int
+    seeded_s: float
+    import_only: Measured  # the floor every export pays
+    hold_all: Measured  # what an export that did not stream would need at least
+    exports: dict[str, Measured]  # by label: "json", "json --redact", ...
+
+
+def run(
+    url: str, events: int, formats: Sequence[str] = FORMATS, redact: Sequence[bool] = (False, True)
+) -> ExportFigures:
+    """Seed `events` into the empty database at `url`, then time each export and the baselines."""
     started = time.perf_counter()
-    child = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL)
-    _, status, usage = os.wait4(child.pid, 0)
-    seconds = time.perf_counter() - started
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"failed: {' '.join(command)}")
-    return seconds, usage.ru_maxrss / 1024  # Linux reports KiB
+    seed(url, events)
+    seeded = time.perf_counter() - started
+    env = {**os.environ, "DATABASE_URL": url, "PYTHONPATH": str(REPO)}
+    env.pop("WARROOM_CONFIG", None)
+    python = sys.executable
+    floor = Measured(*measure([python, "-c", "import bot.cli, bot.export"], env))
+    held = Measured(*measure([python, "-c", HOLD_ALL, url], env))
+    exports: dict[str, Measured] = {}
+    with tempfile.TemporaryDirectory(prefix="warroom-bench-export-") as folder:
+        for fmt in formats:
+            for redacted in redact:
+                out = Path(folder) / f"out.{fmt}"
+                command = [python, "-m", "bot.cli", "export", "INC-1", "--format", fmt]
+                command += ["-o", str(out)] + (["--redact"] if redacted else [])
+                seconds, peak = measure(command, env)
+                label = f"{fmt}{' --redact' if redacted else ''}"
+                exports[label] = Measured(seconds, peak, out.stat().st_size / 1e6)
+    return ExportFigures(events, seeded, floor, held, exports)
 
 
 def main() -> int:
@@ -96,39 +155,21 @@ def main() -> int:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="warroom-bench-export-") as folder:
         url = args.database_url or f"sqlite:///{Path(folder) / 'bench.db'}"
-        started = time.perf_counter()
-        seed(url, args.events)
-        print(
-            f"export benchmark: {args.events} events on "
-            f"{'SQLite' if url.startswith('sqlite') else url.split('@')[-1]}, "
-            f"seeded in {time.perf_counter() - started:.1f} s; "
-            f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
-        )
-        env = {**os.environ, "DATABASE_URL": url, "PYTHONPATH": str(REPO)}
-        env.pop("WARROOM_CONFIG", None)
-        python = sys.executable
-        floor = measure([python, "-c", "import bot.cli, bot.export"], env)
-        held = measure([python, "-c", HOLD_ALL, url], env)
-        print(f"{'what':34} {'seconds':>8} {'peak MB':>8} {'output MB':>10}")
-        print(f"{'baseline: import only':34} {floor[0]:8.2f} {floor[1]:8.1f} {'':>10}")
-        print(f"{'baseline: hold all events':34} {held[0]:8.2f} {held[1]:8.1f} {'':>10}")
-        for fmt in FORMATS:
-            for redact in (False, True):
-                out = Path(folder) / f"out.{fmt}"
-                command = [
-                    python,
-                    "-m",
-                    "bot.cli",
-                    "export",
-                    "INC-1",
-                    "--format",
-                    fmt,
-                    "-o",
-                    str(out),
-                ] + (["--redact"] if redact else [])
-                seconds, peak = measure(command, env)
-                label = f"export {fmt}{' --redact' if redact else ''}"
-                print(f"{label:34} {seconds:8.2f} {peak:8.1f} {out.stat().st_size / 1e6:10.1f}")
+        figures = run(url, args.events)
+    print(
+        f"export benchmark: {args.events} events on "
+        f"{'SQLite' if url.startswith('sqlite') else url.split('@')[-1]}, "
+        f"seeded in {figures.seeded_s:.1f} s; "
+        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
+    )
+    print(f"{'what':34} {'seconds':>8} {'peak MB':>8} {'output MB':>10}")
+    for label, baseline in (
+        ("baseline: import only", figures.import_only),
+        ("baseline: hold all events", figures.hold_all),
+    ):
+        print(f"{label:34} {baseline.seconds:8.2f} {baseline.peak_mb:8.1f} {'':>10}")
+    for label, m in figures.exports.items():
+        print(f"{'export ' + label:34} {m.seconds:8.2f} {m.peak_mb:8.1f} {m.output_mb:10.1f}")
     return 0
 
 
