@@ -19,6 +19,13 @@ log = logging.getLogger(__name__)
 
 # Start-up waits this long for Slack (its retries included) before serving without an answer.
 STARTUP_WAIT_SECONDS = 15.0
+# A request that finds start-up's answer missing waits this long for it, within Slack's 3 s.
+AUTHORIZE_WAIT_SECONDS = 2.0
+
+
+class UnknownIdentityError(Exception):
+    """Slack has not said who the bot is yet. Not a SlackApiError on purpose: Bolt answers
+    those with a 200, and Slack would not send the event again; this one gets a 500."""
 
 
 class BotIdentity:
@@ -66,4 +73,11 @@ class StartupAuthorize(AsyncAuthorize):
         self.identity = identity
 
     async def __call__(self, **_kwargs: Any) -> AuthorizeResult:
-        return self.identity._result or await self.identity._fetch()
+        known = self.identity._result
+        if known is not None:
+            return known
+        try:
+            async with asyncio.timeout(AUTHORIZE_WAIT_SECONDS):
+                return await self.identity._fetch()
+        except (SlackApiError, OSError, TimeoutError, aiohttp.ClientError) as exc:
+            raise UnknownIdentityError(f"auth.test failed: {exc!r}") from exc

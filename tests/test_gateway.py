@@ -246,3 +246,30 @@ async def test_posts_into_a_war_room_are_paced_and_acks_never_wait(
     assert max(waits) > 0, "the burst was used up, so some posts waited their turn"
     # The posts waited their turns; the acks did not wait for them.
     assert max(acks) < 1.0, acks
+
+
+# -- who the bot is, when Slack would not say at start-up -----------------------------------
+
+
+async def test_a_request_that_cannot_learn_who_the_bot_is_fails_fast_for_a_redelivery(
+    slack: FakeSlack, make_warroom: WarroomFactory
+) -> None:
+    # Start-up's auth.test fails, and so does the first request's: Slack asks for a minute.
+    slack.fail("auth.test", error="fatal_error")
+    slack.fail("auth.test", status=429, retry_after=60)
+    room = await make_warroom()
+    event = {"type": "message", "channel": "C0GENERAL", "user": "U0BO", "text": "hi", "ts": "1.2"}
+
+    began = time.monotonic()
+    refused = await room.event(event, event_id="EvWHO1")
+    # Not a 2xx, so Slack sends it again; and well within Slack's 3 s.
+    assert refused.status >= 500, refused
+    assert time.monotonic() - began < 2.5
+    assert len(slack.calls_to("auth.test")) == 2
+
+    again = await room.event(event, event_id="EvWHO1", retry=1)
+    assert again.status == 200
+    assert len(slack.calls_to("auth.test")) == 3
+    # Learned once: later requests do not ask again.
+    assert (await room.command("list")).status == 200
+    assert len(slack.calls_to("auth.test")) == 3
