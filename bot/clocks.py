@@ -213,7 +213,9 @@ class Clocks:
         only the leader's scheduler holds jobs. The leader calls this every election round."""
         if not self._leading:
             return
-        watched = [rid for rid, (_seq, active) in self._known.items() if active]
+        # A copy: the job-store thread may be adding to it meanwhile.
+        known = self._known.copy()
+        watched = [rid for rid, (_seq, active) in known.items() if active]
 
         def _read(session: Session) -> list[ClockChange]:
             rows = {r.id: r for r in reminder_store.active_reminders(session)}

@@ -180,7 +180,11 @@ class SchedulerElection:
             row = await cursor.fetchone()
             assert row is not None
             self.key = election_key(str(row[0]), str(row[1]))
-            await connection.execute(f"SET idle_session_timeout = {idle_ms}")
+            try:
+                await connection.execute(f"SET idle_session_timeout = {idle_ms}")
+            except psycopg.errors.UndefinedObject:
+                # Before PostgreSQL 14: the server's TCP keepalives end a vanished session.
+                log.info("scheduler election: no idle_session_timeout on this server")
         except BaseException:
             await connection.close()
             raise
