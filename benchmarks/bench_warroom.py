@@ -92,20 +92,21 @@ class WarRoomFigures:
 
 
 def milestones(calls: Sequence[Call], channel_id: str, start: float, latency: float) -> Opening:
-    """When Slack answered each milestone's call (its last one), counted from `start`."""
+    """When Slack answered each milestone's call, counted from `start`: the last of its kind,
+    but for the header, the first post into the war room."""
 
-    def answered(method: str, channel: str | None = channel_id) -> float:
+    def answered(method: str, channel: str | None = channel_id, first: bool = False) -> float:
         times = [c.at for c in calls if c.method == method and _channel(c) == channel]
         if not times:
             raise RuntimeError(f"no {method} call for {channel}")
-        return max(times) + latency - start
+        return (min(times) if first else max(times)) + latency - start
 
     return Opening(
         {
             "created": answered("conversations.create", None),
             "invited": answered("conversations.invite"),
             "topic": answered("conversations.setTopic"),
-            "posted": answered("chat.postMessage"),
+            "posted": answered("chat.postMessage", first=True),
             "pinned": answered("pins.add"),
         }
     )
@@ -184,12 +185,12 @@ class Replay:
             await self.client.conversations_invite(channel=channel, users=args["users"])
 
     async def topic(self, channel: str) -> None:
-        [args] = self._args("conversations.setTopic", self.channel_id)
+        args = self._args("conversations.setTopic", self.channel_id)[0]
         await self.client.conversations_setTopic(channel=channel, topic=args["topic"])
 
     async def header(self, channel: str) -> None:
         """Post the header, then pin it: the one dependency after the channel exists."""
-        [args] = self._args("chat.postMessage", self.channel_id)
+        args = self._args("chat.postMessage", self.channel_id)[0]
         posted = await self.client.chat_postMessage(
             channel=channel, text=args["text"], blocks=args.get("blocks")
         )

@@ -19,6 +19,7 @@ import os
 import subprocess
 import sys
 import time
+import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -153,6 +154,9 @@ def run_all(
                 results.failed.append(f"{label}: gave up after {args.deadline:.0f} s")
             except (RuntimeError, SystemExit) as exc:
                 results.failed.append(f"{label}: {exc}")
+            except Exception as exc:  # one broken benchmark must not lose the others' figures
+                traceback.print_exc()
+                results.failed.append(f"{label}: {type(exc).__name__}: {exc}")
 
 
 def ack_problem(result: bench_ack.AckResult) -> str:
