@@ -139,7 +139,7 @@ def build_services(
         home=HomeService(
             db=db,
             clock=clock,
-            publish=lambda user_id, view: client.views_publish(user_id=user_id, view=view),
+            gateway=gateway,
         ),
         commands=CommandService(
             incidents=incidents,

@@ -255,7 +255,8 @@ class CommandService:
                 f"The declare form did not open (Slack said `{slack_error(exc)}`). "
                 f"Declare with `{USAGE['declare']}` instead."
             ) from exc
-        return Reply("Opening the declare form…")
+        # Nothing to say: the form on screen is the answer.
+        return Reply("")
 
     async def _declare(self, invocation: Invocation, command: Command) -> Reply:
         lone_severity = _LONE_SEVERITY.match(command.args.strip())

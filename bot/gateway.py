@@ -388,6 +388,10 @@ class SlackGateway:
         response = await self.client.views_open(trigger_id=trigger_id, view=view)
         return str(response["view"]["id"])
 
+    async def publish_home(self, user_id: str, view: dict[str, Any]) -> None:
+        """Replace what `user_id` sees on warroom's Home tab."""
+        await self.client.views_publish(user_id=user_id, view=view)
+
 
 def _profile(user: dict[str, Any]) -> SlackProfile:
     profile = user.get("profile") or {}

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlmodel import Session
 
+from bot.gateway import SlackGateway
 from bot.home_blocks import home_view
 from bot.readmodels import IncidentView, incident_view
 from storage import incidents as incident_store
 from storage.db import Database
 
-# Publishes a Home view for a user (views.publish); built in app.py from the Web API client.
-PublishHome = Callable[[str, dict[str, Any]], Awaitable[object]]
 SEVERITY_ORDER = {"sev1": 1, "sev2": 2, "sev3": 3, "sev4": 4}
 
 
@@ -52,11 +50,11 @@ def home_order(incidents: list[IncidentView], viewer_id: str) -> list[IncidentVi
 
 class HomeService:
     def __init__(
-        self, *, db: Database, clock: Callable[[], datetime], publish: PublishHome
+        self, *, db: Database, clock: Callable[[], datetime], gateway: SlackGateway
     ) -> None:
         self.db = db
         self.clock = clock
-        self.publish = publish
+        self.gateway = gateway
 
     async def page_for(self, viewer_id: str) -> HomePage:
         """The Home page `viewer_id` sees now."""
@@ -72,4 +70,4 @@ class HomeService:
     async def show(self, viewer_id: str) -> None:
         """Build the viewer's Home tab and publish it (after the ack: it is a Web API call)."""
         page = await self.page_for(viewer_id)
-        await self.publish(viewer_id, home_view(page))
+        await self.gateway.publish_home(viewer_id, home_view(page))

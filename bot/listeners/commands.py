@@ -27,7 +27,10 @@ async def handle_incident_command(
 ) -> None:
     """Acks after the command's record is committed; Slack work runs in the background."""
     reply = await commands.run(invocation_from(command))
-    await ack(text=reply.text, response_type="ephemeral")
+    if reply.text:
+        await ack(text=reply.text, response_type="ephemeral")
+    else:
+        await ack()
 
 
 def register(app: AsyncApp) -> None:
