@@ -40,6 +40,19 @@ def _duration_or_none(value: Any) -> timedelta | None:
 Duration = Annotated[timedelta | None, BeforeValidator(_duration_or_none)]
 
 
+def _election_every(value: Any) -> float:
+    # ConfigError, not ValueError: it leaves pydantic as it is, one line naming the setting.
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = 0.0
+    if not 0 < seconds <= 60:
+        raise ConfigError(
+            "WARROOM_ELECTION_EVERY must be a number of seconds, above 0 and at most 60"
+        )
+    return seconds
+
+
 class Settings(BaseSettings):
     """Process settings, read once from the environment and `.env`."""
 
@@ -57,7 +70,7 @@ class Settings(BaseSettings):
     warroom_alert_token: str | None = None
     # Seconds between scheduler elections on PostgreSQL: how often a follower tries to take
     # over, and a leader checks its lock (so roughly how long a failover takes).
-    warroom_election_every: float = Field(default=1.0, gt=0, le=60)
+    warroom_election_every: Annotated[float, BeforeValidator(_election_every)] = 1.0
 
     def require(self, *names: str) -> None:
         """Raise ConfigError naming the first of `names` that is unset."""

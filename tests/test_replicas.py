@@ -22,6 +22,8 @@ import pytest
 import yaml
 from sqlmodel import col, select
 
+from bot.config import Settings
+from bot.errors import ConfigError
 from bot.leader import LEADER, election_key, lock_conninfo
 from storage import outbox as outbox_store
 from storage.db import Database
@@ -445,3 +447,10 @@ def test_the_election_key_differs_per_database_and_schema(
     assert election_key(*one) == election_key(*one)
     assert election_key(*one) != election_key(*other)
     assert -(2**63) <= election_key(*one) < 2**63
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "61", "soon"])
+def test_a_bad_election_interval_is_one_clear_error(value: str) -> None:
+    with pytest.raises(ConfigError, match="WARROOM_ELECTION_EVERY"):
+        Settings(_env_file=None, warroom_election_every=value)
+    assert Settings(_env_file=None, warroom_election_every="0.25").warroom_election_every == 0.25
