@@ -356,6 +356,11 @@ class Exporter:
             change = f"{data.get('from', '?')} → {data.get('to', '?')}"
             # warroom's own text ("Status identified → monitoring") says it already.
             return "" if change.lower() in text.lower() else change
+        if kind == "key_event" and data.get("via"):
+            # Marked by the actor; the words are someone else's message, so say whose.
+            author = data.get("author_name") or self.names.get(str(data.get("author_id")), "")
+            source = f"{author}'s message" if author else "a message"
+            return f"marked key from {source} ({data['via']})"
         if kind == "role_assigned" and data.get("previous"):
             previous = str(data["previous"])
             return f"took over from {self.names.get(previous, previous)}"

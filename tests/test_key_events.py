@@ -316,6 +316,9 @@ async def test_a_marked_message_is_a_key_event_in_the_exports(make_warroom: Warr
     # Markdown escapes what it must (`&`, a mention-like `@`) and bolds key events.
     assert "\n- **2023-11-14 22:15:00 key event** · Bo: rolling back @\u2060cy's" in pages["md"]
     assert '"kind": "key_event"' in pages["json"]
+    # Whose words they were, beside who marked them.
+    assert "marked key from Ana&#39;s message (shortcut)" in pages["html"]
+    assert "marked key from Ana's message (shortcut)" in pages["md"]
 
 
 def export(room: Warroom, number: int, fmt: str) -> str:
