@@ -128,6 +128,8 @@ async def test_a_whole_incident_through_a_slack_that_fails_one_call_in_five(
     }
     message_ts = sorted(e.slack_ts or "" for e in events if e.kind == "message")
     assert message_ts == sorted(message_event(channel, n)["ts"] for n in range(MESSAGES))
+    # Names were learned from Slack (users.info, retried) and filled in on every entry.
+    assert {e.actor_name for e in events if e.kind == "message"} == {"Ana", "Bo", "Cy"}
 
     # One channel, its topic and pinned header in line with the end state.
     created = [c for c in slack.channels.values() if c.name.startswith("inc-")]
@@ -157,6 +159,9 @@ async def test_a_whole_incident_through_a_slack_that_fails_one_call_in_five(
     # ...the three role briefings, and the reply to the declaring command.
     assert sent_ok(room, "chat.postEphemeral") == 3
     assert sum("is open in" in r["text"] for r in slack.responses) == 1
-    assert all(m.posted_at and m.attempts == 0 for m in owed(room)), "the outbox gave up once"
+    assert all(m.posted_at for m in owed(room))
+    # Every post took its channel's turn (Slack wants about one a second per channel).
+    paced = room.services.metrics.registry.get_sample_value("warroom_slack_post_wait_seconds_count")
+    assert paced is not None and paced >= len(in_room) + len(announced) + 3
     # And Slack did fail along the way: the retries above were needed.
     assert retried(room) >= 3
