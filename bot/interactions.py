@@ -228,7 +228,11 @@ class InteractionService:
             view = role_modal(incident)
         elif action == ActionId.HEADER_POST_UPDATE:
             cadence = self.config.policy(incident.severity).update_every
-            draft = update_draft(incident, cadence=format_duration(cadence) if cadence else None)
+            draft = update_draft(
+                self.incidents.templates,
+                incident,
+                cadence=format_duration(cadence) if cadence else None,
+            )
             view = update_modal(incident, draft=draft, last_update=last_update)
         elif action == ActionId.HEADER_CHANGE_STATUS:
             view = status_modal(incident, severities=self.commands.severities())

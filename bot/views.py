@@ -8,6 +8,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from jinja2 import Environment
+
 from bot.blocks import (
     MODAL_BLOCKS,
     OPTION_TEXT_LIMIT,
@@ -234,22 +236,12 @@ def role_modal(incident: IncidentView) -> dict[str, Any]:
     )
 
 
-def update_draft(incident: IncidentView, *, cadence: str | None) -> str:
-    """The starting text of a first customer update: the shape of a good one, to fill in."""
-    opening = {
-        "investigating": "We are investigating",
-        "identified": "We have identified the cause of",
-        "monitoring": "A fix is in place and we are monitoring",
-        "resolved": "We have resolved",
-    }.get(incident.status, "We are working on")
-    lines = [
-        f"{opening}: {incident.title}.",
-        "Affected: ",
-        "What we are doing: ",
-    ]
-    if cadence:
-        lines.append(f"Next update within {cadence}.")
-    return "\n".join(lines)
+def update_draft(templates: Environment, incident: IncidentView, *, cadence: str | None) -> str:
+    """The starting text of a first customer update, from the `customer_update_draft` template."""
+    draft = templates.get_template("customer_update_draft.txt.j2").render(
+        incident=incident, cadence=cadence
+    )
+    return draft.strip()
 
 
 def update_modal(incident: IncidentView, *, draft: str, last_update: str | None) -> dict[str, Any]:

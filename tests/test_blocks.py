@@ -27,6 +27,7 @@ from bot.blocks import (
 from bot.config import SEVERITIES
 from bot.ids import ActionId, BlockId, CallbackId
 from bot.readmodels import IncidentView, Person, RoleView
+from bot.templating import build_environment
 from bot.views import (
     MODAL_TITLE_LIMIT,
     declare_modal,
@@ -41,6 +42,8 @@ from bot.views import (
     update_draft,
     update_modal,
 )
+
+TEMPLATES = build_environment(None)
 
 LIVE_BROADCAST = re.compile(r"<!(?:channel|here|everyone)\b|@(?:channel|here|everyone)\b", re.I)
 AT = datetime(2026, 11, 25, 14, 2, tzinfo=UTC)
@@ -232,7 +235,9 @@ def all_modals(view: IncidentView) -> list[dict[str, Any]]:
             severities=SEVERITIES, severity="sev3", user_id="U0ANA", origin_channel_id="C1"
         ),
         role_modal(view),
-        update_modal(view, draft=update_draft(view, cadence="30m"), last_update=view.title),
+        update_modal(
+            view, draft=update_draft(TEMPLATES, view, cadence="30m"), last_update=view.title
+        ),
         status_modal(view, severities=SEVERITIES),
         resolve_modal(view),
     ]
@@ -307,7 +312,7 @@ def test_the_update_modal_quotes_the_last_update_escaped() -> None:
 def test_the_update_draft_follows_the_status(
     status: str, cadence: str | None, expected: str
 ) -> None:
-    draft = update_draft(incident(status=status), cadence=cadence)
+    draft = update_draft(TEMPLATES, incident(status=status), cadence=cadence)
     assert draft.startswith(expected)
     assert ("Next update within" in draft) == (cadence is not None)
 
