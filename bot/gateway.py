@@ -261,12 +261,18 @@ class SlackGateway:
         self.retry_handlers = list(client.retry_handlers or [])
         metrics = getattr(client, "metrics", None)
         on_wait = metrics.post_wait_seconds.observe if isinstance(metrics, Metrics) else None
-        # Posts into a channel wait their turn here; nothing on an ack path posts (acks reply
+        # Messages into a channel wait their turn here (Slack's limit is about one a second
+        # per channel for chat.postMessage; chat.update and chat.postEphemeral have method
+        # limits of 50 and 100 a minute instead). Nothing on an ack path posts (acks reply
         # with their own text, posts run in bot/tasks.py), so the wait never holds up Slack.
         self.pacer = pacer or ChannelPacer(on_wait=on_wait)
-        # One topic change at a time per channel, in the order asked: a change held up by a
+        # One edit at a time per topic or message, in the order asked: an edit held up by a
         # 429 must not land after, and undo, a newer one.
-        self._topic_turns: dict[str, asyncio.Lock] = {}
+        self._edit_turns: dict[str, asyncio.Lock] = {}
+
+    def _edit_turn(self, key: str) -> asyncio.Lock:
+        """The lock that keeps edits to one thing in order (a few per incident: kept)."""
+        return self._edit_turns.setdefault(key, asyncio.Lock())
 
     async def create_channel(self, candidates: Iterable[str]) -> CreatedChannel:
         """Create the first free name among `candidates`; a taken name moves on to the next."""
@@ -310,7 +316,7 @@ class SlackGateway:
     async def set_topic(self, channel_id: str, topic: str) -> None:
         if len(topic) > TOPIC_LIMIT:
             topic = topic[: TOPIC_LIMIT - 1] + "…"
-        async with self._topic_turns.setdefault(channel_id, asyncio.Lock()):
+        async with self._edit_turn(f"topic:{channel_id}"):
             await self.client.conversations_setTopic(channel=channel_id, topic=topic)
 
     async def post_message(
@@ -325,7 +331,7 @@ class SlackGateway:
     async def update_message(
         self, channel_id: str, ts: str, text: str, blocks: list[dict[str, Any]] | None = None
     ) -> None:
-        async with self.pacer.turn(channel_id):
+        async with self._edit_turn(f"message:{channel_id}:{ts}"):
             await self.client.chat_update(channel=channel_id, ts=ts, text=text, blocks=blocks)
 
     async def pin(self, channel_id: str, ts: str) -> None:
@@ -336,8 +342,7 @@ class SlackGateway:
                 raise
 
     async def post_ephemeral(self, channel_id: str, user_id: str, text: str) -> None:
-        async with self.pacer.turn(channel_id):
-            await self.client.chat_postEphemeral(channel=channel_id, user=user_id, text=text)
+        await self.client.chat_postEphemeral(channel=channel_id, user=user_id, text=text)
 
     async def respond(self, response_url: str, text: str) -> None:
         """An ephemeral reply to a slash command after its ack (response_url)."""

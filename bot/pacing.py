@@ -51,7 +51,7 @@ class ChannelPacer:
     async def turn(self, channel_id: str) -> AsyncIterator[float]:
         """Hold `channel_id`'s turn for one post, its retries included; yields the seconds
         waited. Posts into a channel land in the order they were asked for, even when one of
-        them waits out a 429, and a later header edit never lands before an earlier one."""
+        them waits out a 429."""
         bucket = self._bucket(channel_id)
         waited = 0.0
         async with bucket.turn:

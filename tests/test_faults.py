@@ -162,6 +162,6 @@ async def test_a_whole_incident_through_a_slack_that_fails_one_call_in_five(
     assert all(m.posted_at for m in owed(room))
     # Every post took its channel's turn (Slack wants about one a second per channel).
     paced = room.services.metrics.registry.get_sample_value("warroom_slack_post_wait_seconds_count")
-    assert paced is not None and paced >= len(in_room) + len(announced) + 3
+    assert paced is not None and paced >= len(in_room) + len(announced)
     # And Slack did fail along the way: the retries above were needed.
     assert retried(room) >= 3
