@@ -152,8 +152,12 @@ class SchedulerElection:
                 ping.add_done_callback(self._abandoned.discard)
             await self._let_go()
             return
-        # Reminder rows that other replicas changed reach this scheduler's jobs here.
-        await self.clocks.sync()
+        # Reminder rows that other replicas changed reach this scheduler's jobs here; bounded,
+        # so that a slow read never holds up the next ping (and with it the lock session).
+        try:
+            await asyncio.wait_for(self.clocks.sync(), timeout=self.ping_timeout)
+        except TimeoutError:
+            log.warning("scheduler election: reminder sync took over %.1fs", self.ping_timeout)
 
     async def _ping(self, connection: psycopg.AsyncConnection[Any] | None) -> None:
         if connection is None or connection.closed:
