@@ -32,6 +32,10 @@ class People:
         self._names: dict[str, str] = {}
         self._resolving: set[str] = set()
 
+    def remembered(self, user_id: str) -> str | None:
+        """A name already in memory; no database, no Slack."""
+        return self._names.get(user_id)
+
     def known_name(self, session: Session, user_id: str) -> str | None:
         """A name from memory or the database, inside the caller's unit of work; no Slack call."""
         name = self._names.get(user_id)

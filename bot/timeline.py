@@ -9,6 +9,7 @@ from enum import StrEnum
 from functools import partial
 from typing import Any
 
+from sqlalchemy import Connection
 from sqlmodel import Session
 
 from bot.people import People
@@ -176,7 +177,7 @@ class TimelineService:
             batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
             entries = [p.entry for p in batch]
             try:
-                results = await self.db.run(partial(self._store, entries=entries))
+                results = await self.db.run_in_transaction(partial(self._store, entries=entries))
             except Exception as exc:
                 if len(batch) == 1:
                     batch[0].done.set_exception(exc)
@@ -184,7 +185,9 @@ class TimelineService:
                 # One bad entry must not fail its neighbours: store them one at a time.
                 for pending in batch:
                     try:
-                        [result] = await self.db.run(partial(self._store, entries=[pending.entry]))
+                        [result] = await self.db.run_in_transaction(
+                            partial(self._store, entries=[pending.entry])
+                        )
                     except Exception as exc:
                         pending.done.set_exception(exc)
                     else:
@@ -202,13 +205,24 @@ class TimelineService:
         if not pending.done.done():
             pending.done.set_result(stored)
 
-    def _store(self, session: Session, entries: list[Entry]) -> list[tuple[bool, bool]]:
+    def _store(self, connection: Connection, entries: list[Entry]) -> list[tuple[bool, bool]]:
         """Insert the entries of war-room channels; per entry, (new, stored without a name)."""
+        # A session only for what the caches don't know yet: in a busy war room every lookup
+        # hits memory, and the batch is one INSERT on the connection.
+        sessions: list[Session] = []
+
+        def session() -> Session:
+            if not sessions:
+                sessions.append(Session(bind=connection, expire_on_commit=False))
+            return sessions[0]
+
         rows: list[dict[str, Any]] = []
         outcome: list[tuple[bool, bool]] = []
         seen: set[str] = set()
         for entry in entries:
-            incident_id = self._incident_id(session, entry.channel_id)
+            incident_id = self._incident_by_channel.get(entry.channel_id)
+            if incident_id is None:
+                incident_id = self._incident_id(session(), entry.channel_id)
             if incident_id is None or entry.dedupe_key in seen:
                 outcome.append((False, False))
                 continue
@@ -216,11 +230,13 @@ class TimelineService:
             data = dict(entry.data)
             if entry.previous_ts and "previous_text" not in data:
                 data["previous_text"] = timeline_store.message_text(
-                    session, incident_id=incident_id, slack_ts=entry.previous_ts
+                    session(), incident_id=incident_id, slack_ts=entry.previous_ts
                 )
             name = entry.actor_name
             if name is None and entry.actor_id:
-                name = self.people.known_name(session, entry.actor_id)
+                name = self.people.remembered(entry.actor_id)
+                if name is None:
+                    name = self.people.known_name(session(), entry.actor_id)
             rows.append(
                 {
                     "incident_id": incident_id,
@@ -236,7 +252,9 @@ class TimelineService:
                 }
             )
             outcome.append((True, name is None and entry.actor_id is not None))
-        inserted = timeline_store.add_events(session, rows)
+        for opened in sessions:
+            opened.close()
+        inserted = timeline_store.add_events(connection, rows)
         keys = iter(row["dedupe_key"] for row in rows)
         return [
             (next(keys) in inserted, unnamed) if new else (False, False) for new, unnamed in outcome

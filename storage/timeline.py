@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import update
+from sqlalchemy.engine import Connection
 from sqlmodel import Session, col, select
 
 from storage.models import TimelineEvent
@@ -55,7 +56,7 @@ def add_event(
     return session.execute(statement).first() is not None
 
 
-def add_events(session: Session, rows: list[dict[str, Any]]) -> set[str]:
+def add_events(db: Session | Connection, rows: list[dict[str, Any]]) -> set[str]:
     """Insert many events in one statement (group commit); the dedupe keys that were new.
     Each row has the keyword arguments of `add_event`; rows must carry distinct dedupe keys."""
     if not rows:
@@ -76,7 +77,7 @@ def add_events(session: Session, rows: list[dict[str, Any]]) -> set[str]:
     # than the insert itself, on the thread every acknowledged event waits for.
     table = TimelineEvent.__table__  # type: ignore[attr-defined]
     statement = (
-        insert_for(session, table)
+        insert_for(db, table)
         .on_conflict_do_nothing(index_elements=["dedupe_key"])
         .returning(table.c.dedupe_key)
     )
@@ -88,7 +89,8 @@ def add_events(session: Session, rows: list[dict[str, Any]]) -> set[str]:
         }
         for row in rows
     ]
-    result = session.connection().execute(statement, params)
+    connection = db.connection() if isinstance(db, Session) else db
+    result = connection.execute(statement, params)
     return {key for key in result.scalars() if key is not None}
 
 
