@@ -20,15 +20,16 @@ import aiohttp
 import psycopg
 import pytest
 import yaml
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
+from bot.clocks import Clocks
 from bot.config import Settings
 from bot.errors import ConfigError
 from bot.leader import LEADER, election_key, lock_conninfo
 from storage import outbox as outbox_store
 from storage.db import Database
-from storage.models import Counter, Incident, OutboxMessage, TimelineEvent
-from tests.conftest import PG_URL, SIGNING_SECRET, _migrate, _pg_schema_url
+from storage.models import Counter, Incident, OutboxMessage, Reminder, TimelineEvent
+from tests.conftest import PG_URL, SIGNING_SECRET, WarroomFactory, _migrate, _pg_schema_url
 from tests.fakes.slack_api import FakeSlack
 from tests.serving import Process, serve
 
@@ -374,6 +375,42 @@ async def test_a_message_redelivered_to_another_replica_is_recorded_once(
         ("1700000200.000100", "rolling back"),
         ("1700000201.000100", "db is back"),
     ]
+
+
+# -- two schedulers at once (a partitioned leader and its successor) ---------------------
+
+
+async def test_two_schedulers_firing_one_reminder_post_it_once(
+    make_warroom: WarroomFactory, pg_url: str
+) -> None:
+    """At worst two replicas run a scheduler for a moment. Both jobs for one reminder run, each
+    in its own process's connections: the row lock and its seq let one through."""
+    room = await make_warroom(
+        {"severities": {"sev1": {"update_every": "1s"}}, "postmortem_remind_every": None},
+        database_url=pg_url,
+    )
+    await room.services.clocks.stop()  # the jobs are run by hand below
+    declared = await room.declare("Checkout down sev1")
+    channel = declared.channel_id or ""
+    with Session(room.services.db.engine) as session:
+        row = session.exec(select(Reminder).where(Reminder.kind == "update")).one()
+    await asyncio.sleep(max(0.0, (row.due_at - datetime.now(UTC)).total_seconds()))
+
+    other_db = Database(pg_url)  # another replica: its own engine and connections
+    other = Clocks(db=other_db, gateway=room.services.gateway, config=room.services.clocks.config)
+    mine = Clocks(
+        db=room.services.db, gateway=room.services.gateway, config=room.services.clocks.config
+    )
+    try:
+        await asyncio.gather(*(c.fire(row.id or 0, row.seq) for c in (mine, other, mine, other)))
+        # Posts leave after the jobs return: wait for those under way, in either process.
+        await asyncio.gather(*mine._posting, *other._posting)
+    finally:
+        other_db.close()
+    assert mine.fired + other.fired == 1
+    events = [e for e in room.timeline(1) if e.kind == "reminder"]
+    assert len(events) == 1 and due(events[0]) == row.due_at
+    assert posted(room.slack, channel) == [events[0].text]
 
 
 # -- an owed message is posted by one replica --------------------------------------------
