@@ -81,6 +81,9 @@ def add_events(db: Session | Connection, rows: list[dict[str, Any]]) -> set[str]
         .on_conflict_do_nothing(index_elements=["dedupe_key"])
         .returning(table.c.dedupe_key)
     )
+    # In key order: two batches that share a key (a redelivery racing its original) then take
+    # the unique index's locks in the same order on PostgreSQL, and cannot deadlock.
+    rows = sorted(rows, key=lambda row: str(row["dedupe_key"]))
     params = [
         {name: row.get(name) for name in columns}
         | {
