@@ -4,6 +4,7 @@ runs at import time."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -40,11 +41,13 @@ from bot.templating import build_environment
 from bot.timeline import TimelineService
 from bot.web_alerts import AlertRoutes
 from bot.web_exports import ExportRoutes
-from storage.db import Database
+from storage.db import Database, is_sqlite
 
 log = logging.getLogger(__name__)
 
 SLACK_PATH = "/slack/events"
+# How often the leader looks for war rooms left unopened (their claims last a minute).
+RESUME_EVERY_SECONDS = 30.0
 
 
 @dataclass
@@ -225,9 +228,24 @@ def build_web_app(
         db=services.db,
         clocks=services.clocks,
         every=settings.warroom_election_every,
-        # One replica resumes war rooms, not every replica that starts while others serve.
-        on_elected=services.incidents.resume_unopened_war_rooms,
+        # One replica resumes war rooms, not every replica that starts while others serve. A
+        # lone SQLite process that just started knows that nobody else is opening one.
+        on_elected=lambda: services.incidents.resume_unopened_war_rooms(
+            after_restart=is_sqlite(services.db.url)
+        ),
     )
+
+    async def retry_unopened_war_rooms() -> None:
+        """While leading, try again on war rooms that Slack or a crash left unopened."""
+        while True:
+            await asyncio.sleep(RESUME_EVERY_SECONDS)
+            if not election.leading:
+                continue
+            try:
+                await services.incidents.resume_unopened_war_rooms()
+            except Exception as exc:
+                log.warning("resuming unopened war rooms: %s: %s", type(exc).__name__, exc)
+
     metrics.watch_leadership(lambda: election.leading)
 
     async def slack_events(request: web.Request) -> web.Response:
@@ -265,7 +283,11 @@ def build_web_app(
     async def lifecycle(_app: web.Application) -> AsyncIterator[None]:
         await services.identity.load()
         await election.start()
+        retrying = asyncio.get_running_loop().create_task(retry_unopened_war_rooms())
         yield
+        retrying.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await retrying
         # Stops the clocks, then lets go of the scheduler lock for the next replica.
         await election.stop()
         # Let work that was promised to users finish before the database goes.

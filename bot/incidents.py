@@ -34,6 +34,11 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
 
 
+# How long one process may take to open a war room before another may try (a new leader after
+# a crash, or the next round of retries after Slack failed): far above a normal opening.
+OPENING_CLAIM = timedelta(seconds=60)
+
+
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -205,21 +210,37 @@ class IncidentService:
             origin_channel_id=origin_channel_id,
             source=source,
             alert_group_key=alert_group_key,
+            # The declaring process opens the war room itself, right after the ack.
+            opening_until=at + OPENING_CLAIM,
         )
 
-    async def resume_unopened_war_rooms(self, *, within: timedelta = timedelta(hours=24)) -> int:
+    async def resume_unopened_war_rooms(
+        self, *, within: timedelta = timedelta(hours=24), after_restart: bool = False
+    ) -> int:
         """Open the war rooms that a crash or a Slack outage left unopened (recent ones only:
-        an old incident without a channel is history, not an emergency)."""
-        cutoff = self.clock() - within
+        an old incident without a channel is history, not an emergency). Each is claimed
+        first, so a war room another replica is opening right now is left to it;
+        `after_restart` (a lone process just started) knows nobody else can be opening one."""
+        now = self.clock()
+        cutoff = now - within
 
-        def _unopened(session: Session) -> list[int]:
+        def _claim_unopened(session: Session) -> list[int]:
             return [
                 i.id
                 for i in incident_store.open_incidents(session)
-                if i.id is not None and i.channel_id is None and i.declared_at >= cutoff
+                if i.id is not None
+                and i.channel_id is None
+                and i.declared_at >= cutoff
+                and incident_store.claim_war_room_opening(
+                    session,
+                    incident_id=i.id,
+                    now=now,
+                    until=now + OPENING_CLAIM,
+                    force=after_restart,
+                )
             ]
 
-        unopened = await self.db.run(_unopened)
+        unopened = await self.db.run(_claim_unopened)
         for incident_id in unopened:
             log.info("opening the war room of incident %s, left unopened", incident_id)
             self.tasks.spawn(self.open_war_room(incident_id, response_url=None))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import update
+from sqlalchemy import or_, update
 from sqlmodel import Session, col, select
 
 from storage.models import Counter, Incident, RoleAssignment
@@ -40,6 +40,7 @@ def create_incident(
     origin_channel_id: str | None,
     source: str = "slack",
     alert_group_key: str | None = None,
+    opening_until: datetime | None = None,
 ) -> Incident:
     incident = Incident(
         number=number,
@@ -51,6 +52,7 @@ def create_incident(
         origin_channel_id=origin_channel_id,
         source=source,
         alert_group_key=alert_group_key,
+        opening_until=opening_until,
         # A person declaring is at the keyboard already; only alerts wait for an ack.
         acknowledged_at=declared_at if source == "slack" else None,
     )
@@ -100,6 +102,25 @@ def set_incident_channel(
     incident.channel_id = channel_id
     incident.channel_name = channel_name
     session.flush()
+
+
+def claim_war_room_opening(
+    session: Session, *, incident_id: int, now: datetime, until: datetime, force: bool = False
+) -> bool:
+    """Take the opening of an unopened war room until `until`, unless someone else's claim is
+    still good (or `force`: nobody else can hold one). One UPDATE, so only one replica wins."""
+    statement = (
+        update(Incident)
+        .where(col(Incident.id) == incident_id)
+        .where(col(Incident.channel_id).is_(None))
+        .values(opening_until=until)
+    )
+    if not force:
+        statement = statement.where(
+            or_(col(Incident.opening_until).is_(None), col(Incident.opening_until) < now)
+        )
+    result = session.execute(statement)
+    return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 def set_header_ts(session: Session, *, incident_id: int, header_ts: str) -> None:

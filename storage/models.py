@@ -74,6 +74,8 @@ class Incident(SQLModel, table=True):
     postmortem_done_at: datetime | None = utc_column()
     # SHA-256 of Alertmanager's groupKey, for incidents an alert declared.
     alert_group_key: str | None = Field(default=None, max_length=64)
+    # Until when one process has the war room's opening in hand; nobody else starts it before.
+    opening_until: datetime | None = utc_column()
 
 
 class RoleAssignment(SQLModel, table=True):

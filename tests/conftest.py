@@ -211,6 +211,11 @@ class Warroom:
         assert incident is not None and incident.channel_id, "the war room was not opened"
         return incident
 
+    def stored(self, number: int) -> Incident:
+        """The incident row as it is in the database now."""
+        with Session(self.services.db.engine) as session:
+            return session.exec(select(Incident).where(Incident.number == number)).one()
+
     def timeline(self, number: int | None = None) -> list[TimelineEvent]:
         with Session(self.services.db.engine) as session:
             query = select(TimelineEvent).order_by(col(TimelineEvent.at), col(TimelineEvent.id))

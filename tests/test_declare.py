@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 from bot.commands import Declaration
-from bot.incidents import Invocation
+from bot.incidents import OPENING_CLAIM, Invocation
 from tests.conftest import Warroom, WarroomFactory
+from tests.home_helpers import Clock, ClockedFactory
 
 
 async def test_declare_opens_a_war_room(warroom: Warroom) -> None:
@@ -46,3 +48,41 @@ async def test_a_war_room_left_unopened_by_a_crash_opens_at_the_next_start(
     await second.settle()
     channel = second.slack.channel_named("inc-1-payments-stuck")
     assert "U0ANA" in channel.members and channel.pins
+
+
+async def test_a_war_room_being_opened_is_not_opened_again_by_a_resume(
+    warroom: Warroom,
+) -> None:
+    # Slack is slow: the declaring process is still creating the channel when the leader (here,
+    # the same services; on PostgreSQL, another replica) looks for unopened war rooms.
+    warroom.slack.latency = 0.2
+    reply = await warroom.command("declare Checkout API returning 500s sev1")
+    assert reply.status == 200
+    assert await warroom.services.incidents.resume_unopened_war_rooms() == 0
+    await warroom.settle()
+    assert len(warroom.slack.calls_to("conversations.create")) == 1
+    assert warroom.stored(1).channel_id is not None
+
+
+async def test_a_war_room_slack_refused_is_tried_again_once_its_claim_lapses(
+    make_clocked_warroom: ClockedFactory,
+) -> None:
+    clock = Clock()
+    room = await make_clocked_warroom(clock)
+    room.slack.fail("conversations.create", error="restricted_action")
+    await room.command("declare Payments stuck sev2")
+    await room.settle()
+    assert room.stored(1).channel_id is None
+    assert any("restricted_action" in r["text"] for r in room.slack.responses)
+
+    # Within the minute the first attempt holds, nobody tries again.
+    clock.advance(OPENING_CLAIM - timedelta(seconds=1))
+    assert await room.services.incidents.resume_unopened_war_rooms() == 0
+    # Then the leader's next look opens it (Slack is fine again), once.
+    clock.advance(timedelta(seconds=2))
+    assert await room.services.incidents.resume_unopened_war_rooms() == 1
+    assert await room.services.incidents.resume_unopened_war_rooms() == 0
+    await room.settle()
+    assert len(room.slack.calls_to("conversations.create")) == 2
+    channel = room.slack.channel_named("inc-1-payments-stuck")
+    assert room.stored(1).channel_id == channel.id and channel.pins
