@@ -203,6 +203,10 @@ def build_bolt_app(settings: Settings, services: Services) -> AsyncApp:
         # Answer Slack only when the listener is done, so the 200 follows the commit.
         process_before_response=True,
         raise_error_for_unhandled_request=False,
+        # Off: they prepare per-request helpers for Slack's AI-assistant threads and workflow
+        # functions, which warroom does not use, on every event it is sent.
+        attaching_conversation_kwargs_enabled=False,
+        attaching_function_token_enabled=False,
     )
 
     app.use(ProvideServices(services))

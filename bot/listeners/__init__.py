@@ -16,8 +16,9 @@ from bot.listeners import (
 
 
 def register_listeners(app: AsyncApp) -> None:
-    commands.register(app)
+    # Bolt tries listeners in this order: messages, by far the most frequent, come first.
     events.register(app)
+    commands.register(app)
     home.register(app)
     interactions.register(app)
     key_events.register(app)
