@@ -6,7 +6,7 @@ import asyncio
 import logging
 import random
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +86,10 @@ RATELIMITED = "ratelimited"
 SERVER_ERROR = "server_error"
 CONNECTION_ERROR = "connection_error"
 SERVER_ERROR_STATUSES = frozenset({500, 502, 503, 504})
+# views.open and views.push spend a trigger id that Slack honours for 3 s, before the ack: their
+# retries may wait this long in all, no longer.
+TRIGGER_METHODS = frozenset({"views.open", "views.push"})
+TRIGGER_RETRY_SECONDS = 1.0
 # Failures of the connection itself (refused, reset, dropped mid-answer) and timeouts.
 CONNECTION_ERRORS: tuple[type[BaseException], ...] = (aiohttp.ClientConnectionError, TimeoutError)
 
@@ -99,6 +103,8 @@ class SlackRetryPolicy(AsyncRetryHandler):
       (the outbox, the next refresh) tries again later.
     - 5xx and connection errors: exponential backoff from `backoff` seconds, capped at
       `max_backoff`, with jitter, up to `server_error_retries` times.
+    - views.open and views.push run before the ack on a trigger id that lives 3 s: their
+      retries wait `TRIGGER_RETRY_SECONDS` in all at most.
 
     Which calls are safe to repeat: a 429 or a refused connection means Slack did nothing, so
     every method is repeated. A 5xx or a connection dropped mid-answer may follow work Slack
@@ -147,7 +153,8 @@ class SlackRetryPolicy(AsyncRetryHandler):
         failure = failure_kind(response, error)
         if failure is None:
             return False
-        used = _retries_used(state)
+        retries = _retries(state)
+        used = retries.used
         # 5xx and connection errors share one budget: both are Slack having a bad moment.
         spent = used.get(failure, 0)
         if failure == CONNECTION_ERROR:
@@ -156,7 +163,19 @@ class SlackRetryPolicy(AsyncRetryHandler):
             spent += used.get(CONNECTION_ERROR, 0)
         if spent >= self.budgets[failure]:
             return False
-        return not (failure == RATELIMITED and retry_after(response) > self.max_retry_after)
+        if failure == RATELIMITED and retry_after(response) > self.max_retry_after:
+            return False
+        retries.next_delay = self._delay(failure, response, used)
+        if method_of(request) in TRIGGER_METHODS:
+            return retries.waited + retries.next_delay <= TRIGGER_RETRY_SECONDS
+        return True
+
+    def _delay(self, failure: str, response: HttpResponse | None, used: dict[str, int]) -> float:
+        if failure == RATELIMITED:
+            return retry_after(response) + self.rng.uniform(0, 0.5)
+        tried = used.get(SERVER_ERROR, 0) + used.get(CONNECTION_ERROR, 0)
+        ceiling = min(self.max_backoff, self.backoff * 2**tried)
+        return self.rng.uniform(ceiling / 2, ceiling)
 
     async def prepare_for_next_attempt_async(
         self,
@@ -168,14 +187,10 @@ class SlackRetryPolicy(AsyncRetryHandler):
     ) -> None:
         failure = failure_kind(response, error)
         assert failure is not None
-        used = _retries_used(state)
-        if failure == RATELIMITED:
-            delay = retry_after(response) + self.rng.uniform(0, 0.5)
-        else:
-            tried = used.get(SERVER_ERROR, 0) + used.get(CONNECTION_ERROR, 0)
-            ceiling = min(self.max_backoff, self.backoff * 2**tried)
-            delay = self.rng.uniform(ceiling / 2, ceiling)
-        used[failure] = used.get(failure, 0) + 1
+        retries = _retries(state)
+        delay = retries.next_delay
+        retries.used[failure] = retries.used.get(failure, 0) + 1
+        retries.waited += delay
         if self.metrics is not None:
             outcome = RATELIMITED if failure == RATELIMITED else f"retried_{failure}"
             self.metrics.web_api_calls.labels(method=method_of(request), outcome=outcome).inc()
@@ -219,11 +234,21 @@ def method_of(request: HttpRequest) -> str:
     return "file_upload" if "/upload/" in path else "response_url"
 
 
-def _retries_used(state: RetryState) -> dict[str, int]:
+@dataclass
+class _Retries:
+    """One call's retries so far: how many of each kind, and how long they waited."""
+
+    used: dict[str, int] = field(default_factory=dict)
+    waited: float = 0.0
+    next_delay: float = 0.0
+
+
+def _retries(state: RetryState) -> _Retries:
     if state.custom_values is None:
         state.custom_values = {}
-    used: dict[str, int] = state.custom_values.setdefault("warroom_retries", {})
-    return used
+    retries = state.custom_values.setdefault("warroom", _Retries())
+    assert isinstance(retries, _Retries)
+    return retries
 
 
 def build_web_client(

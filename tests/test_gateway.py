@@ -199,6 +199,24 @@ async def test_rate_limits_do_not_spend_the_server_error_budget(slack: FakeSlack
     assert counted("retried_server_error") == 3
 
 
+async def test_a_modal_is_not_held_past_its_trigger_by_retries(slack: FakeSlack) -> None:
+    """views.open runs before the ack on a 3 s trigger: a short 5xx backoff is worth it, a
+    Retry-After of 2 s is not."""
+    sleeps = Sleeps()
+    client = build_web_client("xoxb-test", slack.api_url, retry_policy=policy(sleeps))
+    view = {"type": "modal", "title": {"type": "plain_text", "text": "Declare"}, "blocks": []}
+    slack.fail("views.open", status=500)
+    await client.views_open(trigger_id="t1", view=view)
+    assert len(slack.calls_to("views.open")) == 2 and len(slack.views) == 1
+    assert sleeps.delays and sum(sleeps.delays) <= 1.0
+
+    slack.fail("views.open", status=429, retry_after=2)
+    with pytest.raises(SlackApiError) as raised:
+        await client.views_open(trigger_id="t2", view=view)
+    assert slack_error(raised.value) == "ratelimited"
+    assert len(slack.calls_to("views.open")) == 3 and len(sleeps.delays) == 1
+
+
 async def test_a_refused_connection_is_retried_then_raised(slack: FakeSlack) -> None:
     sleeps = Sleeps()
     nowhere = f"http://127.0.0.1:{free_port()}/api/"
