@@ -51,6 +51,11 @@ class BotIdentity:
         except (OSError, TimeoutError, aiohttp.ClientError) as exc:
             log.warning("auth.test failed at start-up (%r); will retry on first request", exc)
 
+    @property
+    def known(self) -> bool:
+        """Whether Slack has said who the bot is."""
+        return self._result is not None
+
     async def _fetch(self) -> AuthorizeResult:
         async with self._lock:
             if self._result is None:

@@ -13,6 +13,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot import pacing
 from bot.gateway import SlackGateway, SlackRetryPolicy, build_web_client, slack_error
+from bot.identity import BotIdentity
 from bot.metrics import Metrics
 from bot.pacing import ChannelPacer
 from tests.conftest import Warroom, WarroomFactory
@@ -290,3 +291,21 @@ async def test_a_request_that_cannot_learn_who_the_bot_is_fails_fast_for_a_redel
     # Learned once: later requests do not ask again.
     assert (await room.command("list")).status == 200
     assert len(slack.calls_to("auth.test")) == 3
+
+
+async def test_start_up_does_not_wait_long_for_slack(slack: FakeSlack) -> None:
+    nowhere = f"http://127.0.0.1:{free_port()}/api/"
+    unreachable = BotIdentity(
+        build_web_client("xoxb-test", nowhere, retry_policy=policy(Sleeps())), "xoxb-test"
+    )
+    await unreachable.load()  # a refused connection postpones, it does not stop start-up
+    assert not unreachable.known
+
+    slack.latency = 1.0
+    slow = BotIdentity(build_web_client("xoxb-test", slack.api_url), "xoxb-test", startup_wait=0.2)
+    began = time.monotonic()
+    await slow.load()
+    assert time.monotonic() - began < 0.9 and not slow.known
+    slack.latency = 0.0
+    result = await slow.authorizer()()
+    assert result.bot_user_id == "UBOT0001"
