@@ -375,7 +375,11 @@ class SlackGateway:
         webhook = AsyncWebhookClient(
             response_url, timeout=10, retry_handlers=self.retry_handlers or None
         )
-        await webhook.send(text=text, response_type="ephemeral")
+        response = await webhook.send(text=text, response_type="ephemeral")
+        if response.status_code >= 400:
+            # Logged, not raised: the work the reply reports on is done, and a user who misses
+            # the reply sees the outcome in the channel. The URL is a credential: not logged.
+            log.warning("response_url reply refused: HTTP %s", response.status_code)
 
     async def upload_file(self, channel_id: str, path: Path, *, title: str, comment: str) -> None:
         """Upload a file with Slack's current API (getUploadURLExternal, then complete)."""
