@@ -224,12 +224,12 @@ class IncidentService:
         now = self.clock()
         cutoff = now - within
 
-        def _claim_unopened(session: Session) -> list[int]:
+        def _claim_unopened(session: Session) -> list[tuple[int, bool]]:
             return [
-                i.id
+                (i.id, i.channel_id is not None)
                 for i in incident_store.open_incidents(session)
                 if i.id is not None
-                and i.channel_id is None
+                and (i.channel_id is None or i.header_ts is None)
                 and i.declared_at >= cutoff
                 and incident_store.claim_war_room_opening(
                     session,
@@ -241,10 +241,24 @@ class IncidentService:
             ]
 
         unopened = await self.db.run(_claim_unopened)
-        for incident_id in unopened:
-            log.info("opening the war room of incident %s, left unopened", incident_id)
-            self.tasks.spawn(self.open_war_room(incident_id, response_url=None))
+        for incident_id, has_channel in unopened:
+            if has_channel:
+                # The channel was made but its header never posted (Slack failed, or the
+                # process died): post it now, and put the topic right.
+                log.info("posting the header of incident %s, left without one", incident_id)
+                self.tasks.spawn(self._finish_war_room(incident_id))
+            else:
+                log.info("opening the war room of incident %s, left unopened", incident_id)
+                self.tasks.spawn(self.open_war_room(incident_id, response_url=None))
         return len(unopened)
+
+    async def _finish_war_room(self, incident_id: int) -> None:
+        incident = await self._view(incident_id)
+        assert incident.channel_id is not None
+        await asyncio.gather(
+            self.gateway.set_topic(incident.channel_id, topic_text(incident)),
+            self._post_header(incident),
+        )
 
     async def open_war_room(self, incident_id: int, *, response_url: str | None) -> None:
         """Create the channel, pull people in, set the topic, post and pin the header, announce."""

@@ -107,12 +107,13 @@ def set_incident_channel(
 def claim_war_room_opening(
     session: Session, *, incident_id: int, now: datetime, until: datetime, force: bool = False
 ) -> bool:
-    """Take the opening of an unopened war room until `until`, unless someone else's claim is
-    still good (or `force`: nobody else can hold one). One UPDATE, so only one replica wins."""
+    """Take the opening of a war room left without its channel or its header until `until`,
+    unless someone else's claim is still good (or `force`: nobody else can hold one). One
+    UPDATE, so only one replica wins."""
     statement = (
         update(Incident)
         .where(col(Incident.id) == incident_id)
-        .where(col(Incident.channel_id).is_(None))
+        .where(or_(col(Incident.channel_id).is_(None), col(Incident.header_ts).is_(None)))
         .values(opening_until=until)
     )
     if not force:

@@ -86,3 +86,27 @@ async def test_a_war_room_slack_refused_is_tried_again_once_its_claim_lapses(
     assert len(room.slack.calls_to("conversations.create")) == 2
     channel = room.slack.channel_named("inc-1-payments-stuck")
     assert room.stored(1).channel_id == channel.id and channel.pins
+
+
+async def test_a_header_slack_refused_is_posted_once_its_claim_lapses(
+    make_clocked_warroom: ClockedFactory,
+) -> None:
+    clock = Clock()
+    # No announcement channel: the header is the only message this war room's opening posts.
+    room = await make_clocked_warroom(clock, {"announce_channel": None})
+    room.slack.fail("chat.postMessage", error="restricted_action")
+    await room.command("declare Payments stuck sev2")
+    await room.settle()
+    incident = room.stored(1)
+    assert incident.channel_id is not None and incident.header_ts is None
+    assert not room.slack.messages.get(incident.channel_id)
+
+    clock.advance(OPENING_CLAIM - timedelta(seconds=1))
+    assert await room.services.incidents.resume_unopened_war_rooms() == 0
+    clock.advance(timedelta(seconds=2))
+    assert await room.services.incidents.resume_unopened_war_rooms() == 1
+    await room.settle()
+    assert await room.services.incidents.resume_unopened_war_rooms() == 0
+    [header] = room.slack.messages[incident.channel_id]
+    assert room.stored(1).header_ts == header["ts"]
+    assert room.slack.channels[incident.channel_id].pins == [header["ts"]]
