@@ -8,6 +8,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -22,6 +23,7 @@ from sqlmodel import Session, col, select
 from bot.app import Services, build_services, build_web_app
 from bot.clocks import OUTBOX_EVERY_SECONDS
 from bot.config import Settings, WarroomConfig
+from bot.incidents import utc_now
 from storage.db import Database
 from storage.migrate import upgrade
 from storage.models import Incident, TimelineEvent
@@ -241,6 +243,7 @@ async def make_warroom(slack: FakeSlack, tmp_path: Path) -> AsyncIterator[Warroo
         *,
         outbox_every: float = OUTBOX_EVERY_SECONDS,
         env: dict[str, Any] | None = None,
+        clock: Callable[[], datetime] = utc_now,
     ) -> Warroom:
         url = database_url or f"sqlite:///{tmp_path / 'warroom.db'}"
         _migrate(url)
@@ -256,7 +259,7 @@ async def make_warroom(slack: FakeSlack, tmp_path: Path) -> AsyncIterator[Warroo
             {"announce_channel": "C0ANNOUNCE", "admins": ["U0ADMIN"], **(config or {})}
         )
         # A short outbox interval lets a test see Slack failures retried by the next flush.
-        services = build_services(settings, warroom_config, outbox_every=outbox_every)
+        services = build_services(settings, warroom_config, outbox_every=outbox_every, clock=clock)
         # Retries honour Retry-After in whole seconds; tests keep them short.
         app = build_web_app(settings, warroom_config, services=services)
         server = TestServer(app, host="127.0.0.1")

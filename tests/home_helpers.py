@@ -4,23 +4,17 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 import pytest
-from aiohttp.test_utils import TestServer
 
-from bot.app import build_services, build_web_app
-from bot.config import Settings, WarroomConfig
 from bot.ids import CallbackId
-from storage.db import Database
-from storage.migrate import upgrade
-from tests.conftest import SIGNING_SECRET, Reply, Warroom
-from tests.fakes.slack_api import BOT_USER, FakeSlack
+from tests.conftest import Reply, Warroom, WarroomFactory
+from tests.fakes.slack_api import BOT_USER
 
 
 def _real_now() -> datetime:
@@ -46,40 +40,15 @@ ClockedFactory = Callable[..., Awaitable[Warroom]]
 
 
 @pytest.fixture
-async def make_clocked_warroom(slack: FakeSlack, tmp_path: Path) -> AsyncIterator[ClockedFactory]:
-    """Like `make_warroom`, with the services' clock handed in."""
-    started: list[Warroom] = []
+def make_clocked_warroom(make_warroom: WarroomFactory) -> ClockedFactory:
+    """Like `make_warroom`, with the services' clock handed in first."""
 
     async def _make(
         clock: Clock, config: dict[str, Any] | None = None, database_url: str | None = None
     ) -> Warroom:
-        url = database_url or f"sqlite:///{tmp_path / 'warroom.db'}"
-        db = Database(url)
-        try:
-            upgrade(db.engine)
-        finally:
-            db.close()
-        settings = Settings(
-            _env_file=None,  # type: ignore[call-arg]
-            slack_bot_token="xoxb-test",
-            slack_signing_secret=SIGNING_SECRET,
-            slack_api_url=slack.api_url,
-            database_url=url,
-        )
-        warroom_config = WarroomConfig.model_validate(
-            {"announce_channel": "C0ANNOUNCE", "admins": ["U0ADMIN"], **(config or {})}
-        )
-        services = build_services(settings, warroom_config, clock=clock)
-        server = TestServer(build_web_app(settings, warroom_config, services=services))
-        await server.start_server()
-        room = Warroom(server, services, slack)
-        started.append(room)
-        return room
+        return await make_warroom(config, database_url, clock=clock)
 
-    yield _make
-    for room in started:
-        await room.http.close()
-        await room.server.close()
+    return _make
 
 
 # -- what Slack sends ----------------------------------------------------------------------
