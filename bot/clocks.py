@@ -360,8 +360,19 @@ class Clocks:
             self._sending.discard(message_id)
 
     async def flush_outbox(self) -> None:
+        """Send what is still owed. Shielded and tracked like every other post: stopping the
+        scheduler cancels its jobs, and a post cancelled between Slack's answer and the mark
+        that it was sent would be sent again by the next flush."""
+        flushing = asyncio.get_running_loop().create_task(self._flush())
+        self._posting.add(flushing)
+        flushing.add_done_callback(self._posting.discard)
+        await asyncio.shield(flushing)
+
+    async def _flush(self) -> None:
         pending = await self.db.run(lambda s: [m.id for m in outbox_store.pending(s)])
         for message_id in pending:
+            if not self._leading:
+                return  # stopping or stepping down: the post under way finished; the rest wait
             if message_id is not None:
                 await self.send(message_id)
 

@@ -23,6 +23,7 @@ from sqlmodel import Session, col, select
 from bot.clocks import Clocks
 from bot.commands import Declaration
 from bot.incidents import Invocation
+from storage import outbox as outbox_store
 from storage import reminders as reminder_store
 from storage.db import Database
 from storage.models import Incident, OutboxMessage, Reminder, TimelineEvent
@@ -395,6 +396,29 @@ async def test_a_post_that_exhausts_its_retries_is_sent_later_and_the_clock_goes
     given_up = [m for m in owed if m.attempts]
     assert given_up, "no reminder was left to the outbox"
     assert all(m.last_error == "HTTP 500" for m in given_up)
+
+
+async def test_stopping_the_scheduler_mid_flush_lets_the_post_under_way_finish(
+    make_warroom: WarroomFactory,
+) -> None:
+    room = await make_warroom(outbox_every=0.2)
+    slack = room.slack
+    with room.services.db.unit_of_work() as session:
+        owed = outbox_store.enqueue(
+            session, channel_id="C0GENERAL", text="owed", at=datetime.now(UTC), incident_id=None
+        )
+        owed_id = owed.id
+    # Slack is slow: the scheduler's flush job is inside chat.postMessage when the stop comes.
+    slack.latency = 0.5
+    await slack.wait_for(lambda: bool(slack.calls_to("chat.postMessage")), timeout=5)
+    await room.services.clocks.stop()
+
+    with Session(room.services.db.engine) as session:
+        row = session.get_one(OutboxMessage, owed_id)
+    # Slack took it, and the outbox knows: no later flush (here or on another replica) sends it
+    # again.
+    assert [m["text"] for m in slack.messages["C0GENERAL"]] == ["owed"]
+    assert row.posted_at is not None and row.slack_ts == slack.messages["C0GENERAL"][0]["ts"]
 
 
 # -- acknowledgement --------------------------------------------------------------------
