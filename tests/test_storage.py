@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, TypeVar
 
 import pytest
+from sqlalchemy import text as sql
 from sqlalchemy.exc import StatementError
 from sqlmodel import Session, col, select
 
@@ -211,6 +212,43 @@ def test_data_round_trips(db: Database) -> None:
     add(db, incident_id, data=data, text="é ✓ 🔥")
     [event] = timeline(db, incident_id)
     assert (event.data, event.text) == (data, "é ✓ 🔥")
+
+
+def test_a_batch_stores_what_one_by_one_stores(db: Database) -> None:
+    """The batch insert takes its own road to the driver: its rows must read back, and sort,
+    exactly like rows written one at a time."""
+    incident_id = make_incident(db)
+    new_york = datetime(2024, 3, 10, 9, 2, 0, 123456, tzinfo=timezone(timedelta(hours=-5)))
+    data = {"subtype": "file_share", "files": [{"id": "F1", "name": "graph.png"}]}
+    add(db, incident_id, at=T0, text="one by one", dedupe_key="single", data=data)
+    batch = [
+        {
+            "incident_id": incident_id,
+            "kind": "message",
+            "at": new_york,  # the same instant as T0
+            "text": "é ✓ 🔥",
+            "slack_ts": "1700000000.000200",
+            "thread_ts": "1700000000.000100",
+            "data": data,
+            "dedupe_key": "batched",
+        },
+        {"incident_id": incident_id, "kind": "note", "at": T0, "dedupe_key": "single"},
+    ]
+    new = in_unit(db, lambda s: timeline_store.add_events(s, batch))
+
+    assert new == {"batched"}  # the second row's key was taken already
+    single, batched = timeline(db, incident_id)  # same instant: in the order written
+    assert (single.text, batched.text) == ("one by one", "é ✓ 🔥")
+    assert batched.at == single.at == T0 and batched.at.utcoffset() == timedelta(0)
+    assert batched.data == single.data == data
+    assert batched.thread_at == datetime(2023, 11, 14, 22, 13, 20, 100, tzinfo=UTC)
+    # Stored alike too (SQLite keeps text, which sorts as written): not merely read back alike.
+    with db.reading() as session:
+        stored = session.execute(
+            sql("SELECT at FROM timeline_event WHERE incident_id = :i ORDER BY id"),
+            {"i": incident_id},
+        ).scalars()
+        assert len(set(stored)) == 1
 
 
 def test_message_text_is_the_latest_text_of_that_message(db: Database) -> None:
