@@ -187,11 +187,12 @@ class ProvideServices(AsyncMiddleware):
         started = time.perf_counter()
         with services.in_flight:
             response = await next()
-        kind = request_type(req.body)
         status = response.status if isinstance(response, BoltResponse) else 200
-        services.metrics.ack_seconds.labels(type=kind).observe(time.perf_counter() - started)
-        outcome = "ok" if status < 400 else str(status)
-        services.metrics.slack_requests.labels(type=kind, outcome=outcome).inc()
+        services.metrics.count_request(
+            request_type(req.body),
+            "ok" if status < 400 else str(status),
+            time.perf_counter() - started,
+        )
         return response
 
 
@@ -258,8 +259,7 @@ def build_web_app(
         bolt_response = await bolt.async_dispatch(bolt_request)
         if bolt_response.status == 401:
             # Refused before any middleware of ours runs: counted here.
-            metrics.ack_seconds.labels(type="unsigned").observe(time.perf_counter() - started)
-            metrics.slack_requests.labels(type="unsigned", outcome="401").inc()
+            metrics.count_request("unsigned", "401", time.perf_counter() - started)
         return await to_aiohttp_response(bolt_response)
 
     async def healthz(_request: web.Request) -> web.Response:

@@ -107,6 +107,21 @@ class Metrics:
             "1 while this replica is elected to run the scheduler, 0 while it follows.",
             registry=self.registry,
         )
+        self._ack_by_kind: dict[str, Any] = {}
+        self._requests_by_kind: dict[tuple[str, str], Any] = {}
+
+    def count_request(self, kind: str, outcome: str, seconds: float) -> None:
+        """One Slack request answered: how long it took, and how it ended. On every event's
+        path, so the labelled series are looked up once and kept."""
+        timer = self._ack_by_kind.get(kind)
+        if timer is None:
+            timer = self._ack_by_kind[kind] = self.ack_seconds.labels(type=kind)
+        timer.observe(seconds)
+        counter = self._requests_by_kind.get((kind, outcome))
+        if counter is None:
+            counter = self.slack_requests.labels(type=kind, outcome=outcome)
+            self._requests_by_kind[(kind, outcome)] = counter
+        counter.inc()
 
     def watch(self, db: Database, scheduler_running: Callable[[], bool]) -> None:
         """Add the figures read at scrape time."""
