@@ -524,3 +524,19 @@ async def test_an_unknown_incident_number_changes_nothing(
     await warroom.settle()
     assert "There is no INC-99." in ephemerals(warroom, "U0ANA")
     assert stored_incidents(warroom)[0].status == "investigating"
+
+
+async def test_a_failure_of_ours_keeps_the_form_open_and_says_so(
+    warroom: Warroom, ui: Interactions, war_room: str
+) -> None:
+    view = await open_modal(warroom, ui, ActionId.HEADER_RESOLVE, war_room)
+    # The database breaks between opening the form and submitting it.
+    with warroom.services.db.engine.begin() as connection:
+        connection.exec_driver_sql("DROP TABLE role_assignment")
+    reply = await ui.submit(view, {BlockId.SUMMARY: "Rolled back the release."})
+    # Not Slack's generic "trouble connecting": the form stays, with our reason and a reference.
+    assert reply.status == 200 and "Traceback" not in reply.text
+    assert reply.json["response_action"] == "errors"
+    [(field, message)] = reply.json["errors"].items()
+    assert field == BlockId.SUMMARY
+    assert message.startswith("Something went wrong on our side (reference ")
