@@ -111,7 +111,7 @@ def header_blocks(incident: IncidentView) -> list[dict[str, Any]]:
             "type": "header",
             "text": {
                 "type": "plain_text",
-                "text": inert(truncate(f"{incident.ref}: {incident.title}", HEADER_LIMIT)),
+                "text": truncate(inert(f"{incident.ref}: {incident.title}"), HEADER_LIMIT),
             },
         },
         section(facts),

@@ -23,7 +23,7 @@ from bot.commands import (
 from bot.config import SEVERITIES, WarroomConfig
 from bot.durations import format_duration
 from bot.errors import NotAllowedError, NotFoundError, UsageError, WarroomError
-from bot.gateway import slack_error
+from bot.gateway import ViewNotOpenedError, slack_error
 from bot.incidents import IncidentService, Invocation, roles_summary
 from bot.lifecycle import (
     LifecycleService,
@@ -249,10 +249,10 @@ class CommandService:
         )
         try:
             await self.incidents.gateway.open_view(invocation.trigger_id, view)
-        except SlackApiError as exc:
+        except ViewNotOpenedError as exc:
             # Recoverable: the command with a title needs no form.
             raise WarroomError(
-                f"The declare form did not open (Slack said `{slack_error(exc)}`). "
+                f"The declare form did not open ({exc.reason}). "
                 f"Declare with `{USAGE['declare']}` instead."
             ) from exc
         # Nothing to say: the form on screen is the answer.

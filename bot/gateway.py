@@ -90,6 +90,18 @@ SERVER_ERROR_STATUSES = frozenset({500, 502, 503, 504})
 # retries may wait this long in all, no longer.
 TRIGGER_METHODS = frozenset({"views.open", "views.push"})
 TRIGGER_RETRY_SECONDS = 1.0
+# views.open as a whole: the trigger id is dead after 3 s, and the ack has to follow.
+OPEN_VIEW_SECONDS = 2.5
+
+
+class ViewNotOpenedError(Exception):
+    """Slack did not open a modal; `reason` says why, for the person who asked."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 # Failures of the connection itself (refused, reset, dropped mid-answer) and timeouts.
 CONNECTION_ERRORS: tuple[type[BaseException], ...] = (aiohttp.ClientConnectionError, TimeoutError)
 
@@ -418,8 +430,16 @@ class SlackGateway:
                 return None
 
     async def open_view(self, trigger_id: str, view: dict[str, Any]) -> str:
-        """Open a modal with a trigger id (it lives 3 s and works once); the view's id."""
-        response = await self.client.views_open(trigger_id=trigger_id, view=view)
+        """Open a modal with a trigger id (it lives 3 s and works once); the view's id.
+        Bounded as a whole, retries included: it runs before the ack. ViewNotOpenedError says why
+        it did not open."""
+        try:
+            async with asyncio.timeout(OPEN_VIEW_SECONDS):
+                response = await self.client.views_open(trigger_id=trigger_id, view=view)
+        except SlackApiError as exc:
+            raise ViewNotOpenedError(f"Slack said `{slack_error(exc)}`") from exc
+        except TimeoutError:
+            raise ViewNotOpenedError("Slack did not answer in time") from None
         return str(response["view"]["id"])
 
     async def publish_home(self, user_id: str, view: dict[str, Any]) -> None:

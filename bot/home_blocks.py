@@ -32,7 +32,7 @@ TITLE_LIMIT = 200
 def header_block(text: str) -> dict[str, Any]:
     return {
         "type": "header",
-        "text": {"type": "plain_text", "text": inert(truncate(text, HEADER_LIMIT)), "emoji": True},
+        "text": {"type": "plain_text", "text": truncate(inert(text), HEADER_LIMIT), "emoji": True},
     }
 
 

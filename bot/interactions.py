@@ -13,7 +13,7 @@ from bot.command_service import CommandService, describe_failure
 from bot.commands import UserRef, parse_declaration
 from bot.durations import format_duration
 from bot.errors import UsageError, WarroomError
-from bot.gateway import slack_error
+from bot.gateway import ViewNotOpenedError, slack_error
 from bot.ids import ActionId, BlockId, CallbackId
 from bot.incidents import Invocation
 from bot.readmodels import IncidentView, incident_view
@@ -240,12 +240,12 @@ class InteractionService:
             view = resolve_modal(incident)
         try:
             await self.gateway.open_view(actor.trigger_id, view)
-        except SlackApiError as exc:
+        except ViewNotOpenedError as exc:
             # Recoverable: the slash command needs no form.
             self._tell(
                 actor.user_id,
                 actor.channel_id or incident.channel_id,
-                f"The form did not open (Slack said `{slack_error(exc)}`). Try again, or use "
+                f"The form did not open ({exc.reason}). Try again, or use "
                 f"`/incident {verb}` in the war room.",
             )
 
@@ -313,7 +313,8 @@ class InteractionService:
             summary = _text(form.get(BlockId.SUMMARY))
             return [(BlockId.SUMMARY, f"{ref} resolve {slack_encoded(summary)}".strip())]
         incident = await self.incidents.find(number=number, channel_id="")
-        assert incident is not None
+        if incident is None:
+            raise FormError({BlockId.STATUS: f"There is no {ref}."})
         status, severity = _text(form.get(BlockId.STATUS)), _text(form.get(BlockId.SEVERITY))
         commands = []
         if status and status != incident.status:

@@ -260,7 +260,7 @@ def update_modal(incident: IncidentView, *, draft: str, last_update: str | None)
         )
     )
     return modal(
-        f"Customer update: {incident.ref}",
+        f"Update {incident.ref}",
         CallbackId.UPDATE_MODAL,
         blocks,
         submit="Post update",

@@ -53,6 +53,8 @@ TITLES = [
     pytest.param(LONG, id="long"),
     pytest.param(":fire: :rotating_light: Checkout 🔥🔥🔥 " * 40, id="emoji"),
     pytest.param("<!channel> <!here> @everyone & <@U0BO> <#C1|x>", id="broadcast"),
+    # Made inert, a broadcast word grows (a zero-width joiner): still at most 150 characters.
+    pytest.param("x" * 130 + " @here <!channel> @everyone", id="broadcast-at-the-limit"),
 ]
 
 
@@ -262,6 +264,13 @@ def test_every_modal_stays_within_slacks_limits(title: str, number: int) -> None
 )
 def test_a_modal_title_is_cut_to_24_characters(title: str, shown: str) -> None:
     assert modal(title, CallbackId.ROLE_MODAL, [], submit="Save")["title"]["text"] == shown
+
+
+@pytest.mark.parametrize("number", [1, 1000, 99_999])
+def test_every_modal_title_shows_the_whole_incident_number(number: int) -> None:
+    view = incident(number=number)
+    for built in all_modals(view)[1:]:
+        assert built["title"]["text"].endswith(f"INC-{number}"), built["title"]["text"]
 
 
 def test_a_modal_with_too_many_blocks_keeps_100() -> None:

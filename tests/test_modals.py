@@ -540,3 +540,15 @@ async def test_a_failure_of_ours_keeps_the_form_open_and_says_so(
     [(field, message)] = reply.json["errors"].items()
     assert field == BlockId.SUMMARY
     assert message.startswith("Something went wrong on our side (reference ")
+
+
+async def test_a_declare_form_slack_is_slow_to_open_is_given_up_before_the_ack_is_late(
+    warroom: Warroom,
+) -> None:
+    # Slack takes longer than a trigger id lives: warroom stops waiting and says what to do.
+    warroom.slack.latency = 3.5
+    reply = await warroom.command("declare")
+    assert reply.status == 200
+    assert reply.message.startswith("The declare form did not open (Slack did not answer in time)")
+    assert "/incident declare" in reply.message
+    assert stored_incidents(warroom) == []

@@ -50,7 +50,8 @@ async def handle_header_button(
 ) -> None:
     """A header button: open its modal (or tell the clicker why not), then ack."""
     value = str(action.get("value") or "")
-    number = int(value) if value.isdigit() else 0
+    # ASCII digits only: `isdigit` alone accepts '²', which int() refuses.
+    number = int(value) if value.isascii() and value.isdigit() else 0
     await InteractionService(commands).open_incident_form(
         ActionId(action["action_id"]), number, actor_from(body)
     )
