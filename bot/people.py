@@ -73,11 +73,11 @@ class People:
 
     def _cached_profile(self, session: Session, ref: UserRef) -> SlackProfile | None:
         if ref.user_id:
-            name = self.known_name(session, ref.user_id)
-            return SlackProfile(ref.user_id, name, None) if name else None
-        assert ref.handle is not None
-        user = user_store.user_by_handle(session, handle=ref.handle)
-        return SlackProfile(user.id, user.name, user.handle) if user else None
+            user = user_store.get_user(session, user_id=ref.user_id)
+        else:
+            assert ref.handle is not None
+            user = user_store.user_by_handle(session, handle=ref.handle)
+        return SlackProfile(user.id, user.name, user.handle, user.is_bot) if user else None
 
     async def learn(self, user_id: str) -> None:
         """Resolve a name Slack has not told us yet and name the events already recorded."""
@@ -96,7 +96,12 @@ class People:
 
         def _store(session: Session) -> None:
             user_store.save_user(
-                session, user_id=profile.user_id, name=profile.name, handle=profile.handle, at=now
+                session,
+                user_id=profile.user_id,
+                name=profile.name,
+                handle=profile.handle,
+                at=now,
+                is_bot=profile.is_bot,
             )
             timeline_store.fill_actor_name(session, actor_id=profile.user_id, name=profile.name)
 

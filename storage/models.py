@@ -5,7 +5,16 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Index, TypeDecorator, UniqueConstraint, text
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    Index,
+    TypeDecorator,
+    UniqueConstraint,
+    false,
+    text,
+)
 from sqlalchemy.engine import Dialect
 from sqlmodel import Field, SQLModel
 
@@ -126,6 +135,8 @@ class SlackUser(SQLModel, table=True):
     name: str = Field(max_length=200)
     handle: str | None = Field(default=None, max_length=200, index=True)
     updated_at: datetime = utc_column(nullable=False)
+    # An app, not a person: roles never go to it, even when its name is already known.
+    is_bot: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
 
 
 class Reminder(SQLModel, table=True):

@@ -25,13 +25,28 @@ def user_by_handle(session: Session, *, handle: str) -> SlackUser | None:
 
 
 def save_user(
-    session: Session, *, user_id: str, name: str, handle: str | None, at: datetime
+    session: Session,
+    *,
+    user_id: str,
+    name: str,
+    handle: str | None,
+    at: datetime,
+    is_bot: bool = False,
 ) -> None:
-    values = {"id": user_id, "name": name, "handle": handle.lower() if handle else None}
+    values = {
+        "id": user_id,
+        "name": name,
+        "handle": handle.lower() if handle else None,
+        "is_bot": is_bot,
+    }
     statement = insert_for(session, SlackUser).values(**values, updated_at=at)
     session.execute(
         statement.on_conflict_do_update(index_elements=["id"], set_={**values, "updated_at": at})
     )
+
+
+def get_user(session: Session, *, user_id: str) -> SlackUser | None:
+    return session.get(SlackUser, user_id)
 
 
 def all_user_names(session: Session) -> dict[str, str]:

@@ -647,3 +647,29 @@ async def test_a_declared_broadcast_title_is_stored_as_read(warroom: Warroom) ->
     stored = incident(warroom)
     assert stored.title == "@channel checkout is down"
     assert stored.channel_name == "inc-1-channel-checkout-is-down"
+
+
+async def test_an_app_whose_name_is_already_known_is_still_no_role_holder(
+    warroom: Warroom, war_room: str
+) -> None:
+    # An app with a user id speaks in the war room, so warroom learns (and keeps) its name.
+    warroom.slack.add_user("U0DEPLOYBOT", "deploybot", is_bot=True)
+    reply = await warroom.event(
+        {
+            "type": "message",
+            "channel": war_room,
+            "user": "U0DEPLOYBOT",
+            "text": "deploy 4.2.1 rolled back",
+            "ts": "1700000500.000100",
+        }
+    )
+    assert reply.status == 200
+    await warroom.settle()
+    asked = len(warroom.slack.calls_to("users.info"))
+
+    message = assert_ephemeral(
+        await warroom.command("role commander <@U0DEPLOYBOT>", channel=war_room)
+    )
+    assert message == "Roles go to people, not apps."
+    assert len(warroom.slack.calls_to("users.info")) == asked  # answered from what it knew
+    assert holders(warroom, "commander") != ["U0DEPLOYBOT"]
