@@ -25,3 +25,7 @@ class NotAllowedError(WarroomError):
 
 class NotFoundError(WarroomError):
     """The thing named does not exist."""
+
+
+class DuplicateCommandError(WarroomError):
+    """The same command (the same trigger or form) was carried out already."""

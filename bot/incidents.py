@@ -15,7 +15,12 @@ from bot.blocks import announcement_text, header_blocks, header_text, topic_text
 from bot.clocks import ClockChange, Clocks, start_clocks
 from bot.commands import Declaration, UserRef
 from bot.config import WarroomConfig
-from bot.errors import NotAllowedError, NotFoundError, UsageError, WarroomError
+from bot.errors import (
+    DuplicateCommandError,
+    NotAllowedError,
+    NotFoundError,
+    UsageError,
+)
 from bot.gateway import SlackGateway
 from bot.naming import channel_name, name_candidates
 from bot.people import People
@@ -165,7 +170,7 @@ class IncidentService:
             )
             assert incident.id is not None
             if not command_event(session, incident_id=incident.id, invocation=invocation, at=now):
-                raise WarroomError("That command was already handled.")
+                raise DuplicateCommandError("That command was already handled.")
             declared_event(session, incident)
             if source == "slack":
                 self.take_role(

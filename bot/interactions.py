@@ -3,6 +3,7 @@ into the same service calls (and the same timeline records) as the equivalent sl
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 
@@ -12,7 +13,7 @@ from sqlmodel import Session
 from bot.command_service import CommandService, describe_failure
 from bot.commands import UserRef, parse_declaration
 from bot.durations import format_duration
-from bot.errors import UsageError, WarroomError
+from bot.errors import DuplicateCommandError, UsageError, WarroomError
 from bot.gateway import ViewNotOpenedError, slack_error
 from bot.ids import ActionId, BlockId, CallbackId
 from bot.incidents import Invocation
@@ -135,7 +136,13 @@ class InteractionService:
         metadata = read_declare_metadata(private_metadata)
         declarer = replace(actor, channel_id=metadata.channel_id)
         invocation = declarer.invocation(f"declare {slack_encoded(title)} {severity}")
-        incident = await self.incidents.declare(invocation, declaration)
+        try:
+            incident = await self.incidents.declare(invocation, declaration)
+        except DuplicateCommandError:
+            # Submitted again (Slack said our first answer came too late): it is declared.
+            raise FormError(
+                {BlockId.TITLE: "This form has declared its incident already; see your DMs."}
+            ) from None
         try:
             incident = await self._staff(incident, invocation, commander, responders, form)
         except (WarroomError, SlackApiError) as exc:
@@ -150,12 +157,17 @@ class InteractionService:
         return incident
 
     async def _not_a_person(self, user_ids: Iterable[str]) -> str | None:
-        """Why one of `user_ids` cannot hold a role, or None when all can."""
-        for user_id in user_ids:
-            try:
-                profile = await self.incidents.people.resolve(UserRef(user_id=user_id))
-            except WarroomError as exc:
-                return exc.message  # Slack too slow to say who this is: nothing declared yet
+        """Why one of `user_ids` cannot hold a role, or None when all can. Asked side by
+        side: each lookup has the same short deadline, so many responders cost one."""
+        found = await asyncio.gather(
+            *(self.incidents.people.resolve(UserRef(user_id=u)) for u in user_ids),
+            return_exceptions=True,
+        )
+        for profile in found:
+            if isinstance(profile, WarroomError):
+                return profile.message  # Slack too slow to say who this is: nothing declared
+            if isinstance(profile, BaseException):
+                raise profile
             if profile is None:
                 return "Slack does not know that person."
             if profile.is_bot:

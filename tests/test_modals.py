@@ -552,3 +552,17 @@ async def test_a_declare_form_slack_is_slow_to_open_is_given_up_before_the_ack_i
     assert reply.message.startswith("The declare form did not open (Slack did not answer in time)")
     assert "/incident declare" in reply.message
     assert stored_incidents(warroom) == []
+
+
+async def test_a_form_submitted_again_declares_one_incident(
+    warroom: Warroom, ui: Interactions
+) -> None:
+    await warroom.command("declare")
+    form = ui.opened(CallbackId.DECLARE_MODAL)
+    answers = {BlockId.TITLE: "Payments stuck", BlockId.RESPONDERS: ["U0BO", "U0CY"]}
+    assert_closes(await ui.submit(form, answers))
+    # Slack gave up on a slow first answer and the declarer pressed Submit again: each
+    # submission has its own trigger id, but it is the same form.
+    again = field_errors(await ui.submit(form, answers))
+    assert again == {BlockId.TITLE: "This form has declared its incident already; see your DMs."}
+    assert [i.number for i in stored_incidents(warroom)] == [1]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
@@ -62,9 +63,12 @@ async def handle_declare_submission(
     ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], commands: CommandService
 ) -> None:
     """Declare from the form; bad input comes back on its field and the modal stays open."""
+    # Keyed on the form, not the submission's trigger: a form submitted again (Slack gave up
+    # on a slow first answer) finds its incident declared instead of declaring a second.
+    actor = replace(actor_from(body), trigger_id=f"view:{view['id']}")
     try:
         await InteractionService(commands).declare_from_form(
-            actor_from(body), form_values(view["state"]["values"]), view.get("private_metadata", "")
+            actor, form_values(view["state"]["values"]), view.get("private_metadata", "")
         )
     except FormError as exc:
         await ack(response_action="errors", errors=exc.errors)
