@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 from jinja2 import Environment
 from sqlmodel import Session
@@ -124,6 +126,8 @@ class IncidentService:
         self.clocks = clocks
         self.clock = clock
         self._refreshing: dict[int, asyncio.Lock] = {}
+        # How often an opening under way renews its claim (well inside OPENING_CLAIM).
+        self.claim_renewal_every = OPENING_CLAIM.total_seconds() / 3
 
     # -- finding incidents ---------------------------------------------------------------
 
@@ -258,15 +262,48 @@ class IncidentService:
         return len(unopened)
 
     async def _finish_war_room(self, incident_id: int) -> None:
-        incident = await self._view(incident_id)
-        assert incident.channel_id is not None
-        await asyncio.gather(
-            self.gateway.set_topic(incident.channel_id, topic_text(incident)),
-            self._post_header(incident),
-        )
+        async with self._holding_opening_claim(incident_id):
+            incident = await self._view(incident_id)
+            assert incident.channel_id is not None
+            invitees = await self._invitees(incident)
+            # Inviting again is harmless (already_in_channel is skipped); the opening that
+            # failed may not have got that far.
+            await asyncio.gather(
+                self.gateway.invite(incident.channel_id, invitees),
+                self.gateway.set_topic(incident.channel_id, topic_text(incident)),
+                self._post_header(incident),
+            )
+
+    @contextlib.asynccontextmanager
+    async def _holding_opening_claim(self, incident_id: int) -> AsyncIterator[None]:
+        """Keep this process's claim on opening the war room alive while it works: Slack's
+        retries can outlast one claim, and a lapsed claim invites a second opening."""
+
+        async def renew() -> None:
+            while True:
+                await asyncio.sleep(self.claim_renewal_every)
+                await self.db.run(
+                    partial(
+                        incident_store.renew_war_room_opening,
+                        incident_id=incident_id,
+                        until=self.clock() + OPENING_CLAIM,
+                    )
+                )
+
+        renewing = asyncio.get_running_loop().create_task(renew())
+        try:
+            yield
+        finally:
+            renewing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewing
 
     async def open_war_room(self, incident_id: int, *, response_url: str | None) -> None:
         """Create the channel, pull people in, set the topic, post and pin the header, announce."""
+        async with self._holding_opening_claim(incident_id):
+            await self._open_war_room(incident_id, response_url=response_url)
+
+    async def _open_war_room(self, incident_id: int, *, response_url: str | None) -> None:
         incident = await self._view(incident_id)
         name = channel_name(
             self.config.channel_pattern,
@@ -286,16 +323,25 @@ class IncidentService:
             raise creating
         created = creating
 
-        def _set_channel(session: Session) -> IncidentView:
-            incident_store.set_incident_channel(
+        def _set_channel(session: Session) -> tuple[IncidentView, bool]:
+            ours = incident_store.set_incident_channel(
                 session,
                 incident_id=incident_id,
                 channel_id=created.channel_id,
                 channel_name=created.name,
             )
-            return incident_view(session, session.get_one(Incident, incident_id))
+            return incident_view(session, session.get_one(Incident, incident_id)), ours
 
-        incident = await self.db.run(_set_channel)
+        incident, ours = await self.db.run(_set_channel)
+        if not ours:
+            # Another process opened this war room meanwhile (its claim outlived ours): the
+            # incident keeps that channel and its record; this one is left unused.
+            log.error(
+                "%s already has its war room; channel %s was made for nothing",
+                incident.ref,
+                created.name,
+            )
+            return
         if isinstance(inviting, BaseException):
             raise inviting
         invitees = inviting

@@ -97,11 +97,16 @@ def open_incidents(session: Session) -> Sequence[Incident]:
 
 def set_incident_channel(
     session: Session, *, incident_id: int, channel_id: str, channel_name: str
-) -> None:
-    incident = session.get_one(Incident, incident_id)
-    incident.channel_id = channel_id
-    incident.channel_name = channel_name
-    session.flush()
+) -> bool:
+    """Record the war room's channel, unless one is recorded already (False): the first
+    channel made for an incident stays its channel."""
+    result = session.execute(
+        update(Incident)
+        .where(col(Incident.id) == incident_id)
+        .where(col(Incident.channel_id).is_(None))
+        .values(channel_id=channel_id, channel_name=channel_name)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 def claim_war_room_opening(
@@ -122,6 +127,16 @@ def claim_war_room_opening(
         )
     result = session.execute(statement)
     return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def renew_war_room_opening(session: Session, *, incident_id: int, until: datetime) -> None:
+    """Extend the claim of the process opening the war room, while there is work left."""
+    session.execute(
+        update(Incident)
+        .where(col(Incident.id) == incident_id)
+        .where(or_(col(Incident.channel_id).is_(None), col(Incident.header_ts).is_(None)))
+        .values(opening_until=until)
+    )
 
 
 def set_header_ts(session: Session, *, incident_id: int, header_ts: str) -> None:

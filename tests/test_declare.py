@@ -110,3 +110,24 @@ async def test_a_header_slack_refused_is_posted_once_its_claim_lapses(
     [header] = room.slack.messages[incident.channel_id]
     assert room.stored(1).header_ts == header["ts"]
     assert room.slack.channels[incident.channel_id].pins == [header["ts"]]
+
+
+async def test_an_opening_that_outlasts_its_claim_renews_it_and_is_not_opened_twice(
+    make_clocked_warroom: ClockedFactory,
+) -> None:
+    clock = Clock()
+    room = await make_clocked_warroom(clock)
+    incidents = room.services.incidents
+    incidents.claim_renewal_every = 0.02
+    # Slack is slow enough (its retries, say) that the opening outlives its first claim.
+    room.slack.latency = 0.3
+    await room.command("declare Payments stuck sev2")
+    clock.advance(OPENING_CLAIM + timedelta(seconds=1))
+    # The opener is still at work, and renews its claim from the time it is now.
+    await room.slack.wait_for(
+        lambda: (room.stored(1).opening_until or clock.now) > clock.now, timeout=5
+    )
+    assert await incidents.resume_unopened_war_rooms() == 0
+    await room.settle()
+    assert len(room.slack.calls_to("conversations.create")) == 1
+    assert room.stored(1).channel_id == room.slack.channel_named("inc-1-payments-stuck").id
