@@ -21,6 +21,9 @@ class _Bucket:
     updated: float
     # Posts into one channel take turns in arrival order, so they land in the order asked.
     turn: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # Posts holding or waiting for the turn: a bucket in use is never forgotten (between one
+    # post's release and the next waiter waking, the lock alone looks free).
+    users: int = 0
 
 
 class ChannelPacer:
@@ -54,18 +57,22 @@ class ChannelPacer:
         them waits out a 429."""
         bucket = self._bucket(channel_id)
         waited = 0.0
-        async with bucket.turn:
-            while True:
-                self._refill(bucket)
-                if bucket.tokens >= 1:
-                    bucket.tokens -= 1
-                    break
-                delay = (1 - bucket.tokens) / self.rate
-                await self.sleep(delay)
-                waited += delay
-            if self.on_wait is not None:
-                self.on_wait(waited)
-            yield waited
+        bucket.users += 1
+        try:
+            async with bucket.turn:
+                while True:
+                    self._refill(bucket)
+                    if bucket.tokens >= 1:
+                        bucket.tokens -= 1
+                        break
+                    delay = (1 - bucket.tokens) / self.rate
+                    await self.sleep(delay)
+                    waited += delay
+                if self.on_wait is not None:
+                    self.on_wait(waited)
+                yield waited
+        finally:
+            bucket.users -= 1
 
     def _refill(self, bucket: _Bucket) -> None:
         now = self.clock()
@@ -84,7 +91,7 @@ class ChannelPacer:
     def _forget_idle(self) -> None:
         """Drop channels nobody is waiting on whose bucket has filled up again."""
         for channel_id, bucket in list(self._buckets.items()):
-            if bucket.turn.locked():
+            if bucket.users:
                 continue
             self._refill(bucket)
             if bucket.tokens >= self.burst:
