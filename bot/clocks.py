@@ -323,22 +323,35 @@ class Clocks:
             return
         self._sending.add(message_id)
         try:
-            # Wall-clock time, not the injected clock: the lease is about processes, and every
-            # replica must read it the same way.
-            message = await self.db.run(
-                lambda s: outbox_store.claim(
-                    s,
-                    message_id=message_id,
-                    by=self.sender_id,
-                    now=datetime.now(UTC),
-                    lease=SEND_LEASE,
-                )
-            )
+            message = await self.db.run(lambda s: outbox_store.unsent(s, message_id=message_id))
             if message is None:
-                return  # sent already, or another sender has it
+                return  # sent already
+            claimed = False
+
+            async def claim() -> bool:
+                # Taken when the channel's turn has come, not before the wait for it: the
+                # lease then covers the post and its retries only. Wall-clock time, not the
+                # injected clock: the lease is about processes, read alike by every replica.
+                nonlocal claimed
+                mine = await self.db.run(
+                    lambda s: outbox_store.claim(
+                        s,
+                        message_id=message_id,
+                        by=self.sender_id,
+                        now=datetime.now(UTC),
+                        lease=SEND_LEASE,
+                    )
+                )
+                claimed = mine is not None
+                return claimed
+
             try:
-                ts = await self.gateway.post_message(message.channel_id, message.text)
+                ts = await self.gateway.post_message_if(
+                    message.channel_id, message.text, still_wanted=claim
+                )
             except Exception as exc:
+                if not claimed:
+                    raise  # nothing was tried: the message is as it was
                 # Whatever went wrong, the message stays owed (with why) and counts an attempt,
                 # and the messages queued behind it in a flush are still tried.
                 error = _describe(exc)
@@ -352,9 +365,11 @@ class Clocks:
                     )
                 )
                 return
-            now = self.clock()
+            if ts is None:
+                return  # another sender holds it
+            posted_ts, now = ts, self.clock()
             await self.db.run(
-                lambda s: outbox_store.mark_posted(s, message_id=message_id, ts=ts, at=now)
+                lambda s: outbox_store.mark_posted(s, message_id=message_id, ts=posted_ts, at=now)
             )
         finally:
             self._sending.discard(message_id)

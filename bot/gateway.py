@@ -359,7 +359,23 @@ class SlackGateway:
     async def post_message(
         self, channel_id: str, text: str, blocks: list[dict[str, Any]] | None = None
     ) -> str:
+        ts = await self.post_message_if(channel_id, text, blocks)
+        assert ts is not None
+        return ts
+
+    async def post_message_if(
+        self,
+        channel_id: str,
+        text: str,
+        blocks: list[dict[str, Any]] | None = None,
+        *,
+        still_wanted: Callable[[], Awaitable[bool]] | None = None,
+    ) -> str | None:
+        """Post once the channel's turn comes, if `still_wanted()` then says so (None if not):
+        a check made after the wait, which can be long while Slack is rate-limiting."""
         async with self.pacer.turn(channel_id):
+            if still_wanted is not None and not await still_wanted():
+                return None
             response = await self.client.chat_postMessage(
                 channel=channel_id, text=text, blocks=blocks, unfurl_links=False
             )

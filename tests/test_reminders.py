@@ -191,6 +191,9 @@ async def test_a_severity_change_reschedules_the_update_clock(
     await room.command("sev 4", channel=channel)
     row = reminder_row(room, "update")
     assert not row.active
+    # The row is what counts, committed before the reply; the scheduler follows it just
+    # after (off the ack path).
+    await room.settle()
     assert room.services.clocks.scheduler.get_job(f"reminder:{declared.id}:update") is None
     fired = len(reminder_events(room.timeline(1)))
     # The witness: another incident's reminder, due after this one's next would have been.
@@ -419,6 +422,28 @@ async def test_stopping_the_scheduler_mid_flush_lets_the_post_under_way_finish(
     # again.
     assert [m["text"] for m in slack.messages["C0GENERAL"]] == ["owed"]
     assert row.posted_at is not None and row.slack_ts == slack.messages["C0GENERAL"][0]["ts"]
+
+
+async def test_an_owed_post_is_claimed_when_its_turn_comes_not_before(
+    make_warroom: WarroomFactory,
+) -> None:
+    room = await make_warroom()
+    services = room.services
+    with services.db.unit_of_work() as session:
+        owed = outbox_store.enqueue(
+            session, channel_id="C0GENERAL", text="owed", at=datetime.now(UTC), incident_id=None
+        )
+        owed_id = owed.id
+    assert owed_id is not None
+    # Posts ahead of it hold the channel's turn (Slack rate-limiting them, say)...
+    async with services.gateway.pacer.turn("C0GENERAL"):
+        sending = asyncio.create_task(services.clocks.send(owed_id))
+        await asyncio.sleep(0.05)
+        # ...while another replica, whose turn came first, posts the message.
+        with services.db.unit_of_work() as session:
+            outbox_store.mark_posted(session, message_id=owed_id, ts="1.2", at=datetime.now(UTC))
+    await sending
+    assert room.slack.calls_to("chat.postMessage") == []
 
 
 # -- acknowledgement --------------------------------------------------------------------
