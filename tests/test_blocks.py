@@ -42,6 +42,7 @@ from bot.views import (
     update_draft,
     update_modal,
 )
+from tests.factories import incident_view
 
 TEMPLATES = build_environment(None)
 
@@ -70,24 +71,14 @@ def incident(
     roles += [
         RoleView("resolver", Person(f"U{i:04d}", f"r{i}"), AT, None) for i in range(resolvers)
     ]
-    return IncidentView(
-        id=1,
+    return incident_view(
         number=number,
         title=title,
         severity=severity,
         status=status,
         channel_id="C0ROOM",
-        channel_name="inc-7-checkout-down",
-        declared_by=Person("U0ANA", "ana"),
         declared_at=AT,
-        acknowledged_at=AT,
-        mitigated_at=None,
-        resolved_at=None,
         header_ts="1700000001.000100",
-        source="slack",
-        last_update_at=None,
-        postmortem_url=None,
-        postmortem_done_at=None,
         roles=tuple(roles),
     )
 

@@ -28,6 +28,7 @@ from bot.ids import ActionId
 from bot.readmodels import IncidentView, Person, RoleView
 from storage import incidents as incident_store
 from tests.conftest import Warroom
+from tests.factories import incident_view
 from tests.home_helpers import Clock, ClockedFactory, open_home
 
 T0 = datetime(2026, 3, 5, 9, 0, tzinfo=UTC)
@@ -221,24 +222,14 @@ def view(
         RoleView(role=r, user=Person(u, u.lower()), assigned_at=T0, relieved_at=T0)
         for r, u in relieved
     )
-    return IncidentView(
+    return incident_view(
         id=number,
         number=number,
         title=title,
         severity=severity,
-        status="investigating",
         channel_id=f"C{number:04d}",
         channel_name=f"inc-{number}",
-        declared_by=Person("U0ANA", "ana"),
         declared_at=declared_at,
-        acknowledged_at=declared_at,
-        mitigated_at=None,
-        resolved_at=None,
-        header_ts=None,
-        source="slack",
-        last_update_at=None,
-        postmortem_url=None,
-        postmortem_done_at=None,
         roles=role_views,
     )
 

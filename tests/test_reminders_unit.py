@@ -20,32 +20,19 @@ from bot.reminders import (
     still_wanted,
     update_reminder,
 )
+from tests.factories import incident_view
 
 T0 = datetime(2026, 11, 25, 3, 0, tzinfo=UTC)
 
 
 def incident(**changes: object) -> IncidentView:
-    base = IncidentView(
-        id=1,
-        number=7,
-        title="Checkout <down>",
-        severity="sev1",
-        status="investigating",
-        channel_id="C7",
-        channel_name="inc-7-checkout",
-        declared_by=Person("U1", "ana"),
-        declared_at=T0,
-        acknowledged_at=T0,
-        mitigated_at=None,
-        resolved_at=None,
-        header_ts=None,
-        source="slack",
-        last_update_at=None,
-        postmortem_url=None,
-        postmortem_done_at=None,
-        roles=(RoleView("commander", Person("U1", "ana"), T0, None),),
-    )
-    return replace(base, **changes)  # type: ignore[arg-type]
+    base = {
+        "title": "Checkout <down>",
+        "declared_by": Person("U1", "ana"),
+        "declared_at": T0,
+        "roles": (RoleView("commander", Person("U1", "ana"), T0, None),),
+    }
+    return incident_view(**{**base, **changes})
 
 
 # A severity named in the file is taken as written (absent keys mean "none"), so spell it out.
