@@ -31,7 +31,7 @@ from storage.models import (
     RoleAssignment,
     TimelineEvent,
 )
-from tests.conftest import Reply, Warroom, WarroomFactory
+from tests.conftest import Reply, Warroom, WarroomFactory, missing
 from tests.fakes.slack_api import FakeSlack
 
 TOKEN = "alert-token-4f9c"
@@ -712,9 +712,7 @@ def alertmanager_binary() -> str:
             f"Alertmanager ({path or 'prometheus-alertmanager'}) is not installed, so the "
             "webhook is not tested against the real thing: apt-get install prometheus-alertmanager"
         )
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason, pytrace=False)
-        pytest.skip(reason)
+        missing(reason)
     return path
 
 

@@ -18,6 +18,7 @@ import pytest
 
 from storage import timeline as timeline_store
 from storage.db import Database
+from tests.conftest import missing
 from tests.fakes.slack_api import FakeSlack
 from tests.test_export_routes import ExportServer, serve_exports
 from tests.test_exports import T0, build_incident, ts
@@ -32,7 +33,6 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 # As Slack sends what a person typed: `<`, `>` and `&` escaped.
 PWN_IMG = '&lt;img src=x onerror="window.__pwned=1"&gt;'
@@ -43,12 +43,8 @@ PWN_RAW = '<img src=x onerror="window.__pwned=2">'
 
 def need(condition: bool, reason: str) -> None:
     """A missing browser fails the build in CI and is only a skip (with the reason) locally."""
-    if condition:
-        return
-    if IN_CI:
-        pytest.fail(f"CI=true but {reason}", pytrace=False)
-    print(f"skipping the browser test: {reason}")
-    pytest.skip(reason)
+    if not condition:
+        missing(reason)
 
 
 def chromium_found() -> bool:

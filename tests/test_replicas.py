@@ -29,7 +29,14 @@ from bot.leader import LEADER, election_key, lock_conninfo
 from storage import outbox as outbox_store
 from storage.db import Database
 from storage.models import Counter, Incident, OutboxMessage, Reminder, TimelineEvent
-from tests.conftest import PG_URL, SIGNING_SECRET, WarroomFactory, _migrate, _pg_schema_url
+from tests.conftest import (
+    PG_URL,
+    SIGNING_SECRET,
+    WarroomFactory,
+    _migrate,
+    _pg_schema_url,
+    missing,
+)
 from tests.fakes.slack_api import FakeSlack
 from tests.serving import Process, serve
 
@@ -43,7 +50,7 @@ ELECTION_EVERY = 0.5
 def pg_url() -> Iterator[str]:
     """A migrated, empty PostgreSQL schema (replicas need PostgreSQL)."""
     if not PG_URL:
-        pytest.skip("WARROOM_TEST_DATABASE_URL is not set: replicas need PostgreSQL")
+        missing("WARROOM_TEST_DATABASE_URL is not set: replicas need PostgreSQL")
     for url in _pg_schema_url(PG_URL):
         _migrate(url)
         yield url
