@@ -26,6 +26,7 @@ from concurrent.futures import ProcessPoolExecutor
 from contextlib import AsyncExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import urlencode
 
 import aiohttp
@@ -45,6 +46,7 @@ from storage.db import Database, build_engine, is_sqlite
 from storage.migrate import upgrade
 from storage.models import Incident, TimelineEvent
 
+N = TypeVar("N", int, float)
 HOST = "127.0.0.1"
 SECRET = "bench-signing-secret"
 TOKEN = "xoxb-bench"
@@ -575,19 +577,19 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--requests",
-        type=_count(2, 100_000),
+        type=bounded(int, 2, 100_000),
         default=300,
         help="sequential requests per latency figure (default 300)",
     )
     parser.add_argument(
         "--events",
-        type=_count(1, 1_000_000),
+        type=bounded(int, 1, 1_000_000),
         default=2000,
         help="message events in the throughput burst (default 2000)",
     )
     parser.add_argument(
         "--concurrency",
-        type=_count(1, 256),
+        type=bounded(int, 1, 256),
         default=16,
         help="requests in flight during the burst (default 16)",
     )
@@ -599,7 +601,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--settle-every",
-        type=_count(1, 100_000),
+        type=bounded(int, 1, 100_000),
         default=10,
         help="wait for background work after this many requests (default 10)",
     )
@@ -612,9 +614,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _count(low: int, high: int) -> Callable[[str], int]:
-    def parse(value: str) -> int:
-        number = int(value)
+def bounded(kind: Callable[[str], N], low: N, high: N) -> Callable[[str], N]:
+    """An argparse type: `kind` of the value, refused unless between `low` and `high`."""
+
+    def parse(value: str) -> N:
+        number = kind(value)
         if not low <= number <= high:
             raise argparse.ArgumentTypeError(f"{value} is not between {low} and {high}")
         return number

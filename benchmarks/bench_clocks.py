@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import Engine, event
@@ -44,7 +44,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.bench_ack import _redacted, fresh_database  # noqa: E402
+from benchmarks.bench_ack import _redacted, bounded, fresh_database  # noqa: E402
 from bot.standin.slack_api import Call, FakeSlack  # noqa: E402
 
 TOKEN = "xoxb-x"
@@ -56,8 +56,6 @@ SETTLE_S = 1.0  # how long to keep watching for doubles once every reminder has 
 DRAIN_S = 10.0  # how long to wait, after that, for the outbox to record the posts
 LAG_TICK_S = 0.005  # the event-loop lag probe's period
 STALL_S = 0.1  # a probe late by more than this counts as a stall
-
-N = TypeVar("N", int, float)
 
 
 # -- instruments ----------------------------------------------------------------------------------
@@ -661,57 +659,47 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--incidents",
-        type=_bounded(int, 1, 20_000),
+        type=bounded(int, 1, 20_000),
         default=1000,
         help="open incidents, one update reminder each (default 1000)",
     )
     parser.add_argument(
         "--burst",
-        type=_bounded(int, 0, 20_000),
+        type=bounded(int, 0, 20_000),
         default=300,
         help="reminders due together in the middle of the window (default 300)",
     )
     parser.add_argument(
         "--lead",
-        type=_bounded(float, 0.0, 600.0),
+        type=bounded(float, 0.0, 600.0),
         default=10.0,
         help="seconds from seeding to the first due reminder (default 10)",
     )
     parser.add_argument(
         "--window",
-        type=_bounded(float, 0.1, 600.0),
+        type=bounded(float, 0.1, 600.0),
         default=10.0,
         help="seconds over which the reminders come due (default 10)",
     )
     parser.add_argument(
         "--idle-seconds",
-        type=_bounded(float, 0.5, 600.0),
+        type=bounded(float, 0.5, 600.0),
         default=10.0,
         help="length of each idle CPU window (default 10)",
     )
     parser.add_argument(
         "--slack-latency",
-        type=_bounded(float, 0.0, 5.0),
+        type=bounded(float, 0.0, 5.0),
         default=0.05,
         help="seconds the fake Slack Web API takes per call (default 0.05)",
     )
     parser.add_argument(
         "--deadline",
-        type=_bounded(float, 1.0, 3600.0),
+        type=bounded(float, 1.0, 3600.0),
         default=115.0,
         help="give up after this many seconds (default 115)",
     )
     return parser.parse_args(argv)
-
-
-def _bounded(kind: Callable[[str], N], low: N, high: N) -> Callable[[str], N]:
-    def parse(value: str) -> N:
-        number = kind(value)
-        if not low <= number <= high:
-            raise argparse.ArgumentTypeError(f"{value} is not between {low} and {high}")
-        return number
-
-    return parse
 
 
 async def main_async(args: argparse.Namespace) -> int:
