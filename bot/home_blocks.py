@@ -6,11 +6,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from bot.blocks import HEADER_LIMIT, ROLE_LABELS, SECTION_LIMIT, truncate
+from bot.blocks import HEADER_LIMIT, ROLE_LABELS, context, plain_text, section, truncate
 from bot.durations import format_duration
 from bot.ids import ActionId
 from bot.readmodels import IncidentView, Person
-from bot.slacktext import channel_link, escape, inert, mention
+from bot.slacktext import channel_link, escape, mention
 
 if TYPE_CHECKING:
     from bot.home import HomePage
@@ -30,19 +30,7 @@ TITLE_LIMIT = 200
 
 
 def header_block(text: str) -> dict[str, Any]:
-    return {
-        "type": "header",
-        "text": {"type": "plain_text", "text": truncate(inert(text), HEADER_LIMIT), "emoji": True},
-    }
-
-
-def section_block(mrkdwn: str) -> dict[str, Any]:
-    """A section of mrkdwn the caller has already escaped; cut to Slack's 3,000 characters."""
-    return {"type": "section", "text": {"type": "mrkdwn", "text": truncate(mrkdwn, SECTION_LIMIT)}}
-
-
-def context_block(mrkdwn: str) -> dict[str, Any]:
-    return {"type": "context", "elements": [{"type": "mrkdwn", "text": truncate(mrkdwn, 2000)}]}
+    return {"type": "header", "text": plain_text(text, HEADER_LIMIT)}
 
 
 def declare_button_block() -> dict[str, Any]:
@@ -94,7 +82,7 @@ def incident_blocks(
     incident: IncidentView, *, now: datetime, viewer_roles: list[str]
 ) -> list[dict[str, Any]]:
     return [
-        section_block(incident_text(incident, now=now, viewer_roles=viewer_roles)),
+        section(incident_text(incident, now=now, viewer_roles=viewer_roles)),
         {"type": "divider"},
     ]
 
@@ -107,7 +95,7 @@ def home_blocks(page: HomePage, *, limit: int = HOME_BLOCK_LIMIT) -> list[dict[s
         declare_button_block(),
     ]
     if not count:
-        blocks.append(section_block("No open incidents. :white_check_mark:"))
+        blocks.append(section("No open incidents. :white_check_mark:"))
         return blocks
     mine = [i for i in page.incidents if page.roles_of_viewer(i)]
     # Headings only split the viewer's incidents from the rest; with none of theirs, no heading.
@@ -131,7 +119,7 @@ def home_blocks(page: HomePage, *, limit: int = HOME_BLOCK_LIMIT) -> list[dict[s
         room -= len(body)
         shown += 1
     if shown < count:
-        blocks.append(context_block(f"…and {count - shown} more — see `/incident list`"))
+        blocks.append(context(f"…and {count - shown} more — see `/incident list`"))
     return blocks
 
 

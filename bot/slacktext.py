@@ -31,9 +31,15 @@ def to_plain(text: str, names: Mapping[str, str] | None = None) -> str:
     return html.unescape(_MARKUP.sub(lambda m: _plain_token(m.group(1), known), text))
 
 
+def slack_encoded(text: str) -> str:
+    """Typed text as Slack encodes a slash command's text (`&`, `<`, `>` as entities), so that
+    a form feeds the same parsers, and lands on the timeline the same way, as a command."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def escape(text: str) -> str:
     """Make any text safe to post: no markup, no links, and no broadcast mention can fire."""
-    escaped = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    escaped = slack_encoded(text)
     return _BROADCAST_WORDS.sub(lambda m: "@" + _ZERO_WIDTH_JOINER + m.group(1), escaped)
 
 

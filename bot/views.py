@@ -49,12 +49,6 @@ class DeclareMetadata:
     channel_id: str | None
 
 
-def slack_encoded(text: str) -> str:
-    """Typed text as Slack encodes a slash command's text (`&`, `<`, `>` as entities), so that
-    a form feeds the same parsers, and lands on the timeline the same way, as a command."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
 def modal(
     title: str,
     callback_id: str,

@@ -78,7 +78,7 @@ class Database:
     @contextmanager
     def reading(self) -> Iterator[Session]:
         """A read-only session: on SQLite it reads a snapshot and never holds up writers."""
-        engine = self.engine.execution_options(**{DEFERRED_BEGIN: True})
+        engine = self.deferred_engine()
         # Leaving the block closes the session: that ends the transaction without expiring what
         # was read (a rollback would), so rows stay readable afterwards as after a unit of work.
         with Session(engine, expire_on_commit=False) as session:

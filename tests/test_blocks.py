@@ -27,6 +27,7 @@ from bot.blocks import (
 from bot.config import SEVERITIES
 from bot.ids import ActionId, BlockId, CallbackId
 from bot.readmodels import IncidentView, Person, RoleView
+from bot.slacktext import slack_encoded
 from bot.templating import build_environment
 from bot.views import (
     MODAL_TITLE_LIMIT,
@@ -37,7 +38,6 @@ from bot.views import (
     read_declare_metadata,
     resolve_modal,
     role_modal,
-    slack_encoded,
     status_modal,
     update_draft,
     update_modal,

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from sqlmodel import Session
 
+from bot import blocks
 from bot.blocks import HEADER_LIMIT, SECTION_LIMIT
 from bot.home import HomePage, home_order
 from bot.home_blocks import (
@@ -22,7 +23,6 @@ from bot.home_blocks import (
     home_blocks,
     home_view,
     incident_text,
-    section_block,
 )
 from bot.ids import ActionId
 from bot.readmodels import IncidentView, Person, RoleView
@@ -256,7 +256,7 @@ def test_age_text(minutes: float, expected: str) -> None:
 
 def test_long_text_is_cut_with_an_ellipsis_within_slacks_limits() -> None:
     header = header_block("h" * 400)["text"]["text"]
-    section = section_block("s" * 5000)["text"]["text"]
+    section = blocks.section("s" * 5000)["text"]["text"]
 
     assert len(header) == HEADER_LIMIT and header.endswith("…")
     assert len(section) == SECTION_LIMIT and section.endswith("…")
