@@ -282,11 +282,15 @@ class IncidentService:
         async def renew() -> None:
             while True:
                 await asyncio.sleep(self.claim_renewal_every)
+                # Forced: the claim is this process's own, whatever its time says.
+                until = self.clock() + OPENING_CLAIM
                 await self.db.run(
                     partial(
-                        incident_store.renew_war_room_opening,
+                        incident_store.claim_war_room_opening,
                         incident_id=incident_id,
-                        until=self.clock() + OPENING_CLAIM,
+                        now=until,
+                        until=until,
+                        force=True,
                     )
                 )
 
@@ -382,7 +386,7 @@ class IncidentService:
         await self.gateway.invite(incident.channel_id, invitees)
         commander = incident.commander
         if commander and commander.id:
-            await self._brief(incident, "commander", commander.id)
+            await self.brief(incident, "commander", commander.id)
 
     async def _post_header(self, incident: IncidentView) -> None:
         assert incident.channel_id is not None
@@ -524,10 +528,11 @@ class IncidentService:
         """A new role holder is invited, briefed, and shown in the topic and header."""
         if incident.channel_id:
             await self.gateway.invite(incident.channel_id, [user_id])
-            await self._brief(incident, role, user_id)
+            await self.brief(incident, role, user_id)
         await self.refresh_war_room(incident.id)
 
-    async def _brief(self, incident: IncidentView, role: str, user_id: str) -> None:
+    async def brief(self, incident: IncidentView, role: str, user_id: str) -> None:
+        """The role's briefing, shown to `user_id` in the war room."""
         assert incident.channel_id is not None
         text = self.templates.get_template(f"briefings/{role}.md.j2").render(incident=incident)
         await self.gateway.post_ephemeral(incident.channel_id, user_id, text)

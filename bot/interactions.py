@@ -18,14 +18,13 @@ from bot.gateway import ViewNotOpenedError, slack_error
 from bot.ids import ActionId, BlockId, CallbackId
 from bot.incidents import Invocation
 from bot.readmodels import IncidentView, incident_view
-from bot.slacktext import channel_link, to_plain
+from bot.slacktext import channel_link, slack_encoded, to_plain
 from bot.views import (
     FormValue,
     field_message,
     read_declare_metadata,
     resolve_modal,
     role_modal,
-    slack_encoded,
     status_modal,
     update_draft,
     update_modal,
@@ -202,10 +201,11 @@ class InteractionService:
     ) -> None:
         await self.incidents.open_war_room(incident.id, response_url=None)
         opened = await self.incidents.find_by_id(incident.id)
-        # The commander is briefed by open_war_room; responders are briefed here.
-        for user_id in responders:
-            await self.incidents.welcome(opened, "resolver", user_id)
         if opened.channel_id:
+            # The opening invited the responders and shows them in the topic and header (their
+            # roles were stored first); it briefed the commander, and they are briefed here.
+            for user_id in responders:
+                await self.incidents.brief(opened, "resolver", user_id)
             await self.gateway.post_message(
                 declarer, f"{opened.ref} is open in {channel_link(opened.channel_id)}."
             )

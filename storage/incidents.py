@@ -129,16 +129,6 @@ def claim_war_room_opening(
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-def renew_war_room_opening(session: Session, *, incident_id: int, until: datetime) -> None:
-    """Extend the claim of the process opening the war room, while there is work left."""
-    session.execute(
-        update(Incident)
-        .where(col(Incident.id) == incident_id)
-        .where(or_(col(Incident.channel_id).is_(None), col(Incident.header_ts).is_(None)))
-        .values(opening_until=until)
-    )
-
-
 def set_header_ts(session: Session, *, incident_id: int, header_ts: str) -> None:
     incident = session.get_one(Incident, incident_id)
     incident.header_ts = header_ts
