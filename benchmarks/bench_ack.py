@@ -41,7 +41,7 @@ from sqlmodel import col, func, select
 
 from bot.app import SLACK_PATH, Services, build_services, build_web_app
 from bot.config import Settings, WarroomConfig
-from bot.standin.slack_api import FakeSlack
+from bot.demo.standin.slack_api import FakeSlack
 from storage.db import Database, build_engine, is_sqlite
 from storage.migrate import upgrade
 from storage.models import Incident, TimelineEvent

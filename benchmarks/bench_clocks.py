@@ -32,9 +32,9 @@ from sqlalchemy import Engine, event
 from sqlmodel import col, select
 
 from bot.app import Services, build_services
-from bot.clocks import Clocks
 from bot.config import Settings, WarroomConfig
-from bot.reminders import ReminderKind
+from bot.reminders.rules import ReminderKind
+from bot.reminders.scheduler import Clocks
 from storage import incidents as incident_store
 from storage import reminders as reminder_store
 from storage.models import OutboxMessage, Reminder, TimelineEvent
@@ -45,7 +45,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from benchmarks.bench_ack import _redacted, bounded, fresh_database  # noqa: E402
-from bot.standin.slack_api import Call, FakeSlack  # noqa: E402
+from bot.demo.standin.slack_api import Call, FakeSlack  # noqa: E402
 
 TOKEN = "xoxb-x"
 SECRET = "s"

@@ -133,7 +133,7 @@ def run(
     env = {**os.environ, "DATABASE_URL": url, "PYTHONPATH": str(REPO)}
     env.pop("WARROOM_CONFIG", None)
     python = sys.executable
-    floor = Measured(*measure([python, "-c", "import bot.cli, bot.export"], env))
+    floor = Measured(*measure([python, "-c", "import bot.cli, bot.exports.export"], env))
     held = Measured(*measure([python, "-c", HOLD_ALL, url], env))
     exports: dict[str, Measured] = {}
     with tempfile.TemporaryDirectory(prefix="warroom-bench-export-") as folder:

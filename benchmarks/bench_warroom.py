@@ -45,7 +45,7 @@ from benchmarks.bench_ack import (  # noqa: E402
 )
 from bot.app import SLACK_PATH  # noqa: E402
 from bot.config import WarroomConfig  # noqa: E402
-from bot.standin.slack_api import Call, FakeSlack  # noqa: E402
+from bot.demo.standin.slack_api import Call, FakeSlack  # noqa: E402
 
 ANNOUNCE = "C0ANNOUNCE"
 ONCALL = "S0ONCALL"

@@ -21,26 +21,26 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.alert_service import AlertService
-from bot.clocks import OUTBOX_EVERY_SECONDS, Clocks
-from bot.command_service import CommandService
+from bot.alerts.service import AlertService
+from bot.commands.service import CommandService
 from bot.config import Settings, WarroomConfig
-from bot.gateway import SlackGateway, build_web_client
-from bot.home import HomeService
-from bot.identity import BotIdentity
-from bot.incidents import IncidentService, utc_now
-from bot.leader import SchedulerElection
-from bot.lifecycle import LifecycleService
-from bot.listeners import register_listeners
+from bot.exports.review import ReviewService
+from bot.exports.templating import build_environment
+from bot.home.service import HomeService
+from bot.http.alerts import AlertRoutes
+from bot.http.exports import ExportRoutes
+from bot.incidents.lifecycle import LifecycleService
+from bot.incidents.people import People
+from bot.incidents.service import IncidentService, utc_now
 from bot.metrics import Metrics, request_type
-from bot.people import People
-from bot.review import ReviewService
-from bot.socket_mode import socket_mode_connection
+from bot.reminders.leader import SchedulerElection
+from bot.reminders.scheduler import OUTBOX_EVERY_SECONDS, Clocks
+from bot.slack.gateway import SlackGateway, build_web_client
+from bot.slack.identity import BotIdentity
+from bot.slack.listeners import register_listeners
+from bot.slack.socket_mode import socket_mode_connection
 from bot.tasks import BackgroundTasks, InFlight
-from bot.templating import build_environment
-from bot.timeline import TimelineService
-from bot.web_alerts import AlertRoutes
-from bot.web_exports import ExportRoutes
+from bot.timeline.service import TimelineService
 from storage.db import Database, is_sqlite
 
 log = logging.getLogger(__name__)

@@ -132,9 +132,9 @@ def _output(path: str | None) -> AbstractContextManager[TextIO]:
 
 
 def cmd_export(args: argparse.Namespace) -> None:
-    from bot.export import export_chunks, parse_incident_ref
-    from bot.incidents import utc_now
-    from bot.templating import build_environment
+    from bot.exports.export import export_chunks, parse_incident_ref
+    from bot.exports.templating import build_environment
+    from bot.incidents.service import utc_now
 
     number = parse_incident_ref(args.incident)
     settings = _settings()
@@ -161,7 +161,7 @@ def cmd_export(args: argparse.Namespace) -> None:
 def cmd_demo(args: argparse.Namespace) -> None:
     import asyncio
 
-    from bot.demo import run_demo
+    from bot.demo.demo import run_demo
 
     # The demo's own lines tell the story; the app's INFO logs (and Alembic's) would bury them.
     logging.getLogger().setLevel(logging.WARNING)

@@ -21,9 +21,9 @@ from sqlalchemy import create_engine, text
 from sqlmodel import Session, col, select
 
 from bot.app import Services, build_services, build_web_app
-from bot.clocks import OUTBOX_EVERY_SECONDS
 from bot.config import Settings, WarroomConfig
-from bot.incidents import utc_now
+from bot.incidents.service import utc_now
+from bot.reminders.scheduler import OUTBOX_EVERY_SECONDS
 from storage.db import Database
 from storage.migrate import upgrade
 from storage.models import Incident, TimelineEvent

@@ -6,7 +6,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from bot.readmodels import IncidentView, Person, RoleView
+from bot.incidents.readmodels import IncidentView, Person, RoleView
 
 AT = datetime(2026, 11, 25, 3, 0, tzinfo=UTC)
 

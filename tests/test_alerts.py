@@ -23,7 +23,7 @@ import pytest
 import yaml
 from sqlmodel import Session, col, func, select
 
-from bot.alerts import MAX_BODY
+from bot.alerts.alertmanager import MAX_BODY
 from storage.models import (
     Incident,
     OutboxMessage,

@@ -10,7 +10,11 @@ from typing import Any
 
 import pytest
 
-from bot.blocks import (
+from bot.config import SEVERITIES
+from bot.exports.templating import build_environment
+from bot.ids import ActionId, BlockId, CallbackId
+from bot.incidents.readmodels import IncidentView, Person, RoleView
+from bot.slack.blocks.common import (
     HEADER_LIMIT,
     MESSAGE_BLOCKS,
     MODAL_BLOCKS,
@@ -24,12 +28,7 @@ from bot.blocks import (
     truncate,
     within_limit,
 )
-from bot.config import SEVERITIES
-from bot.ids import ActionId, BlockId, CallbackId
-from bot.readmodels import IncidentView, Person, RoleView
-from bot.slacktext import slack_encoded
-from bot.templating import build_environment
-from bot.views import (
+from bot.slack.blocks.modals import (
     MODAL_TITLE_LIMIT,
     declare_modal,
     field_message,
@@ -42,6 +41,7 @@ from bot.views import (
     update_draft,
     update_modal,
 )
+from bot.slack.text import slack_encoded
 from tests.factories import incident_view
 
 TEMPLATES = build_environment(None)

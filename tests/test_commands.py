@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from sqlmodel import Session, col, select
 
-from bot.naming import MAX_CHANNEL_NAME
+from bot.incidents.naming import MAX_CHANNEL_NAME
 from storage.models import Incident, RoleAssignment, TimelineEvent
 from tests.conftest import Reply, Warroom, WarroomFactory
 from tests.fakes.slack_api import BOT_USER

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from bot.commands import Declaration
-from bot.incidents import OPENING_CLAIM, Invocation
+from bot.commands.parse import Declaration
+from bot.incidents.service import OPENING_CLAIM, Invocation
 from tests.conftest import Warroom, WarroomFactory
 from tests.home_helpers import Clock, ClockedFactory
 

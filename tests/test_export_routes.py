@@ -19,7 +19,7 @@ from aiohttp.test_utils import TestServer
 
 from bot.app import build_services, build_web_app
 from bot.config import Settings, WarroomConfig
-from bot.links import signed_query
+from bot.exports.links import signed_query
 from storage import incidents as incident_store
 from storage.db import Database
 from storage.migrate import upgrade

@@ -23,8 +23,8 @@ from sqlmodel import Session
 
 from bot.config import WarroomConfig
 from bot.errors import NotFoundError, UsageError
-from bot.export import export_chunks
-from bot.templating import build_environment, markdown_escape
+from bot.exports.export import export_chunks
+from bot.exports.templating import build_environment, markdown_escape
 from storage import incidents as incident_store
 from storage import timeline as timeline_store
 from storage import users as user_store
@@ -625,8 +625,8 @@ from datetime import datetime
 from pathlib import Path
 
 from bot.config import WarroomConfig
-from bot.export import export_chunks
-from bot.templating import build_environment
+from bot.exports.export import export_chunks
+from bot.exports.templating import build_environment
 from storage.db import Database
 from storage import timeline as timeline_store
 

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from sqlmodel import Session, select
 
-from bot.blocks import topic_text
-from bot.readmodels import incident_view
+from bot.incidents.readmodels import incident_view
+from bot.slack.blocks.common import topic_text
 from storage.models import Incident, OutboxMessage
 from tests.conftest import Warroom, WarroomFactory
 

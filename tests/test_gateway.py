@@ -11,11 +11,11 @@ import aiohttp
 import pytest
 from slack_sdk.errors import SlackApiError
 
-from bot import pacing
-from bot.gateway import SlackGateway, SlackRetryPolicy, build_web_client, slack_error
-from bot.identity import BotIdentity
 from bot.metrics import Metrics
-from bot.pacing import ChannelPacer
+from bot.slack import pacing
+from bot.slack.gateway import SlackGateway, SlackRetryPolicy, build_web_client, slack_error
+from bot.slack.identity import BotIdentity
+from bot.slack.pacing import ChannelPacer
 from tests.conftest import Warroom, WarroomFactory
 from tests.fakes.slack_api import FakeSlack
 from tests.serving import free_port

@@ -11,10 +11,12 @@ from typing import Any
 import pytest
 from sqlmodel import Session
 
-from bot import blocks
-from bot.blocks import HEADER_LIMIT, SECTION_LIMIT
-from bot.home import HomePage, home_order
-from bot.home_blocks import (
+from bot.home.service import HomePage, home_order
+from bot.ids import ActionId
+from bot.incidents.readmodels import IncidentView, Person, RoleView
+from bot.slack.blocks import common as blocks
+from bot.slack.blocks.common import HEADER_LIMIT, SECTION_LIMIT
+from bot.slack.blocks.home import (
     HOME_BLOCK_LIMIT,
     OTHERS,
     YOURS,
@@ -24,8 +26,6 @@ from bot.home_blocks import (
     home_view,
     incident_text,
 )
-from bot.ids import ActionId
-from bot.readmodels import IncidentView, Person, RoleView
 from storage import incidents as incident_store
 from tests.conftest import Warroom
 from tests.factories import incident_view

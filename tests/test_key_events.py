@@ -13,10 +13,10 @@ from sqlmodel import Session
 
 from bot.config import WarroomConfig, load_config
 from bot.errors import ConfigError
-from bot.export import export_chunks
-from bot.listeners.key_events import mark_from_pin, mark_from_reaction, reaction_name
-from bot.listeners.shortcuts import mark_from_shortcut
-from bot.timeline import KeyMark
+from bot.exports.export import export_chunks
+from bot.slack.listeners.key_events import mark_from_pin, mark_from_reaction, reaction_name
+from bot.slack.listeners.shortcuts import mark_from_shortcut
+from bot.timeline.service import KeyMark
 from storage.models import Incident, TimelineEvent
 from tests.conftest import Warroom, WarroomFactory
 from tests.fakes.slack_api import BOT_USER

@@ -17,7 +17,7 @@ from slack_bolt.response import BoltResponse
 
 from bot.app import SLACK_PATH
 from bot.ids import ActionId, BotEvent, CallbackId, SlashCommand
-from bot.listeners import register_listeners
+from bot.slack.listeners import register_listeners
 from tests.conftest import Warroom, WarroomFactory
 
 REPO = Path(__file__).parents[1]

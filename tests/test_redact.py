@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from bot.errors import ConfigError
-from bot.redact import Redactor
+from bot.exports.redact import Redactor
 
 REDACT = Redactor()
 

@@ -20,9 +20,9 @@ import pytest
 import yaml
 from sqlmodel import Session, col, select
 
-from bot.clocks import Clocks
-from bot.commands import Declaration
-from bot.incidents import Invocation
+from bot.commands.parse import Declaration
+from bot.incidents.service import Invocation
+from bot.reminders.scheduler import Clocks
 from storage import outbox as outbox_store
 from storage import reminders as reminder_store
 from storage.db import Database

@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bot.config import WarroomConfig
-from bot.readmodels import IncidentView, Person, RoleView
-from bot.reminders import (
+from bot.incidents.readmodels import IncidentView, Person, RoleView
+from bot.reminders.rules import (
     ack_due,
     escalation,
     first_postmortem_reminder,

@@ -22,10 +22,10 @@ import pytest
 import yaml
 from sqlmodel import Session, col, select
 
-from bot.clocks import Clocks
 from bot.config import Settings
 from bot.errors import ConfigError
-from bot.leader import LEADER, election_key, lock_conninfo
+from bot.reminders.leader import LEADER, election_key, lock_conninfo
+from bot.reminders.scheduler import Clocks
 from storage import outbox as outbox_store
 from storage.db import Database
 from storage.models import Counter, Incident, OutboxMessage, Reminder, TimelineEvent

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot.commands import (
+from bot.commands.parse import (
     MAX_TITLE,
     Command,
     Declaration,
@@ -21,8 +21,8 @@ from bot.commands import (
 )
 from bot.durations import parse_duration
 from bot.errors import UsageError
-from bot.naming import MAX_CHANNEL_NAME, channel_name, name_candidates, slugify
-from bot.slacktext import escape, inert, to_plain
+from bot.incidents.naming import MAX_CHANNEL_NAME, channel_name, name_candidates, slugify
+from bot.slack.text import escape, inert, to_plain
 
 WJ = "\u2060"  # what escape() puts after an @ so that a broadcast mention cannot fire
 AT = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)

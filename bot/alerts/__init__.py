@@ -1,0 +1,1 @@
+"""Alertmanager intake: parsing its webhook and turning firing groups into incidents."""

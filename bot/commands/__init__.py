@@ -1,0 +1,1 @@
+"""The /incident command: parsing, carrying out, and the forms that stand in for it."""

@@ -1,0 +1,184 @@
+"""Parsing `/incident` text into a command. Pure functions; no Slack, no database."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from bot.errors import UsageError
+from bot.slack.text import escape, to_plain
+
+MAX_TITLE = 150
+
+ROLES = ("commander", "comms", "resolver")
+ROLE_ALIASES = {
+    "commander": "commander",
+    "ic": "commander",
+    "lead": "commander",
+    "incident-commander": "commander",
+    "comms": "comms",
+    "communications": "comms",
+    "comm": "comms",
+    "resolver": "resolver",
+    "tech": "resolver",
+    "technical": "resolver",
+}
+SUBCOMMAND_ALIASES = {
+    "declare": "declare",
+    "open": "declare",
+    "new": "declare",
+    "role": "role",
+    "ic": "role",
+    "lead": "role",
+    "roles": "roles",
+    "note": "note",
+    "list": "list",
+    "help": "help",
+    "status": "status",
+    "sev": "sev",
+    "update": "update",
+    "ack": "ack",
+    "resolve": "resolve",
+    "postmortem": "postmortem",
+    "export": "export",
+}
+# Subcommands that act on one incident (the rest work anywhere).
+INCIDENT_SUBCOMMANDS = frozenset(
+    {"role", "roles", "note", "status", "sev", "update", "ack", "resolve", "postmortem", "export"}
+)
+
+# Slack reads `<...>` as a link even in code spans, so placeholders are written escaped.
+USAGE = {
+    "declare": "/incident declare &lt;title&gt; [sev1|sev2|sev3|sev4]",
+    "role": "/incident role &lt;commander|comms|resolver&gt; &lt;@user&gt;",
+    "roles": "/incident roles",
+    "note": "/incident note &lt;text&gt;",
+    "status": "/incident status &lt;investigating|identified|monitoring|resolved&gt;",
+    "sev": "/incident sev &lt;1-4&gt;",
+    "update": "/incident update &lt;customer-facing text&gt;",
+    "ack": "/incident ack",
+    "resolve": "/incident resolve [summary]",
+    "postmortem": "/incident postmortem [done &lt;url&gt;]",
+    "export": "/incident export [md|html|json|csv]",
+    "list": "/incident list",
+    "help": "/incident help",
+}
+
+_INCIDENT_ID = re.compile(r"^(?:inc-?)?(\d{1,9})$", re.IGNORECASE)
+_SEVERITY = re.compile(r"^sev-?([1-4])$", re.IGNORECASE)
+_USER_ESCAPED = re.compile(r"^<@([UW][A-Z0-9]{2,})(?:\|([^>]*))?>$")
+_USER_HANDLE = re.compile(r"^@([\w.\-]{1,80})$")
+_WORD_CHAR = re.compile(r"\w")
+# Slack sends emoji in command text as shortcodes: `:fire:`, `:+1::skin-tone-2:`.
+_EMOJI_CODE = re.compile(r":[a-z0-9_+'-]+:", re.IGNORECASE)
+
+
+def _quoted(word: str) -> str:
+    """A word of the user's, echoed back: read as plain text, cut short, and made inert."""
+    return escape(to_plain(word)[:40])
+
+
+@dataclass(frozen=True)
+class UserRef:
+    """A user named in a command: by id (`<@U1|ana>`, `<@U1>`) or by handle (`@ana`)."""
+
+    user_id: str | None = None
+    handle: str | None = None
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    incident_number: int | None = None
+    args: str = ""
+    words: tuple[str, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class Declaration:
+    title: str
+    severity: str | None
+
+
+@dataclass(frozen=True)
+class RoleChange:
+    role: str
+    user: UserRef
+
+
+def parse_command(text: str) -> Command:
+    """Split `/incident` text into an optional `INC-7`, a subcommand and its arguments."""
+    words = text.split()
+    number: int | None = None
+    if words and words[0].upper().startswith("INC"):
+        match = _INCIDENT_ID.match(words[0])
+        if not match:
+            raise UsageError(f"`{_quoted(words[0])}` is not an incident id; write it like INC-7.")
+        number = int(match.group(1))
+        words = words[1:]
+    if not words:
+        return Command(name="help", incident_number=number)
+    name = SUBCOMMAND_ALIASES.get(words[0].lower())
+    if name is None:
+        raise UsageError(f"Unknown subcommand `{_quoted(words[0])}`. Try `/incident help`.")
+    rest = text.split(None, 2 if number is not None else 1)
+    args = rest[-1] if len(rest) > (2 if number is not None else 1) else ""
+    if words[0].lower() in ("ic", "lead"):
+        # `/incident ic @ana` is `/incident role commander @ana`.
+        args = f"commander {args}".strip()
+    return Command(name=name, incident_number=number, args=args, words=tuple(args.split()))
+
+
+def incident_number_in(text: str) -> int | None:
+    """The incident a command names first (`INC-7 ...`), even when the rest will not parse."""
+    words = text.split(None, 1)
+    match = _INCIDENT_ID.match(words[0]) if words and words[0].upper().startswith("INC") else None
+    return int(match.group(1)) if match else None
+
+
+def parse_declaration(args: str) -> Declaration:
+    """`Checkout API returning 500s sev1` -> title and severity (the last word, if a severity)."""
+    words = args.split()
+    severity = None
+    if words:
+        match = _SEVERITY.match(words[-1])
+        if match:
+            severity = f"sev{match.group(1)}"
+            words = words[:-1]
+    title = " ".join(to_plain(" ".join(words)).split())
+    if not title:
+        raise UsageError(f"Give the incident a title: `{USAGE['declare']}`")
+    if len(title) > MAX_TITLE:
+        raise UsageError(
+            f"That title is {len(title)} characters; keep it under {MAX_TITLE} "
+            "and put the details in the channel."
+        )
+    if not _WORD_CHAR.search(_EMOJI_CODE.sub("", title).replace("_", "")):
+        raise UsageError("Give the incident a title in words, not only emoji or punctuation.")
+    return Declaration(title=title, severity=severity)
+
+
+def parse_user(word: str) -> UserRef:
+    match = _USER_ESCAPED.match(word)
+    if match:
+        return UserRef(user_id=match.group(1), handle=match.group(2) or None)
+    match = _USER_HANDLE.match(word)
+    if match:
+        return UserRef(handle=match.group(1))
+    raise UsageError(f"`{_quoted(word)}` is not a person; mention them like @ana.")
+
+
+def parse_role_change(args: str) -> RoleChange:
+    words = args.split()
+    if len(words) != 2:
+        raise UsageError(f"Usage: `{USAGE['role']}`")
+    role = ROLE_ALIASES.get(words[0].lower())
+    if role is None:
+        raise UsageError(f"`{_quoted(words[0])}` is not a role; use commander, comms or resolver.")
+    return RoleChange(role=role, user=parse_user(words[1]))
+
+
+def parse_note(args: str) -> str:
+    if not args.strip():
+        raise UsageError(f"Usage: `{USAGE['note']}`")
+    return args.strip()

@@ -1,0 +1,310 @@
+"""`/incident` from text to effect: parse, find the incident, check, act, and put it on record."""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+from slack_sdk.errors import SlackApiError
+
+from bot.commands.parse import (
+    INCIDENT_SUBCOMMANDS,
+    USAGE,
+    Command,
+    incident_number_in,
+    parse_command,
+    parse_declaration,
+    parse_note,
+    parse_role_change,
+)
+from bot.config import SEVERITIES, WarroomConfig
+from bot.durations import format_duration
+from bot.errors import NotAllowedError, NotFoundError, UsageError, WarroomError
+from bot.exports.review import ReviewService, parse_export_format
+from bot.incidents.lifecycle import (
+    LifecycleService,
+    parse_postmortem_done,
+    parse_severity,
+    parse_status,
+)
+from bot.incidents.readmodels import IncidentView
+from bot.incidents.service import IncidentService, Invocation, roles_summary
+from bot.slack.blocks.modals import declare_modal
+from bot.slack.gateway import ViewNotOpenedError, slack_error
+from bot.slack.text import channel_link, escape, mention
+from bot.tasks import BackgroundTasks
+
+log = logging.getLogger(__name__)
+
+# `/incident declare sev1`: no title, so the form opens with the severity chosen.
+_LONE_SEVERITY = re.compile(r"^sev-?([1-4])$", re.IGNORECASE)
+
+HELP = "\n".join(
+    [
+        "*`/incident` commands*",
+        *(f"• `{line}`" for line in USAGE.values()),
+        "Outside a war room, name the incident first: `/incident INC-7 roles`.",
+    ]
+)
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What the caller sees at once, only to them."""
+
+    text: str
+
+
+def describe_failure(exc: Exception) -> str:
+    """A short sentence for a failure in work that ran after the ack."""
+    if isinstance(exc, WarroomError):
+        return exc.message
+    if isinstance(exc, SlackApiError):
+        return f"Slack said `{slack_error(exc)}`."
+    ref = uuid.uuid4().hex[:8]
+    log.error("unexpected failure, reference %s", ref, exc_info=exc)
+    return f"Something went wrong on our side (reference {ref})."
+
+
+def resolved_reply(incident: IncidentView) -> str:
+    return (
+        f":white_check_mark: {incident.ref} is resolved. Post-mortem reminders start now; "
+        "`/incident postmortem` posts a draft built from the timeline."
+    )
+
+
+class CommandService:
+    def __init__(
+        self,
+        *,
+        incidents: IncidentService,
+        lifecycle: LifecycleService,
+        review: ReviewService,
+        config: WarroomConfig,
+        tasks: BackgroundTasks,
+    ) -> None:
+        self.incidents = incidents
+        self.lifecycle = lifecycle
+        self.review = review
+        self.config = config
+        self.tasks = tasks
+
+    async def run(self, invocation: Invocation) -> Reply:
+        try:
+            command = parse_command(invocation.text)
+        except UsageError as exc:
+            await self._record_in_war_room(invocation, reason=exc.message)
+            raise
+        if command.name == "help":
+            return Reply(HELP)
+        if command.name == "list":
+            return Reply(await self._list())
+        if command.name == "declare":
+            return await self._declare(invocation, command)
+        assert command.name in INCIDENT_SUBCOMMANDS
+        incident = await self.incidents.find(
+            number=command.incident_number, channel_id=invocation.channel_id
+        )
+        if incident is None:
+            raise UsageError(
+                "This is not an incident channel; name the incident: "
+                f"`/incident INC-7 {command.name} …`"
+            )
+        try:
+            return await self._on_incident(incident, command, invocation)
+        except NotAllowedError as exc:
+            await self.incidents.record_command(
+                incident.id, invocation, refused=True, reason=exc.message
+            )
+            raise
+        except UsageError as exc:
+            await self.incidents.record_command(incident.id, invocation, reason=exc.message)
+            raise
+
+    async def _on_incident(
+        self, incident: IncidentView, command: Command, invocation: Invocation
+    ) -> Reply:
+        handler = {
+            "role": self._role,
+            "note": self._note,
+            "roles": self._roles,
+            "status": self._status,
+            "sev": self._severity,
+            "update": self._update,
+            "ack": self._ack,
+            "resolve": self._resolve,
+            "postmortem": self._postmortem,
+            "export": self._export,
+        }[command.name]
+        return await handler(incident, command, invocation)
+
+    async def _role(self, incident: IncidentView, command: Command, inv: Invocation) -> Reply:
+        change = parse_role_change(command.args)
+        view, changed = await self.incidents.assign_role(incident, change.role, change.user, inv)
+        who = (
+            mention(change.user.user_id or "")
+            if change.user.user_id
+            else escape("@" + (change.user.handle or ""))
+        )
+        if not changed:
+            # Not the first holder: a resolver is one of several.
+            return Reply(f"{who} is already {change.role} of {view.ref}.")
+        return Reply(f"{who} is now {change.role} of {view.ref}.")
+
+    async def _note(self, incident: IncidentView, command: Command, inv: Invocation) -> Reply:
+        await self.incidents.add_note(incident, parse_note(command.args), inv)
+        return Reply(f"Noted on the {incident.ref} timeline.")
+
+    async def _roles(self, incident: IncidentView, _command: Command, inv: Invocation) -> Reply:
+        await self.incidents.record_command(incident.id, inv)
+        return Reply(roles_summary(incident, self.config.timezone))
+
+    async def _status(self, incident: IncidentView, command: Command, inv: Invocation) -> Reply:
+        outcome = await self.lifecycle.change_status(incident, parse_status(command.args), inv)
+        view = outcome.incident
+        if not outcome.changed:
+            return Reply(f"{view.ref} is already {view.status}.")
+        if view.status == "resolved":
+            return Reply(resolved_reply(view))
+        return Reply(f"{view.ref} is now *{view.status}*.")
+
+    async def _severity(self, incident: IncidentView, command: Command, inv: Invocation) -> Reply:
+        severity = parse_severity(command.args)
+        outcome = await self.lifecycle.change_severity(incident, severity, inv)
+        view = outcome.incident
+        if not outcome.changed:
+            return Reply(f"{view.ref} is already {view.severity.upper()}.")
+        return Reply(f"{view.ref} is now *{view.severity.upper()}*; its reminders follow.")
+
+    async def _update(self, incident: IncidentView, command: Command, inv: Invocation) -> Reply:
+        outcome = await self.lifecycle.post_update(incident, command.args, inv)
+        where = " and the announcement channel" if self.config.announce_channel else ""
+        text = f"Customer update for {incident.ref} posted in the war room{where}."
+        if outcome.cautions:
+            words = ", ".join(f"“{escape(w)}”" for w in outcome.cautions)
+            text += (
+                f"\n:warning: Customer updates state facts, not guesses ({words}). "
+                "Say what is known and what is being done; keep causes for the post-mortem."
+            )
+        return Reply(text)
+
+    async def _ack(self, incident: IncidentView, _command: Command, inv: Invocation) -> Reply:
+        outcome = await self.lifecycle.acknowledge(incident, inv)
+        view = outcome.incident
+        if not outcome.changed:
+            return Reply(f"{view.ref} is already acknowledged.")
+        commander = view.commander
+        took = " You are its commander." if commander and commander.id == inv.user_id else ""
+        return Reply(f"{view.ref} acknowledged.{took}")
+
+    async def _resolve(self, incident: IncidentView, command: Command, inv: Invocation) -> Reply:
+        outcome = await self.lifecycle.resolve(incident, command.args.strip() or None, inv)
+        if not outcome.changed:
+            return Reply(f"{outcome.incident.ref} is already resolved.")
+        return Reply(resolved_reply(outcome.incident))
+
+    async def _postmortem(self, incident: IncidentView, command: Command, inv: Invocation) -> Reply:
+        if not command.args.strip():
+            await self.lifecycle.postmortem_draft(incident, inv)
+            return Reply(f"A post-mortem draft for {incident.ref} is posted in the war room.")
+        url = parse_postmortem_done(command.args)
+        await self.lifecycle.postmortem_done(incident, url, inv)
+        return Reply(f"Post-mortem for {incident.ref} recorded; its reminders have stopped.")
+
+    async def _export(self, incident: IncidentView, command: Command, inv: Invocation) -> Reply:
+        fmt = parse_export_format(command.args)
+        await self.incidents.record_command(incident.id, inv)
+        if self.review.links_enabled:
+            link = self.review.link(incident, fmt)
+            ttl = format_duration(self.config.export_link_ttl or timedelta(hours=24))
+            url = link.replace("&", "&amp;")  # Slack markup escapes & even inside links
+            return Reply(f"<{url}|{incident.ref} timeline ({fmt})>: this link works for {ttl}.")
+        target = incident.channel_id or inv.channel_id
+
+        async def report_failure(exc: Exception) -> None:
+            if inv.response_url:
+                await self.incidents.gateway.respond(
+                    inv.response_url, f"The {incident.ref} export failed: {describe_failure(exc)}"
+                )
+
+        self.tasks.spawn(self.review.upload(incident, fmt, target), on_error=report_failure)
+        return Reply(f"Uploading the {incident.ref} timeline ({fmt}) to {channel_link(target)}…")
+
+    def severities(self) -> list[str]:
+        """The configured severities, most severe first."""
+        return [s for s in SEVERITIES if s in self.config.severities] or list(SEVERITIES)
+
+    async def open_declare_form(self, invocation: Invocation, severity: str | None = None) -> Reply:
+        """Open the declare modal; called before the ack, as the trigger id lives 3 s."""
+        if not invocation.trigger_id:
+            raise UsageError(f"Give the incident a title: `{USAGE['declare']}`")
+        view = declare_modal(
+            severities=self.severities(),
+            severity=severity or self.config.default_severity,
+            user_id=invocation.user_id,
+            origin_channel_id=invocation.channel_id or None,
+        )
+        try:
+            await self.incidents.gateway.open_view(invocation.trigger_id, view)
+        except ViewNotOpenedError as exc:
+            # Recoverable: the command with a title needs no form.
+            raise WarroomError(
+                f"The declare form did not open ({exc.reason}). "
+                f"Declare with `{USAGE['declare']}` instead."
+            ) from exc
+        # Nothing to say: the form on screen is the answer.
+        return Reply("")
+
+    async def _declare(self, invocation: Invocation, command: Command) -> Reply:
+        lone_severity = _LONE_SEVERITY.match(command.args.strip())
+        if not command.args.strip() or lone_severity:
+            severity = f"sev{lone_severity.group(1)}" if lone_severity else None
+            return await self.open_declare_form(invocation, severity)
+        declaration = parse_declaration(command.args)
+        incident = await self.incidents.declare(invocation, declaration)
+
+        async def report_failure(exc: Exception) -> None:
+            if invocation.response_url:
+                await self.incidents.gateway.respond(
+                    invocation.response_url,
+                    f"{incident.ref} is recorded, but its war room could not be opened: "
+                    f"{describe_failure(exc)}",
+                )
+
+        self.tasks.spawn(
+            self.incidents.open_war_room(incident.id, response_url=invocation.response_url),
+            on_error=report_failure,
+        )
+        return Reply(
+            f":rotating_light: Declared *{incident.ref}* ({incident.severity.upper()}): "
+            f"{escape(incident.title)}. Opening the war room…"
+        )
+
+    async def _list(self) -> str:
+        incidents = await self.incidents.open_incidents()
+        if not incidents:
+            return "No open incidents."
+        lines = ["*Open incidents*"]
+        for i in incidents:
+            where = channel_link(i.channel_id) if i.channel_id else "no channel"
+            commander = i.commander
+            lead = mention(commander.id) if commander and commander.id else "no commander"
+            lines.append(
+                f"• *{i.ref}* {i.severity.upper()} {i.status}: {escape(i.title)} ({where}, {lead})"
+            )
+        return "\n".join(lines)
+
+    async def _record_in_war_room(self, invocation: Invocation, *, reason: str) -> None:
+        """Input that did not parse still goes on the record of the incident it was aimed at:
+        the one it names (`/incident INC-7 frobnicate`), else the war room it was typed in."""
+        try:
+            incident = await self.incidents.find(
+                number=incident_number_in(invocation.text), channel_id=invocation.channel_id
+            )
+        except NotFoundError:
+            return
+        if incident is not None:
+            await self.incidents.record_command(incident.id, invocation, reason=reason)

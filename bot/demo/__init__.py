@@ -1,0 +1,1 @@
+"""warroom demo: a scripted incident played against a local stand-in for Slack."""

@@ -1,0 +1,1 @@
+"""Exports: the timeline as HTML, Markdown, JSON and CSV; redaction; signed links; templates."""

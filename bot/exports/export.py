@@ -1,0 +1,433 @@
+"""Exports of an incident's timeline: JSON (DESIGN.md's schema, exactly), CSV, Markdown and
+HTML. Every format streams: events are read and written a chunk at a time."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from jinja2 import Environment
+from sqlmodel import Session
+
+from bot.config import WarroomConfig
+from bot.durations import format_duration
+from bot.errors import NotFoundError, UsageError
+from bot.exports.redact import Redactor
+from bot.incidents.readmodels import IncidentView, incident_view
+from bot.slack.text import to_plain
+from storage import incidents as incident_store
+from storage import timeline as timeline_store
+from storage import users as user_store
+from storage.models import TimelineEvent
+
+FORMATS = ("md", "html", "json", "csv")
+MEDIA_TYPES = {
+    "md": "text/markdown; charset=utf-8",
+    "html": "text/html; charset=utf-8",
+    "json": "application/json; charset=utf-8",
+    "csv": "text/csv; charset=utf-8",
+}
+# Events a reviewer looks for first; messages and joins are the background.
+KEY_KINDS = frozenset(
+    {
+        "declared",
+        "status_changed",
+        "severity_changed",
+        "customer_update",
+        "resolved",
+        "escalation",
+        "key_event",
+        "alert",
+        "postmortem",
+    }
+)
+# Events whose text warroom wrote as plain text (a title, "ana is commander"), not Slack markup:
+# reading them as markup would drop a title's `<API>` or decode its `&amp;` a second time.
+PLAIN_TEXT_KINDS = frozenset({"declared", "role_assigned", "status_changed", "severity_changed"})
+CSV_COLUMNS = (
+    "at",
+    "local_time",
+    "kind",
+    "actor_id",
+    "actor_name",
+    "text",
+    "slack_ts",
+    "thread_ts",
+    "data",
+)
+# Characters per chunk handed on (to a file, or to the HTTP response): big enough that a
+# 100,000-event export is a few hundred writes, small enough that memory stays flat.
+CHUNK_SIZE = 64 * 1024
+# A spreadsheet runs a cell that starts with one of these as a formula.
+_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def iso(at: datetime | None) -> str | None:
+    """ISO 8601 in UTC with a `Z`."""
+    if at is None:
+        return None
+    return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _person(person_id: str | None, name: str | None) -> dict[str, Any] | None:
+    if person_id is None and name is None:
+        return None
+    return {"id": person_id, "name": name}
+
+
+def incident_document(incident: IncidentView, redactor: Redactor | None = None) -> dict[str, Any]:
+    redactor = redactor or Redactor.off()
+    return {
+        "id": incident.ref,
+        "number": incident.number,
+        "title": redactor.text(incident.title),
+        "severity": incident.severity,
+        "status": incident.status,
+        "channel": {"id": incident.channel_id, "name": incident.channel_name},
+        "declared_by": _person(incident.declared_by.id, incident.declared_by.name),
+        "declared_at": iso(incident.declared_at),
+        "acknowledged_at": iso(incident.acknowledged_at),
+        "mitigated_at": iso(incident.mitigated_at),
+        "resolved_at": iso(incident.resolved_at),
+        "roles": [
+            {
+                "role": r.role,
+                "user": _person(r.user.id, r.user.name),
+                "assigned_at": iso(r.assigned_at),
+                "relieved_at": iso(r.relieved_at),
+            }
+            for r in incident.roles
+        ],
+    }
+
+
+def event_document(event: TimelineEvent, redactor: Redactor | None = None) -> dict[str, Any]:
+    redactor = redactor or Redactor.off()
+    return {
+        "at": iso(event.at),
+        "kind": event.kind,
+        "actor": _person(event.actor_id, redactor.text(event.actor_name)),
+        "text": redactor.text(event.text),
+        "slack_ts": event.slack_ts,
+        "thread_ts": event.thread_ts,
+        "data": redactor.data(event.data or {}),
+    }
+
+
+def parse_incident_ref(ref: str) -> int:
+    text = ref.strip().upper().removeprefix("INC-").removeprefix("INC")
+    if not text.isdigit():
+        raise UsageError(f"{ref!r} is not an incident id; write it like INC-7")
+    return int(text)
+
+
+def load_incident(session: Session, number: int) -> IncidentView:
+    incident = incident_store.incident_by_number(session, number=number)
+    if incident is None:
+        raise NotFoundError(f"INC-{number} does not exist")
+    return incident_view(session, incident)
+
+
+@dataclass(frozen=True)
+class EventLine:
+    """One event as the Markdown and HTML templates show it: plain, redacted, local time."""
+
+    at_utc: str
+    at_utc_label: str
+    at_local: str
+    clock: str
+    kind: str
+    key: bool
+    actor_id: str
+    actor: str
+    text: str
+    previous_text: str | None
+    reply: bool
+    thread_ts: str | None
+    files: list[str]
+    detail: str
+
+
+@dataclass(frozen=True)
+class Phase:
+    status: str
+    start: str
+    percent: float
+    duration: str
+
+
+@dataclass(frozen=True)
+class Page:
+    """The header of an export: the incident, its durations, phases and roles over time."""
+
+    incident: IncidentView
+    title: str
+    declared_local: str
+    durations: dict[str, str]
+    phases: list[Phase]
+    roles: list[dict[str, str]]
+    redacted: bool
+    generated: str
+    zone: str
+
+
+class Exporter:
+    """Renders one incident in one format, as an iterator of text chunks."""
+
+    def __init__(
+        self,
+        session: Session,
+        incident: IncidentView,
+        *,
+        templates: Environment,
+        zone: ZoneInfo,
+        redactor: Redactor,
+        now: datetime,
+        nonce: str = "",
+    ) -> None:
+        self.session = session
+        self.nonce = nonce
+        self.incident = incident
+        self.templates = templates
+        self.zone = zone
+        self.redactor = redactor
+        self.now = now
+        self.names = user_store.all_user_names(session)
+        self._declared_day = incident.declared_at.astimezone(zone).date()
+
+    def chunks(self, fmt: str) -> Iterator[str]:
+        if fmt == "json":
+            return self.json()
+        if fmt == "csv":
+            return self.csv()
+        if fmt in ("md", "html"):
+            return self.templated(fmt)
+        raise UsageError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
+
+    # -- JSON and CSV ---------------------------------------------------------------------------
+
+    def json(self) -> Iterator[str]:
+        return _batched(self._json())
+
+    def _json(self) -> Iterator[str]:
+        document = incident_document(self.incident, self.redactor)
+        head = json.dumps({"incident": document}, ensure_ascii=False, indent=2)
+        yield head[:-2] + ',\n  "events": ['
+        first = True
+        for event in timeline_store.events_for(self.session, incident_id=self.incident.id):
+            line = json.dumps(event_document(event, self.redactor), ensure_ascii=False)
+            yield ("\n    " if first else ",\n    ") + line
+            first = False
+        yield "]\n}\n" if first else "\n  ]\n}\n"
+
+    def csv(self) -> Iterator[str]:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\r\n")  # RFC 4180
+        writer.writerow(CSV_COLUMNS)
+        for event in timeline_store.events_for(self.session, incident_id=self.incident.id):
+            writer.writerow(
+                [
+                    iso(event.at),
+                    self._local(event.at, "%Y-%m-%d %H:%M:%S %Z"),
+                    event.kind,
+                    event.actor_id or "",
+                    _inert_cell(self.redactor.text(event.actor_name) or ""),
+                    _inert_cell(self._text(event)),
+                    event.slack_ts or "",
+                    event.thread_ts or "",
+                    _inert_cell(
+                        json.dumps(self.redactor.data(event.data or {}), ensure_ascii=False)
+                        if event.data
+                        else ""
+                    ),
+                ]
+            )
+            if buffer.tell() > CHUNK_SIZE:
+                yield buffer.getvalue()
+                buffer.seek(0)
+                buffer.truncate()
+        yield buffer.getvalue()
+
+    # -- Markdown and HTML ---------------------------------------------------------------------
+
+    def templated(self, fmt: str) -> Iterator[str]:
+        template = self.templates.get_template(f"exports/timeline.{fmt}.j2")
+        lines = (
+            self._line(e)
+            for e in timeline_store.events_for(
+                self.session, incident_id=self.incident.id, threaded=True
+            )
+        )
+        yield from _batched(template.generate(page=self.page(), events=lines, nonce=self.nonce))
+        yield "\n"  # the environment drops a template's last newline; a text file ends with one
+
+    def page(self) -> Page:
+        incident = self.incident
+        end = incident.resolved_at or self.now
+        return Page(
+            incident=incident,
+            title=self.redactor.text(incident.title) or "",
+            declared_local=self._local(incident.declared_at, "%Y-%m-%d %H:%M %Z"),
+            durations={
+                "acknowledge": _span(incident.declared_at, incident.acknowledged_at),
+                "mitigate": _span(incident.declared_at, incident.mitigated_at),
+                "resolve": _span(incident.declared_at, incident.resolved_at),
+            },
+            phases=self._phases(end),
+            roles=[
+                {
+                    "role": r.role,
+                    "who": self.redactor.text(r.user.label) or "",
+                    "from": self._local(r.assigned_at, "%Y-%m-%d %H:%M %Z"),
+                    "until": self._local(r.relieved_at, "%Y-%m-%d %H:%M %Z")
+                    if r.relieved_at
+                    else ("the end" if incident.resolved_at else "now"),
+                }
+                for r in incident.roles
+            ],
+            redacted=self.redactor.enabled,
+            generated=self._local(self.now, "%Y-%m-%d %H:%M %Z"),
+            zone=str(self.zone),
+        )
+
+    def _phases(self, end: datetime) -> list[Phase]:
+        """Status phases from declaration to resolution (or now), drawn to scale."""
+        changes = timeline_store.events_of_kinds(
+            self.session, incident_id=self.incident.id, kinds=("status_changed",)
+        )
+        marks = [(self.incident.declared_at, "investigating")]
+        for change in changes:
+            status = str((change.data or {}).get("to", ""))
+            if status and status != marks[-1][1]:
+                marks.append((change.at, status))
+        total = max((end - self.incident.declared_at).total_seconds(), 1.0)
+        phases = []
+        for (start, status), following in zip(marks, [*marks[1:], (end, "")], strict=True):
+            if status == "resolved":
+                break
+            seconds = max((following[0] - start).total_seconds(), 0.0)
+            phases.append(
+                Phase(
+                    status=status,
+                    start=self._local(start, "%H:%M"),
+                    percent=round(100 * seconds / total, 2),
+                    duration=format_duration(timedelta(seconds=seconds)),
+                )
+            )
+        return phases
+
+    def _line(self, event: TimelineEvent) -> EventLine:
+        data = event.data or {}
+        previous = data.get("previous_text")
+        text = self._text(event)
+        # The clock alone on the day of declaration; the date too once the incident runs past it.
+        same_day = event.at.astimezone(self.zone).date() == self._declared_day
+        return EventLine(
+            at_utc=iso(event.at) or "",
+            at_utc_label=event.at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
+            at_local=self._local(event.at, "%Y-%m-%d %H:%M:%S %Z"),
+            clock=self._local(event.at, "%H:%M:%S" if same_day else "%Y-%m-%d %H:%M:%S"),
+            kind=event.kind,
+            key=event.kind in KEY_KINDS,
+            actor_id=event.actor_id or "",
+            actor=self.redactor.text(event.actor_name or event.actor_id) or "warroom",
+            text=text,
+            previous_text=self._plain(previous) if isinstance(previous, str) else None,
+            reply=bool(event.thread_ts and event.thread_ts != event.slack_ts),
+            thread_ts=event.thread_ts,
+            files=[
+                self.redactor.text(str(f.get("name") or f.get("title") or "file")) or "file"
+                for f in data.get("files", [])
+                if isinstance(f, dict)
+            ],
+            detail=self._detail(event.kind, data, text),
+        )
+
+    def _detail(self, kind: str, data: dict[str, Any], text: str) -> str:
+        if kind in ("command", "command_refused") and data.get("reason"):
+            return self.redactor.text(str(data["reason"])) or ""
+        if kind in ("status_changed", "severity_changed"):
+            change = f"{data.get('from', '?')} → {data.get('to', '?')}"
+            # warroom's own text ("Status identified → monitoring") says it already.
+            return "" if change.lower() in text.lower() else change
+        if kind == "key_event" and data.get("via"):
+            # Marked by the actor; the words are someone else's message, so say whose.
+            author = data.get("author_name") or self.names.get(str(data.get("author_id")), "")
+            source = f"{author}'s message" if author else "a message"
+            return f"marked key from {source} ({data['via']})"
+        if kind == "role_assigned" and data.get("previous"):
+            previous = str(data["previous"])
+            return f"took over from {self.names.get(previous, previous)}"
+        return ""
+
+    def _text(self, event: TimelineEvent) -> str:
+        """An event's text as a person reads it, redacted."""
+        if event.kind in PLAIN_TEXT_KINDS:
+            return self.redactor.text(event.text or "") or ""
+        return self._plain(event.text)
+
+    def _plain(self, text: str | None) -> str:
+        return self.redactor.text(to_plain(text or "", self.names)) or ""
+
+    def _local(self, at: datetime | None, pattern: str) -> str:
+        return at.astimezone(self.zone).strftime(pattern) if at else ""
+
+
+def _batched(pieces: Iterator[str], size: int = CHUNK_SIZE) -> Iterator[str]:
+    """Many small pieces (a template yields a few per event) as fewer chunks of about `size`
+    characters, each a plain str: an autoescaped template yields Markup, and Markup + str
+    escapes the str, so a caller joining chunks with `+` would escape the page twice."""
+    buffer: list[str] = []
+    held = 0
+    for piece in pieces:
+        buffer.append(str(piece))
+        held += len(piece)
+        if held >= size:
+            yield "".join(buffer)
+            buffer.clear()
+            held = 0
+    if buffer:
+        yield "".join(buffer)
+
+
+def _span(start: datetime, end: datetime | None) -> str:
+    return format_duration(end - start) if end else "—"
+
+
+def _inert_cell(value: str) -> str:
+    """A cell a spreadsheet shows as text, never runs: formula prefixes get a leading quote."""
+    return "'" + value if value.startswith(_FORMULA_PREFIXES) else value
+
+
+def export_chunks(
+    session: Session,
+    number: int,
+    fmt: str,
+    *,
+    config: WarroomConfig,
+    templates: Environment,
+    redact: bool,
+    now: datetime,
+    nonce: str = "",
+) -> Iterator[str]:
+    """The export of incident `number` in `fmt`; NotFoundError before the first chunk."""
+    if fmt not in FORMATS:
+        raise UsageError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
+    incident = load_incident(session, number)
+    redactor = Redactor(config.redact_patterns) if redact else Redactor.off()
+    exporter = Exporter(
+        session,
+        incident,
+        templates=templates,
+        zone=config.zone,
+        redactor=redactor,
+        now=now,
+        nonce=nonce,
+    )
+    return exporter.chunks(fmt)

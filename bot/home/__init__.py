@@ -1,0 +1,1 @@
+"""The App Home tab: what a viewer sees, and publishing it."""

@@ -1,0 +1,74 @@
+"""`POST /hooks/alertmanager`: Alertmanager's webhook, behind a bearer token."""
+
+from __future__ import annotations
+
+import hmac
+
+from aiohttp import web
+
+from bot.alerts.alertmanager import MAX_BODY, notification_key, parse_notification
+from bot.alerts.service import AlertService
+from bot.config import Settings
+from bot.errors import UsageError
+
+ALERT_PATH = "/hooks/alertmanager"
+
+
+class AlertRoutes:
+    def __init__(self, *, settings: Settings, alerts: AlertService) -> None:
+        self.settings = settings
+        self.alerts = alerts
+
+    def register(self, app: web.Application) -> None:
+        app.router.add_post(ALERT_PATH, self.handle_alertmanager_webhook)
+
+    async def handle_alertmanager_webhook(self, request: web.Request) -> web.Response:
+        token = self.settings.warroom_alert_token
+        if not token:
+            raise web.HTTPForbidden(
+                text="The alert webhook is off: WARROOM_ALERT_TOKEN is not set.\n"
+            )
+        if not _bearer_matches(request.headers.get("Authorization", ""), token):
+            raise web.HTTPUnauthorized(
+                text="Send Authorization: Bearer <WARROOM_ALERT_TOKEN>.\n",
+                headers={"WWW-Authenticate": 'Bearer realm="warroom-alerts"'},
+            )
+        if request.content_length is not None and request.content_length > MAX_BODY:
+            raise web.HTTPBadRequest(
+                text=f"body too large: {request.content_length} bytes, at most {MAX_BODY}\n"
+            )
+        body = await _read_at_most(request, MAX_BODY + 1)
+        try:
+            notification = parse_notification(body)
+        except UsageError as exc:
+            raise web.HTTPBadRequest(text=exc.message + "\n") from None
+        outcome = await self.alerts.receive(notification, key=notification_key(body))
+        return web.json_response(
+            {
+                "incident": outcome.incident_ref,
+                "declared": outcome.declared,
+                "recorded": outcome.recorded,
+            }
+        )
+
+
+def _bearer_matches(header: str, token: str) -> bool:
+    """`Bearer <token>` (the scheme in any case), compared in constant time. Bytes, not str:
+    `compare_digest` refuses non-ASCII text, and a stray header must get 401, not 500."""
+    scheme, _, credentials = header.strip().partition(" ")
+    if scheme.lower() != "bearer":
+        return False
+    given = credentials.strip().encode("utf-8", "surrogateescape")
+    return hmac.compare_digest(given, token.encode("utf-8", "surrogateescape"))
+
+
+async def _read_at_most(request: web.Request, limit: int) -> bytes:
+    """The body, or its first `limit` bytes: enough to tell an oversized body without holding
+    it. One `read(n)` returns whatever has arrived so far, so read until the end or the limit."""
+    body = bytearray()
+    while len(body) < limit:
+        chunk = await request.content.read(limit - len(body))
+        if not chunk:
+            break
+        body += chunk
+    return bytes(body)

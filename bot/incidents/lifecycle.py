@@ -1,0 +1,442 @@
+"""Status, severity, customer updates, acknowledgement, resolution and the post-mortem: each
+changes state, moves the clocks and lands on the timeline in one unit of work."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from jinja2 import Environment
+from sqlmodel import Session
+
+from bot.config import WarroomConfig
+from bot.durations import format_duration
+from bot.errors import NotAllowedError, UsageError
+from bot.exports.export import KEY_KINDS
+from bot.incidents.readmodels import IncidentView, Person, incident_view
+from bot.incidents.service import IncidentService, Invocation, command_event
+from bot.reminders.rules import (
+    ReminderKind,
+    ack_due,
+    first_postmortem_reminder,
+    first_update_due,
+    speculative_phrases,
+)
+from bot.reminders.scheduler import ClockChange, Clocks
+from bot.slack.text import channel_link, escape, to_plain
+from bot.tasks import BackgroundTasks
+from storage import outbox as outbox_store
+from storage import reminders as reminder_store
+from storage import timeline as timeline_store
+from storage.db import Database
+from storage.models import Incident, TimelineEvent
+
+STATUSES = ("investigating", "identified", "monitoring", "resolved")
+SLACK_TEXT_LIMIT = 39_000
+_URL = re.compile(r"^<?(https?://[^\s|>]+)(?:\|[^>]*)?>?$")
+_SEVERITY = re.compile(r"^(?:sev-?)?([1-4])$", re.IGNORECASE)
+
+
+@dataclass
+class Outcome:
+    """What a lifecycle change did: the incident after it, and what to do once committed."""
+
+    incident: IncidentView
+    clocks: list[ClockChange] = field(default_factory=list)
+    messages: list[int] = field(default_factory=list)
+    changed: bool = True
+    cautions: list[str] = field(default_factory=list)
+
+
+def parse_status(args: str) -> str:
+    status = args.strip().lower()
+    if status not in STATUSES:
+        raise UsageError(f"Usage: `/incident status {'|'.join(STATUSES)}`")
+    return status
+
+
+def parse_severity(args: str) -> str:
+    match = _SEVERITY.match(args.strip())
+    if not match:
+        raise UsageError("Usage: `/incident sev 1-4`")
+    return f"sev{match.group(1)}"
+
+
+def parse_postmortem_done(args: str) -> str:
+    # A link Slack formatted with its text (`<https://…|Post-mortem for INC-7>`) has spaces.
+    words = args.split(None, 1)
+    if len(words) != 2 or words[0].lower() != "done":
+        raise UsageError("Usage: `/incident postmortem` or `/incident postmortem done &lt;url&gt;`")
+    match = _URL.match(words[1].strip())
+    if not match:
+        raise UsageError("Give the post-mortem's link as an http(s) URL.")
+    return match.group(1)
+
+
+class LifecycleService:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        incidents: IncidentService,
+        clocks: Clocks,
+        config: WarroomConfig,
+        templates: Environment,
+        tasks: BackgroundTasks,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.db = db
+        self.incidents = incidents
+        self.clocks = clocks
+        self.config = config
+        self.templates = templates
+        self.tasks = tasks
+        self.clock = clock
+
+    # -- access ------------------------------------------------------------------------------
+
+    def _require_manager(
+        self, incident: IncidentView, invocation: Invocation, what: str, *, also: str = ""
+    ) -> None:
+        if not self.incidents.may_manage(incident, invocation.user_id):
+            holder = incident.commander
+            raise NotAllowedError(
+                f"Only the commander ({holder.label if holder else 'nobody'}){also} or an admin "
+                f"can {what} in {incident.ref}."
+            )
+
+    # -- the commands ------------------------------------------------------------------------
+
+    async def change_status(
+        self, incident: IncidentView, status: str, invocation: Invocation
+    ) -> Outcome:
+        if status == "resolved":
+            return await self.resolve(incident, None, invocation)
+        self._require_manager(incident, invocation, "change the status")
+        if incident.status == "resolved":
+            raise UsageError(f"{incident.ref} is resolved; it stays resolved.")
+
+        def _change(session: Session, row: Incident, now: datetime) -> Outcome:
+            if row.status == status:
+                return Outcome(incident_view(session, row), changed=False)
+            previous = row.status
+            row.status = status
+            if status == "monitoring" and row.mitigated_at is None:
+                row.mitigated_at = now  # mitigation is the first move to monitoring
+            self._event(
+                session,
+                row,
+                "status_changed",
+                now,
+                invocation,
+                f"Status {previous} → {status}",
+                {"from": previous, "to": status},
+            )
+            return Outcome(incident_view(session, row))
+
+        return await self._apply(incident, invocation, _change)
+
+    async def change_severity(
+        self, incident: IncidentView, severity: str, invocation: Invocation
+    ) -> Outcome:
+        self._require_manager(incident, invocation, "change the severity")
+
+        def _change(session: Session, row: Incident, now: datetime) -> Outcome:
+            if row.severity == severity:
+                return Outcome(incident_view(session, row), changed=False)
+            previous = row.severity
+            row.severity = severity
+            self._event(
+                session,
+                row,
+                "severity_changed",
+                now,
+                invocation,
+                f"Severity {previous.upper()} → {severity.upper()}",
+                {"from": previous, "to": severity},
+            )
+            view = incident_view(session, row)
+            # The new cadence counts from the last update (or declaration), as before.
+            changes = self._reset_clock(
+                session, view, ReminderKind.UPDATE, first_update_due(view, self.config)
+            )
+            changes += self._reset_clock(
+                session, view, ReminderKind.ACK, ack_due(view, self.config)
+            )
+            return Outcome(view, clocks=changes)
+
+        return await self._apply(incident, invocation, _change)
+
+    async def post_update(
+        self, incident: IncidentView, text: str, invocation: Invocation
+    ) -> Outcome:
+        holders = {p.id for p in incident.holders("comms")}
+        if invocation.user_id not in holders:
+            self._require_manager(
+                incident, invocation, "post customer updates", also=", the comms lead"
+            )
+        if not text.strip():
+            raise UsageError("Usage: `/incident update &lt;text&gt;`")
+        plain = to_plain(text.strip())
+
+        def _update(session: Session, row: Incident, now: datetime) -> Outcome:
+            row.last_update_at = now
+            self._event(session, row, "customer_update", now, invocation, text.strip(), {})
+            view = incident_view(session, row)
+            body = self.templates.get_template("customer_update.md.j2").render(
+                incident=view,
+                text=plain,
+                author=invocation.user_name or invocation.user_id,
+                posted_at=self._local(now),
+            )
+            targets = [t for t in (row.channel_id, self.config.announce_channel) if t]
+            messages = [self._enqueue(session, row, target, body, now) for target in targets]
+            changes = self._reset_clock(
+                session, view, ReminderKind.UPDATE, first_update_due(view, self.config)
+            )
+            return Outcome(
+                view, clocks=changes, messages=messages, cautions=speculative_phrases(plain)
+            )
+
+        return await self._apply(incident, invocation, _update)
+
+    async def acknowledge(self, incident: IncidentView, invocation: Invocation) -> Outcome:
+        """Anyone may acknowledge; with nobody in command, the acknowledger takes command."""
+
+        def _ack(session: Session, row: Incident, now: datetime) -> Outcome:
+            if row.acknowledged_at is not None:
+                return Outcome(incident_view(session, row), changed=False)
+            row.acknowledged_at = now
+            session.add(row)
+            view = incident_view(session, row)
+            if view.commander is None:
+                self.incidents.take_role(
+                    session,
+                    row,
+                    "commander",
+                    Person(invocation.user_id, invocation.user_name),
+                    by=invocation.user_id,
+                    at=now,
+                    by_name=invocation.user_name,
+                )
+            stopped = reminder_store.stop_reminder(
+                session, incident_id=view.id, kind=ReminderKind.ACK
+            )
+            view = incident_view(session, row)
+            return Outcome(view, clocks=[ClockChange.of(stopped)] if stopped else [])
+
+        outcome = await self._apply(incident, invocation, _ack)
+        commander = outcome.incident.commander
+        if outcome.changed and incident.commander is None and commander is not None:
+            # Acknowledged from anywhere (`/incident INC-7 ack`): the new commander joins the room.
+            self.tasks.spawn(
+                self.incidents.welcome(outcome.incident, "commander", invocation.user_id)
+            )
+        return outcome
+
+    async def resolve(
+        self, incident: IncidentView, summary: str | None, invocation: Invocation
+    ) -> Outcome:
+        self._require_manager(incident, invocation, "resolve the incident")
+
+        def _resolve(session: Session, row: Incident, now: datetime) -> Outcome:
+            if row.status == "resolved":
+                return Outcome(incident_view(session, row), changed=False)
+            previous = row.status
+            row.status = "resolved"
+            row.resolved_at = now
+            self._event(
+                session,
+                row,
+                "status_changed",
+                now,
+                invocation,
+                f"Status {previous} → resolved",
+                {"from": previous, "to": "resolved"},
+            )
+            self._event(
+                session,
+                row,
+                "resolved",
+                now,
+                invocation,
+                summary,
+                {"duration_seconds": int((now - row.declared_at).total_seconds())},
+            )
+            view = incident_view(session, row)
+            changes = []
+            for kind in (ReminderKind.UPDATE, ReminderKind.ACK):
+                stopped = reminder_store.stop_reminder(session, incident_id=view.id, kind=kind)
+                if stopped:
+                    changes.append(ClockChange.of(stopped))
+            changes += self._reset_clock(
+                session, view, ReminderKind.POSTMORTEM, first_postmortem_reminder(view, self.config)
+            )
+            messages = []
+            if self.config.announce_channel:
+                where = channel_link(row.channel_id) if row.channel_id else ""
+                text = (
+                    f":white_check_mark: *{view.ref}* resolved after "
+                    f"{format_duration(now - row.declared_at)}: {escape(view.title)} {where}"
+                )
+                if summary:
+                    text += f"\n>{escape(to_plain(summary))}"
+                messages.append(
+                    self._enqueue(session, row, self.config.announce_channel, text, now)
+                )
+            return Outcome(view, clocks=changes, messages=messages)
+
+        return await self._apply(incident, invocation, _resolve)
+
+    async def postmortem_done(
+        self, incident: IncidentView, url: str, invocation: Invocation
+    ) -> Outcome:
+        self._require_manager(incident, invocation, "close the post-mortem")
+        if incident.status != "resolved":
+            raise UsageError(f"Resolve {incident.ref} before closing its post-mortem.")
+
+        def _done(session: Session, row: Incident, now: datetime) -> Outcome:
+            row.postmortem_url = url
+            row.postmortem_done_at = now
+            self._event(
+                session, row, "postmortem", now, invocation, url, {"action": "done", "url": url}
+            )
+            stopped = reminder_store.stop_reminder(
+                session, incident_id=row.id or 0, kind=ReminderKind.POSTMORTEM
+            )
+            return Outcome(
+                incident_view(session, row), clocks=[ClockChange.of(stopped)] if stopped else []
+            )
+
+        return await self._apply(incident, invocation, _done)
+
+    async def postmortem_draft(self, incident: IncidentView, invocation: Invocation) -> Outcome:
+        """Post a post-mortem draft built from the timeline into the war room."""
+        self._require_manager(incident, invocation, "post the post-mortem draft")
+
+        def _draft(session: Session, row: Incident, now: datetime) -> Outcome:
+            view = incident_view(session, row)
+            draft = self.render_postmortem(session, view, now)
+            self._event(session, row, "postmortem", now, invocation, None, {"action": "draft"})
+            messages = []
+            if row.channel_id:
+                text = escape(draft)
+                if len(text) > SLACK_TEXT_LIMIT:
+                    text = text[: SLACK_TEXT_LIMIT - 1] + "…"
+                messages.append(self._enqueue(session, row, row.channel_id, text, now))
+            return Outcome(view, messages=messages)
+
+        return await self._apply(incident, invocation, _draft)
+
+    def render_postmortem(self, session: Session, incident: IncidentView, now: datetime) -> str:
+        events = list(timeline_store.events_for(session, incident_id=incident.id))
+        key_kinds = KEY_KINDS - {"postmortem"}
+        decision_kinds = {"role_assigned", "note"}
+        resolved = [e for e in events if e.kind == "resolved"]
+        return self.templates.get_template("postmortem.md.j2").render(
+            incident=incident,
+            summary=to_plain(resolved[-1].text) if resolved and resolved[-1].text else None,
+            times={"declared": self._local(incident.declared_at)},
+            durations={
+                "acknowledge": self._span(incident.declared_at, incident.acknowledged_at),
+                "mitigate": self._span(incident.declared_at, incident.mitigated_at),
+                "resolve": self._span(incident.declared_at, incident.resolved_at),
+            },
+            updates=[self._line(e) for e in events if e.kind == "customer_update"],
+            key_events=[self._line(e) for e in events if e.kind in key_kinds],
+            decisions=[self._line(e) for e in events if e.kind in decision_kinds],
+        )
+
+    # -- shared steps ------------------------------------------------------------------------
+
+    async def _apply(
+        self,
+        incident: IncidentView,
+        invocation: Invocation,
+        change: Callable[[Session, Incident, datetime], Outcome],
+    ) -> Outcome:
+        now = self.clock()
+
+        def _unit(session: Session) -> Outcome:
+            row = session.get_one(Incident, incident.id)
+            command_event(session, incident_id=incident.id, invocation=invocation, at=now)
+            outcome = change(session, row, now)
+            session.add(row)
+            session.flush()
+            return outcome
+
+        outcome = await self.db.run(_unit)
+        # Off the ack path: the reminder rows are committed, and they are what counts.
+        self.tasks.spawn(self.clocks.follow(outcome.clocks))
+        if outcome.changed:
+            self.tasks.spawn(self._after_commit(outcome))
+        return outcome
+
+    async def _after_commit(self, outcome: Outcome) -> None:
+        for message_id in outcome.messages:
+            await self.clocks.send(message_id)
+        await self.incidents.refresh_war_room(outcome.incident.id)
+
+    def _reset_clock(
+        self, session: Session, incident: IncidentView, kind: str, due: datetime | None
+    ) -> list[ClockChange]:
+        if due is None:
+            stopped = reminder_store.stop_reminder(session, incident_id=incident.id, kind=kind)
+            return [ClockChange.of(stopped)] if stopped else []
+        return [
+            ClockChange.of(
+                reminder_store.set_reminder(session, incident_id=incident.id, kind=kind, due_at=due)
+            )
+        ]
+
+    def _event(
+        self,
+        session: Session,
+        row: Incident,
+        kind: str,
+        now: datetime,
+        invocation: Invocation,
+        text: str | None,
+        data: dict[str, Any],
+    ) -> None:
+        assert row.id is not None
+        timeline_store.add_event(
+            session,
+            incident_id=row.id,
+            kind=kind,
+            at=now,
+            actor_id=invocation.user_id,
+            actor_name=invocation.user_name,
+            text=text,
+            data=data,
+        )
+
+    def _enqueue(
+        self, session: Session, row: Incident, channel_id: str, text: str, now: datetime
+    ) -> int:
+        message = outbox_store.enqueue(
+            session, channel_id=channel_id, text=text, at=now, incident_id=row.id
+        )
+        assert message.id is not None
+        return message.id
+
+    def _local(self, at: datetime) -> str:
+        return at.astimezone(ZoneInfo(self.config.timezone)).strftime("%Y-%m-%d %H:%M %Z")
+
+    def _span(self, start: datetime, end: datetime | None) -> str:
+        return format_duration(end - start) if end else "n/a"
+
+    def _line(self, event: TimelineEvent) -> dict[str, str]:
+        who = event.actor_name or event.actor_id or "warroom"
+        text = to_plain(event.text or "")
+        what = {
+            "declared": f"Declared by {who}: {text}",
+            "role_assigned": f"{text} (assigned by {who})",
+            "note": f"Note from {who}: {text}",
+            "customer_update": f"Customer update by {who}: {text}",
+        }.get(event.kind, f"{text} ({who})" if text else f"{event.kind} ({who})")
+        return {"at": self._local(event.at), "what": what, "text": text}

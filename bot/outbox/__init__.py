@@ -1,0 +1,1 @@
+"""The outbox: messages the bot owes Slack, committed first and posted until Slack takes them."""

@@ -1,0 +1,162 @@
+"""When reminders are due and what they say. Pure functions over read models and a clock."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from bot.config import WarroomConfig
+from bot.durations import format_duration
+from bot.incidents.readmodels import IncidentView, Person
+from bot.slack.text import channel_link, escape, mention
+
+
+class ReminderKind(StrEnum):
+    UPDATE = "update"
+    ACK = "ack"
+    POSTMORTEM = "postmortem"
+
+
+def job_id(incident_id: int, kind: str) -> str:
+    return f"reminder:{incident_id}:{kind}"
+
+
+def first_update_due(incident: IncidentView, config: WarroomConfig) -> datetime | None:
+    """The customer-update clock: from the last update, or from declaration if none yet."""
+    every = config.policy(incident.severity).update_every
+    if every is None or incident.status == "resolved":
+        return None
+    return (incident.last_update_at or incident.declared_at) + every
+
+
+def ack_due(incident: IncidentView, config: WarroomConfig) -> datetime | None:
+    within = config.policy(incident.severity).ack_within
+    if within is None or incident.acknowledged_at is not None:
+        return None
+    return incident.declared_at + within
+
+
+def postmortem_due(incident: IncidentView, config: WarroomConfig) -> datetime | None:
+    """When the post-mortem itself is due (not when the next reminder is)."""
+    due = config.policy(incident.severity).postmortem_due
+    if due is None or incident.resolved_at is None:
+        return None
+    return incident.resolved_at + due
+
+
+def first_postmortem_reminder(incident: IncidentView, config: WarroomConfig) -> datetime | None:
+    every = config.postmortem_remind_every
+    if every is None or incident.resolved_at is None or incident.postmortem_done_at:
+        return None
+    return incident.resolved_at + every
+
+
+def next_after(due_at: datetime, every: timedelta, now: datetime) -> datetime:
+    """The next time a repeating reminder is due: one interval on, but never in the past, so a
+    reminder that fired late after downtime fires once and not once per missed interval."""
+    following = due_at + every
+    return following if following > now else now + every
+
+
+def still_wanted(kind: str, incident: IncidentView) -> bool:
+    """False when the reason for a reminder has gone (resolved, acknowledged, written up)."""
+    if kind == ReminderKind.UPDATE:
+        return incident.status != "resolved"
+    if kind == ReminderKind.ACK:
+        return incident.acknowledged_at is None and incident.status != "resolved"
+    return incident.resolved_at is not None and incident.postmortem_done_at is None
+
+
+def repeat_interval(kind: str, incident: IncidentView, config: WarroomConfig) -> timedelta | None:
+    if kind == ReminderKind.UPDATE:
+        return config.policy(incident.severity).update_every
+    if kind == ReminderKind.POSTMORTEM:
+        return config.postmortem_remind_every
+    return None  # an escalation happens once
+
+
+def _who(person: Person | None) -> str:
+    if person is None:
+        return "nobody holds the role"
+    return mention(person.id) if person.id else escape(person.label)
+
+
+@dataclass(frozen=True)
+class Notice:
+    """One message a reminder owes: where it goes and what it says."""
+
+    channel_id: str
+    text: str
+
+
+def update_reminder(incident: IncidentView, now: datetime) -> list[Notice]:
+    comms = incident.holders("comms")
+    target = comms[0] if comms else incident.commander
+    since = incident.last_update_at or incident.declared_at
+    what = "the last customer update" if incident.last_update_at else "declaration"
+    text = (
+        f":hourglass: {_who(target)} *{incident.ref}* ({incident.severity.upper()}): "
+        f"{format_duration(now - since)} since {what}. "
+        "Post a customer update with `/incident update &lt;text&gt;`."
+    )
+    return [Notice(incident.channel_id, text)] if incident.channel_id else []
+
+
+def escalation(incident: IncidentView, now: datetime, config: WarroomConfig) -> list[Notice]:
+    where = channel_link(incident.channel_id) if incident.channel_id else "no war room yet"
+    text = (
+        f":warning: *{incident.ref}* ({incident.severity.upper()}) has not been acknowledged "
+        f"{format_duration(now - incident.declared_at)} after it was declared: "
+        f"{escape(incident.title)}. War room: {where}. Take it with `/incident ack`."
+    )
+    targets = [config.announce_channel] if config.announce_channel else []
+    targets += config.policy(incident.severity).escalate_to
+    if incident.channel_id:
+        targets.append(incident.channel_id)
+    return [Notice(target, text) for target in dict.fromkeys(targets)]
+
+
+def postmortem_reminder(
+    incident: IncidentView, now: datetime, config: WarroomConfig
+) -> list[Notice]:
+    due = postmortem_due(incident, config)
+    if due is None:
+        when = "no deadline is set"
+    elif due > now:
+        local = due.astimezone(config.zone).strftime("%a %d %b %H:%M %Z")
+        # Rounded: a reminder fires a moment after its time, and "in 23h 59m" should say "1d".
+        left = timedelta(seconds=round((due - now).total_seconds()))
+        when = f"it is due {local} (in {format_duration(left)})"
+    else:
+        when = f"it is *overdue* by {format_duration(now - due)}"
+    text = (
+        f":memo: {_who(incident.commander)} the post-mortem for *{incident.ref}*: {when}. "
+        "Draft it with `/incident postmortem`; when it is written, "
+        "`/incident postmortem done &lt;url&gt;`."
+    )
+    return [Notice(incident.channel_id, text)] if incident.channel_id else []
+
+
+def notices_for(
+    kind: str, incident: IncidentView, now: datetime, config: WarroomConfig
+) -> list[Notice]:
+    if kind == ReminderKind.UPDATE:
+        return update_reminder(incident, now)
+    if kind == ReminderKind.ACK:
+        return escalation(incident, now, config)
+    return postmortem_reminder(incident, now, config)
+
+
+_SPECULATION = re.compile(
+    r"\b(probably|possibly|perhaps|maybe|likely|we think|we believe|we suspect|suspected|"
+    r"appears to be caused|seems to be|might be|could be|caused by|root cause|due to|"
+    r"because of|the cause)\b",
+    re.IGNORECASE,
+)
+
+
+def speculative_phrases(text: str) -> list[str]:
+    """Words in a customer update that guess at a cause; customer updates state facts."""
+    return list(dict.fromkeys(m.group(0).lower() for m in _SPECULATION.finditer(text)))

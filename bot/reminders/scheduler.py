@@ -1,0 +1,422 @@
+"""The clocks: APScheduler 3 with its job store in our database, checked against our own
+reminder rows so that every reminder fires once, late after downtime but never twice."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from slack_sdk.errors import SlackApiError
+from sqlmodel import Session
+
+from bot.config import WarroomConfig
+from bot.incidents.readmodels import IncidentView, incident_view
+from bot.metrics import Metrics
+from bot.reminders.rules import (
+    ReminderKind,
+    ack_due,
+    first_update_due,
+    job_id,
+    next_after,
+    notices_for,
+    repeat_interval,
+    still_wanted,
+)
+from bot.slack.gateway import SlackGateway
+from storage import outbox as outbox_store
+from storage import reminders as reminder_store
+from storage import timeline as timeline_store
+from storage.db import Database
+from storage.models import Incident, Reminder
+
+log = logging.getLogger(__name__)
+
+OUTBOX_JOB = "outbox:flush"
+OUTBOX_EVERY_SECONDS = 15
+# How long a sender holds an owed message: longer than the Web API client can spend on one post
+# with its retries (10 s timeouts, Retry-After waits), so no other replica posts it meanwhile.
+# A sender that dies holding one leaves it owed for this long, then the next flush posts it.
+SEND_LEASE = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class ClockChange:
+    """A reminder row as it stood at commit, for the scheduler to follow."""
+
+    reminder_id: int
+    incident_id: int
+    kind: str
+    due_at: datetime
+    seq: int
+    active: bool
+
+    @classmethod
+    def of(cls, reminder: Reminder) -> ClockChange:
+        assert reminder.id is not None
+        return cls(
+            reminder.id,
+            reminder.incident_id,
+            reminder.kind,
+            reminder.due_at,
+            reminder.seq,
+            reminder.active,
+        )
+
+
+# APScheduler stores jobs as a function reference and plain arguments; the jobs below find the
+# running process's Clocks here.
+_running: Clocks | None = None
+
+
+class SharedEngineJobStore(SQLAlchemyJobStore):  # type: ignore[misc]
+    """APScheduler's job store on the app's own engine, which the Database disposes of: a
+    scheduler stopped when its replica steps down must leave the engine working."""
+
+    def shutdown(self) -> None:
+        pass
+
+
+async def fire_reminder_job(reminder_id: int, seq: int) -> None:
+    """Scheduler job: fire one reminder if it is still due and still wanted."""
+    if _running is not None:
+        await _running.fire(reminder_id, seq)
+
+
+async def flush_outbox_job() -> None:
+    """Scheduler job: send what the bot still owes Slack (after failures or a restart)."""
+    if _running is not None:
+        await _running.flush_outbox()
+
+
+class Clocks:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        gateway: SlackGateway,
+        config: WarroomConfig,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        outbox_every: float = OUTBOX_EVERY_SECONDS,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.db = db
+        self.metrics = metrics
+        self.outbox_every = outbox_every
+        self.gateway = gateway
+        self.config = config
+        self.clock = clock
+        self.scheduler = self._new_scheduler()
+        self._scheduler_used = False
+        self._sending: set[int] = set()
+        self._jobs = ThreadPoolExecutor(max_workers=1, thread_name_prefix="jobstore")
+        self._stopping = False
+        # True from start() until step_down() or stop(): job-store changes are welcome.
+        self._leading = False
+        # What the scheduler's jobs follow: reminder id -> (seq, active) as last applied.
+        self._known: dict[int, tuple[int, bool]] = {}
+        self._posting: set[asyncio.Task[None]] = set()
+        # Who holds an outbox claim: unique per process, readable in the table.
+        self.sender_id = f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.fired = 0
+
+    def _new_scheduler(self) -> AsyncIOScheduler:
+        return AsyncIOScheduler(
+            # Its statements are single reads or writes: no need to wait for the write lock
+            # before a read, as every other unit of work on SQLite does.
+            jobstores={"default": SharedEngineJobStore(engine=self.db.deferred_engine())},
+            job_defaults={"coalesce": True, "misfire_grace_time": None, "max_instances": 1},
+            timezone=UTC,
+        )
+
+    @property
+    def running(self) -> bool:
+        return bool(self.scheduler.running)
+
+    async def start(self) -> None:
+        """Start the scheduler and bring its jobs in line with the reminder rows."""
+        global _running
+        if self._stopping or self.scheduler.running:
+            return
+        if self._scheduler_used:
+            # Leading again after stepping down: a fresh scheduler and job-store thread.
+            self.scheduler = self._new_scheduler()
+            self._jobs = ThreadPoolExecutor(max_workers=1, thread_name_prefix="jobstore")
+        self._scheduler_used = True
+        self._known.clear()
+        self._leading = True
+        _running = self
+        # Paused until the jobs are repaired: a stale job left by a crash would otherwise start
+        # first, and the right one, due too, be skipped as a second instance of the same id.
+        self.scheduler.start(paused=True)
+        changes = await self.db.run(
+            lambda s: [ClockChange.of(r) for r in reminder_store.active_reminders(s)]
+        )
+        await self.follow(changes)
+        self.scheduler.add_job(
+            flush_outbox_job,
+            "interval",
+            seconds=self.outbox_every,
+            id=OUTBOX_JOB,
+            replace_existing=True,
+            next_run_time=datetime.now(UTC),
+        )
+        self.scheduler.resume()
+
+    async def stop(self) -> None:
+        """Stop for good (the process is shutting down)."""
+        if self._stopping:
+            return  # stopped already (a test, then the app's cleanup)
+        self._stopping = True
+        await self._halt()
+        # Posts already under way finish; whatever is still owed waits in the outbox.
+        await asyncio.gather(*self._posting, return_exceptions=True)
+
+    async def step_down(self) -> None:
+        """Stop scheduling because another replica may lead now; start() may come again."""
+        if self._leading:
+            await self._halt()
+
+    async def _halt(self) -> None:
+        global _running
+        was_leading, self._leading = self._leading, False
+        if _running is self:
+            _running = None  # a job that still starts finds no clocks and does nothing
+        if was_leading:
+            # Let job-store changes already queued finish (the queue is first in, first out),
+            # and the wake-ups they asked for run, before the scheduler lets go of the loop.
+            await asyncio.get_running_loop().run_in_executor(self._jobs, lambda: None)
+            await asyncio.sleep(0)
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+            await asyncio.sleep(0)  # AsyncIOScheduler shuts down on the loop's next turn
+        self._jobs.shutdown(wait=True)
+
+    async def follow(self, changes: list[ClockChange]) -> None:
+        """Add, move or drop the scheduler jobs for reminder rows that changed. The job store
+        is synchronous database work: it runs on one thread of its own, in order, never on
+        the event loop that answers Slack."""
+        if changes and self._leading and self.scheduler.running:
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(self._jobs, self._follow_now, changes)
+
+    async def sync(self) -> None:
+        """Follow the reminder rows that other replicas changed: they commit the rows, but
+        only the leader's scheduler holds jobs. The leader calls this every election round."""
+        if not self._leading:
+            return
+        # A copy: the job-store thread may be adding to it meanwhile.
+        known = self._known.copy()
+        watched = [rid for rid, (_seq, active) in known.items() if active]
+
+        def _read(session: Session) -> list[ClockChange]:
+            rows = {r.id: r for r in reminder_store.active_reminders(session)}
+            for rid in watched:
+                # Active when last followed, not any more: its job has to go.
+                if rid not in rows and (row := session.get(Reminder, rid)) is not None:
+                    rows[rid] = row
+            return [ClockChange.of(r) for r in rows.values()]
+
+        changes = await self.db.run(_read)
+        await self.follow([c for c in changes if self._is_news(c)])
+
+    def _is_news(self, change: ClockChange) -> bool:
+        known = self._known.get(change.reminder_id)
+        return known is None or known[0] < change.seq
+
+    def _follow_now(self, changes: list[ClockChange]) -> None:
+        if not self.scheduler.running:
+            return  # a process without a scheduler leaves the rows for the one that has it
+        for change in changes:
+            # A read that raced a newer change (sync against a request) must not undo it:
+            # seq only grows, so an older or equal seq is old news.
+            if not self._is_news(change):
+                continue
+            self._known[change.reminder_id] = (change.seq, change.active)
+            ident = job_id(change.incident_id, change.kind)
+            if not change.active:
+                if self.scheduler.get_job(ident):
+                    self.scheduler.remove_job(ident)
+                continue
+            self.scheduler.add_job(
+                fire_reminder_job,
+                "date",
+                run_date=change.due_at,
+                id=ident,
+                args=[change.reminder_id, change.seq],
+                replace_existing=True,
+            )
+
+    async def fire(self, reminder_id: int, seq: int) -> None:
+        now = self.clock()
+
+        def _fire(session: Session) -> tuple[list[int], ClockChange | None]:
+            reminder = reminder_store.claim_due(session, reminder_id=reminder_id, seq=seq, now=now)
+            if reminder is None:
+                return [], None
+            incident = incident_view(session, session.get_one(Incident, reminder.incident_id))
+            if not still_wanted(reminder.kind, incident):
+                reminder_store.stop_reminder(session, incident_id=incident.id, kind=reminder.kind)
+                return [], ClockChange.of(reminder)
+            notices = notices_for(reminder.kind, incident, now, self.config)
+            late = max(0.0, (now - reminder.due_at).total_seconds())
+            event_kind = "escalation" if reminder.kind == ReminderKind.ACK else "reminder"
+            timeline_store.add_event(
+                session,
+                incident_id=incident.id,
+                kind=event_kind,
+                at=now,
+                text=notices[0].text if notices else None,
+                data={
+                    "reminder": reminder.kind,
+                    "due_at": reminder.due_at.isoformat(),
+                    "late_seconds": round(late, 3),
+                    "sent_to": [n.channel_id for n in notices],
+                },
+                dedupe_key=f"reminder:{reminder.id}:{reminder.seq}",
+            )
+            messages = [
+                outbox_store.enqueue(
+                    session, channel_id=n.channel_id, text=n.text, at=now, incident_id=incident.id
+                ).id
+                for n in notices
+            ]
+            every = repeat_interval(reminder.kind, incident, self.config)
+            reminder.fired_count += 1
+            if every is None:
+                reminder.active = False
+                reminder.seq += 1
+            else:
+                reminder.due_at = next_after(reminder.due_at, every, now)
+                reminder.seq += 1
+            session.add(reminder)
+            session.flush()
+            return [m for m in messages if m is not None], ClockChange.of(reminder)
+
+        messages, change = await self.db.run(_fire)
+        if change is not None:
+            await self.follow([change])
+        if messages:
+            self.fired += 1
+            # Posted after the job returns: a job that waits out Slack's retries is still
+            # running when its clock's next run comes due, and APScheduler skips that run
+            # (max_instances), which for a date job means the reminder is lost.
+            task = asyncio.get_running_loop().create_task(self._send_all(messages))
+            self._posting.add(task)
+            task.add_done_callback(self._posting.discard)
+
+    async def _send_all(self, message_ids: list[int]) -> None:
+        for message_id in message_ids:
+            await self.send(message_id)
+
+    async def send(self, message_id: int) -> None:
+        """Post one owed message and mark it sent; a failure leaves it for the next flush."""
+        if message_id in self._sending:
+            return
+        self._sending.add(message_id)
+        try:
+            message = await self.db.run(lambda s: outbox_store.unsent(s, message_id=message_id))
+            if message is None:
+                return  # sent already
+            claimed = False
+
+            async def claim() -> bool:
+                # Taken when the channel's turn has come, not before the wait for it: the
+                # lease then covers the post and its retries only. Wall-clock time, not the
+                # injected clock: the lease is about processes, read alike by every replica.
+                nonlocal claimed
+                mine = await self.db.run(
+                    lambda s: outbox_store.claim(
+                        s,
+                        message_id=message_id,
+                        by=self.sender_id,
+                        now=datetime.now(UTC),
+                        lease=SEND_LEASE,
+                    )
+                )
+                claimed = mine is not None
+                return claimed
+
+            try:
+                ts = await self.gateway.post_message_if(
+                    message.channel_id, message.text, still_wanted=claim
+                )
+            except Exception as exc:
+                if not claimed:
+                    raise  # nothing was tried: the message is as it was
+                # Whatever went wrong, the message stays owed (with why) and counts an attempt,
+                # and the messages queued behind it in a flush are still tried.
+                error = _describe(exc)
+                if isinstance(exc, SlackApiError | OSError | TimeoutError):
+                    log.warning("outbox message %s not sent yet: %s", message_id, error)
+                else:
+                    log.exception("outbox message %s not sent: unexpected failure", message_id)
+                await self.db.run(
+                    lambda s: outbox_store.mark_failed(
+                        s, message_id=message_id, error=str(error), by=self.sender_id
+                    )
+                )
+                return
+            if ts is None:
+                return  # another sender holds it
+            posted_ts, now = ts, self.clock()
+            await self.db.run(
+                lambda s: outbox_store.mark_posted(s, message_id=message_id, ts=posted_ts, at=now)
+            )
+        finally:
+            self._sending.discard(message_id)
+
+    async def flush_outbox(self) -> None:
+        """Send what is still owed. Shielded and tracked like every other post: stopping the
+        scheduler cancels its jobs, and a post cancelled between Slack's answer and the mark
+        that it was sent would be sent again by the next flush."""
+        flushing = asyncio.get_running_loop().create_task(self._flush())
+        self._posting.add(flushing)
+        flushing.add_done_callback(self._posting.discard)
+        await asyncio.shield(flushing)
+
+    async def _flush(self) -> None:
+        pending = await self.db.run(lambda s: [m.id for m in outbox_store.pending(s)])
+        for message_id in pending:
+            if not self._leading:
+                return  # stopping or stepping down: the post under way finished; the rest wait
+            if message_id is not None:
+                await self.send(message_id)
+
+
+def _describe(exc: Exception) -> str:
+    """Slack's error code, or the HTTP status when the body was not Slack's JSON (a 5xx)."""
+    if isinstance(exc, SlackApiError):
+        data = exc.response.data
+        if isinstance(data, dict) and data.get("error"):
+            return str(data["error"])
+        return f"HTTP {exc.response.status_code}"
+    return repr(exc)
+
+
+def start_clocks(
+    session: Session, incident: IncidentView, config: WarroomConfig
+) -> list[ClockChange]:
+    """The clocks a newly declared incident starts: customer updates, and acknowledgement."""
+    changes = []
+    for kind, due in (
+        (ReminderKind.UPDATE, first_update_due(incident, config)),
+        (ReminderKind.ACK, ack_due(incident, config)),
+    ):
+        if due is not None:
+            changes.append(
+                ClockChange.of(
+                    reminder_store.set_reminder(
+                        session, incident_id=incident.id, kind=kind, due_at=due
+                    )
+                )
+            )
+    return changes

@@ -1,0 +1,141 @@
+"""Block Kit and plain-text builders for what warroom posts. Pure functions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot.ids import ActionId, BlockId
+from bot.incidents.readmodels import IncidentView, Person
+from bot.slack.text import channel_link, escape, inert, mention
+
+ROLE_LABELS = {"commander": "Commander", "comms": "Comms", "resolver": "Resolver"}
+# Slack's limits (https://api.slack.com/reference/block-kit): past them a post is refused.
+SECTION_LIMIT = 3000
+HEADER_LIMIT = 150
+CONTEXT_LIMIT = 2000
+BUTTON_TEXT_LIMIT = 75
+OPTION_TEXT_LIMIT = 75
+MESSAGE_BLOCKS = 50
+MODAL_BLOCKS = 100
+
+
+def truncate(text: str, limit: int) -> str:
+    """`text` cut to `limit` characters, ending in an ellipsis when it was longer."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def plain_text(text: str, limit: int = SECTION_LIMIT) -> dict[str, Any]:
+    """A plain_text object: shown as typed, with any broadcast mention made inert."""
+    return {"type": "plain_text", "text": truncate(inert(text), limit), "emoji": True}
+
+
+def section(mrkdwn: str) -> dict[str, Any]:
+    """A section of mrkdwn the caller has already escaped, cut to Slack's 3,000 characters."""
+    return {"type": "section", "text": {"type": "mrkdwn", "text": truncate(mrkdwn, SECTION_LIMIT)}}
+
+
+def context(mrkdwn: str) -> dict[str, Any]:
+    """A context block of one (already escaped) mrkdwn element."""
+    return {
+        "type": "context",
+        "elements": [{"type": "mrkdwn", "text": truncate(mrkdwn, CONTEXT_LIMIT)}],
+    }
+
+
+def button(text: str, action_id: str, value: str, *, style: str | None = None) -> dict[str, Any]:
+    """A button; `style` is `primary` or `danger`."""
+    element: dict[str, Any] = {
+        "type": "button",
+        "text": plain_text(text, BUTTON_TEXT_LIMIT),
+        "action_id": action_id,
+        "value": value,
+    }
+    if style:
+        element["style"] = style
+    return element
+
+
+def within_limit(blocks: list[dict[str, Any]], limit: int = MESSAGE_BLOCKS) -> list[dict[str, Any]]:
+    """At most `limit` blocks; what does not fit is replaced by one line saying so."""
+    if len(blocks) <= limit:
+        return blocks
+    return [*blocks[: limit - 1], context(f"…and {len(blocks) - limit + 1} more not shown.")]
+
+
+def _people(people: list[Person], *, mentions: bool) -> str:
+    if not people:
+        return "nobody yet"
+    if mentions:
+        return ", ".join(mention(p.id) if p.id else escape(p.label) for p in people)
+    return ", ".join(p.label for p in people)
+
+
+def topic_text(incident: IncidentView) -> str:
+    """The channel topic: plain text (topics take no formatting), at most 250 characters."""
+    parts = [f"{incident.ref} {incident.severity.upper()}", incident.status.capitalize()]
+    for role, label in ROLE_LABELS.items():
+        holders = incident.holders(role)
+        if holders:
+            parts.append(f"{label}: {_people(holders, mentions=False)}")
+    return truncate(" | ".join(parts), 250)
+
+
+def header_actions(incident: IncidentView) -> dict[str, Any]:
+    """The header's buttons; each opens a short modal. A resolved incident keeps only those
+    that still mean something (roles for the review, a last customer update)."""
+    value = str(incident.number)
+    buttons = [
+        button("Assign role", ActionId.HEADER_ASSIGN_ROLE, value),
+        button("Post update", ActionId.HEADER_POST_UPDATE, value),
+    ]
+    if incident.status != "resolved":
+        buttons += [
+            button("Status / severity", ActionId.HEADER_CHANGE_STATUS, value),
+            button("Resolve", ActionId.HEADER_RESOLVE, value, style="primary"),
+        ]
+    return {"type": "actions", "block_id": BlockId.HEADER_ACTIONS, "elements": buttons}
+
+
+def header_blocks(incident: IncidentView) -> list[dict[str, Any]]:
+    """The pinned header message: title, severity, status, who holds which role, and buttons."""
+    roles = "\n".join(
+        f"*{label}:* {_people(incident.holders(role), mentions=True)}"
+        for role, label in ROLE_LABELS.items()
+    )
+    facts = (
+        f"*Severity:* {incident.severity.upper()}    *Status:* {incident.status.capitalize()}\n"
+        f"*Declared by:* {_declarer(incident)}"
+    )
+    return [
+        {
+            "type": "header",
+            "text": {
+                "type": "plain_text",
+                "text": truncate(inert(f"{incident.ref}: {incident.title}"), HEADER_LIMIT),
+            },
+        },
+        section(facts),
+        section(roles),
+        header_actions(incident),
+        context(
+            "Everything said here goes on the timeline. `/incident help` lists what you can do."
+        ),
+    ]
+
+
+def header_text(incident: IncidentView) -> str:
+    """The notification fallback for the header."""
+    return escape(f"{incident.ref} ({incident.severity.upper()}): {incident.title}")
+
+
+def announcement_text(incident: IncidentView) -> str:
+    where = channel_link(incident.channel_id) if incident.channel_id else "(no channel yet)"
+    return (
+        f":rotating_light: *{incident.ref}* ({incident.severity.upper()}) declared by "
+        f"{_declarer(incident)}: {escape(incident.title)}. War room: {where}"
+    )
+
+
+def _declarer(incident: IncidentView) -> str:
+    person = incident.declared_by
+    return mention(person.id) if person.id else escape(person.label)

@@ -1,0 +1,37 @@
+"""The `/incident` slash command."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_bolt.async_app import AsyncAck, AsyncApp
+
+from bot.commands.service import CommandService
+from bot.ids import SlashCommand
+from bot.incidents.service import Invocation
+
+
+def invocation_from(command: dict[str, Any]) -> Invocation:
+    return Invocation(
+        user_id=command["user_id"],
+        user_name=command.get("user_name"),
+        channel_id=command["channel_id"],
+        text=command.get("text", "").strip(),
+        trigger_id=command.get("trigger_id"),
+        response_url=command.get("response_url"),
+    )
+
+
+async def handle_incident_command(
+    ack: AsyncAck, command: dict[str, Any], commands: CommandService
+) -> None:
+    """Acks after the command's record is committed; Slack work runs in the background."""
+    reply = await commands.run(invocation_from(command))
+    if reply.text:
+        await ack(text=reply.text, response_type="ephemeral")
+    else:
+        await ack()
+
+
+def register(app: AsyncApp) -> None:
+    app.command(SlashCommand.INCIDENT.value)(handle_incident_command)

@@ -1,0 +1,40 @@
+"""Events API: everything said and done in a war room goes on the timeline before the ack."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_bolt.async_app import AsyncAck, AsyncApp
+
+from bot.ids import EventType
+from bot.timeline.service import TimelineService, entry_for_membership, entry_for_message
+
+
+async def handle_message_events(
+    ack: AsyncAck, event: dict[str, Any], timeline: TimelineService
+) -> None:
+    entry = entry_for_message(event)
+    if entry is not None:
+        await timeline.record(entry)
+    await ack()
+
+
+async def handle_member_joined_events(
+    ack: AsyncAck, event: dict[str, Any], body: dict[str, Any], timeline: TimelineService
+) -> None:
+    await timeline.record(entry_for_membership(event, body.get("event_id"), joined=True))
+    await ack()
+
+
+async def handle_member_left_events(
+    ack: AsyncAck, event: dict[str, Any], body: dict[str, Any], timeline: TimelineService
+) -> None:
+    await timeline.record(entry_for_membership(event, body.get("event_id"), joined=False))
+    await ack()
+
+
+def register(app: AsyncApp) -> None:
+    # A plain string matches every subtype: edits, deletions, file shares, other apps' posts.
+    app.event(EventType.MESSAGE.value)(handle_message_events)
+    app.event(EventType.MEMBER_JOINED_CHANNEL.value)(handle_member_joined_events)
+    app.event(EventType.MEMBER_LEFT_CHANNEL.value)(handle_member_left_events)

@@ -1,0 +1,102 @@
+"""Buttons (block_actions) and modal submissions (view_submission)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from slack_bolt.async_app import AsyncAck, AsyncApp
+
+from bot.commands.forms import Actor, FormError, InteractionService
+from bot.commands.service import CommandService
+from bot.ids import ActionId, CallbackId
+from bot.slack.blocks.modals import form_values
+
+HEADER_BUTTONS = (
+    ActionId.HEADER_ASSIGN_ROLE,
+    ActionId.HEADER_POST_UPDATE,
+    ActionId.HEADER_CHANGE_STATUS,
+    ActionId.HEADER_RESOLVE,
+)
+INCIDENT_MODALS = (
+    CallbackId.ROLE_MODAL,
+    CallbackId.UPDATE_MODAL,
+    CallbackId.STATUS_MODAL,
+    CallbackId.RESOLVE_MODAL,
+)
+
+
+def actor_from(body: dict[str, Any]) -> Actor:
+    """Who acted, from a block_actions or view_submission payload."""
+    user = body.get("user") or {}
+    channel = body.get("channel") or {}
+    return Actor(
+        user_id=user["id"],
+        user_name=user.get("username") or user.get("name"),
+        trigger_id=body.get("trigger_id", ""),
+        channel_id=channel.get("id"),
+    )
+
+
+async def handle_declare_open(
+    ack: AsyncAck, body: dict[str, Any], commands: CommandService
+) -> None:
+    """Open the declare modal first: the trigger id dies 3 s after the click."""
+    await InteractionService(commands).open_declare_form(actor_from(body))
+    await ack()
+
+
+async def handle_header_button(
+    ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], commands: CommandService
+) -> None:
+    """A header button: open its modal (or tell the clicker why not), then ack."""
+    value = str(action.get("value") or "")
+    # ASCII digits only: `isdigit` alone accepts '²', which int() refuses.
+    number = int(value) if value.isascii() and value.isdigit() else 0
+    await InteractionService(commands).open_incident_form(
+        ActionId(action["action_id"]), number, actor_from(body)
+    )
+    await ack()
+
+
+async def handle_declare_submission(
+    ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], commands: CommandService
+) -> None:
+    """Declare from the form; bad input comes back on its field and the modal stays open."""
+    # Keyed on the form, not the submission's trigger: a form submitted again (Slack gave up
+    # on a slow first answer) finds its incident declared instead of declaring a second.
+    actor = replace(actor_from(body), trigger_id=f"view:{view['id']}")
+    try:
+        await InteractionService(commands).declare_from_form(
+            actor, form_values(view["state"]["values"]), view.get("private_metadata", "")
+        )
+    except FormError as exc:
+        await ack(response_action="errors", errors=exc.errors)
+        return
+    await ack()
+
+
+async def handle_incident_submission(
+    ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], commands: CommandService
+) -> None:
+    """A header modal's submission: the same command, checks and record as the slash command."""
+    try:
+        await InteractionService(commands).submit_incident_form(
+            CallbackId(view["callback_id"]),
+            actor_from(body),
+            form_values(view["state"]["values"]),
+            view.get("private_metadata", ""),
+        )
+    except FormError as exc:
+        await ack(response_action="errors", errors=exc.errors)
+        return
+    await ack()
+
+
+def register(app: AsyncApp) -> None:
+    app.action(ActionId.DECLARE_OPEN.value)(handle_declare_open)
+    for action_id in HEADER_BUTTONS:
+        app.action(action_id.value)(handle_header_button)
+    app.view(CallbackId.DECLARE_MODAL.value)(handle_declare_submission)
+    for callback_id in INCIDENT_MODALS:
+        app.view(callback_id.value)(handle_incident_submission)

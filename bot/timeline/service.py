@@ -1,0 +1,367 @@
+"""Recording what happens in a war room: each Slack event becomes at most one timeline entry."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from functools import partial
+from typing import Any
+
+from sqlalchemy import Connection
+from sqlmodel import Session
+
+from bot.incidents.people import People
+from bot.tasks import BackgroundTasks
+from storage import incidents as incident_store
+from storage import timeline as timeline_store
+from storage.db import Database
+
+# Joins and leaves arrive twice: as these messages and as member_* events; keep the events.
+_SKIPPED = {"channel_join", "channel_leave", "group_join", "group_leave", "message_replied"}
+
+
+def ts_to_datetime(ts: str) -> datetime:
+    return datetime.fromtimestamp(float(ts), tz=UTC)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One timeline entry, described without any storage or Slack types."""
+
+    channel_id: str
+    kind: str
+    at: datetime
+    dedupe_key: str
+    actor_id: str | None = None
+    actor_name: str | None = None
+    text: str | None = None
+    slack_ts: str | None = None
+    thread_ts: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+    # For an edit or deletion that arrives without the old text: look it up by this ts.
+    previous_ts: str | None = None
+
+
+def _files(message: dict[str, Any]) -> list[dict[str, Any]]:
+    keep = ("id", "name", "title", "mimetype", "permalink")
+    return [{k: f.get(k) for k in keep if f.get(k)} for f in message.get("files", [])]
+
+
+def _actor(message: dict[str, Any]) -> tuple[str | None, str | None]:
+    if message.get("user"):
+        return message["user"], None
+    bot_name = (message.get("bot_profile") or {}).get("name") or message.get("username")
+    return message.get("bot_id"), bot_name
+
+
+def entry_for_message(event: dict[str, Any]) -> Entry | None:
+    """The timeline entry a `message` event makes, or None for housekeeping that makes none."""
+    subtype = event.get("subtype")
+    channel = event["channel"]
+    if subtype in _SKIPPED:
+        return None
+    if subtype == "message_changed":
+        new, old = event.get("message") or {}, event.get("previous_message") or {}
+        if new.get("text") == old.get("text") and old:
+            return None  # an unfurl or attachment refresh, not an edit by a person
+        actor_id, actor_name = _actor(new)
+        edited_ts = (new.get("edited") or {}).get("ts") or event.get("event_ts") or event["ts"]
+        return Entry(
+            channel_id=channel,
+            kind="message_edited",
+            at=ts_to_datetime(edited_ts),
+            dedupe_key=f"edit:{channel}:{new.get('ts')}:{edited_ts}",
+            actor_id=actor_id,
+            actor_name=actor_name,
+            text=new.get("text"),
+            slack_ts=new.get("ts"),
+            thread_ts=_thread(new),
+            previous_ts=None if old else new.get("ts"),
+            data={"previous_text": old.get("text")} if old else {},
+        )
+    if subtype == "message_deleted":
+        old = event.get("previous_message") or {}
+        actor_id, actor_name = _actor(old)
+        deleted_ts = event.get("deleted_ts") or old.get("ts")
+        return Entry(
+            channel_id=channel,
+            kind="message_deleted",
+            at=ts_to_datetime(event["ts"]),
+            dedupe_key=f"delete:{channel}:{deleted_ts}",
+            actor_id=actor_id,
+            actor_name=actor_name,
+            text=None,
+            slack_ts=deleted_ts,
+            thread_ts=_thread(old),
+            previous_ts=None if old else deleted_ts,
+            data={"previous_text": old.get("text")} if old else {},
+        )
+    actor_id, actor_name = _actor(event)
+    data: dict[str, Any] = {}
+    if subtype:
+        data["subtype"] = subtype
+    if event.get("files"):
+        data["files"] = _files(event)
+    if event.get("bot_id"):
+        data["bot_id"] = event["bot_id"]
+    return Entry(
+        channel_id=channel,
+        kind="message",
+        at=ts_to_datetime(event["ts"]),
+        dedupe_key=f"message:{channel}:{event['ts']}",
+        actor_id=actor_id,
+        actor_name=actor_name,
+        text=event.get("text"),
+        slack_ts=event["ts"],
+        thread_ts=_thread(event),
+        data=data,
+    )
+
+
+def entry_for_membership(event: dict[str, Any], event_id: str | None, joined: bool) -> Entry:
+    channel = event["channel"]
+    ts = event.get("event_ts") or f"{datetime.now(UTC).timestamp():.6f}"
+    data = {k: event[k] for k in ("inviter", "channel_type") if event.get(k)}
+    return Entry(
+        channel_id=channel,
+        kind="member_joined" if joined else "member_left",
+        at=ts_to_datetime(ts),
+        dedupe_key=f"event:{event_id}" if event_id else f"member:{channel}:{event['user']}:{ts}",
+        actor_id=event["user"],
+        data=data,
+    )
+
+
+def _thread(message: dict[str, Any]) -> str | None:
+    thread_ts = message.get("thread_ts")
+    return thread_ts if thread_ts and thread_ts != message.get("ts") else None
+
+
+MAX_BATCH = 200
+
+
+@dataclass
+class _Pending:
+    entry: Entry
+    done: asyncio.Future[bool]
+
+
+class TimelineService:
+    """Writes entries with group commit: events that arrive while a transaction is committing
+    wait for the next one and share it, so a burst costs a few commits, not one per event. Each
+    caller still returns only after its own entry is committed."""
+
+    def __init__(self, *, db: Database, people: People, tasks: BackgroundTasks) -> None:
+        self.db = db
+        self.people = people
+        self.tasks = tasks
+        # Incident channels never change incident, so the lookup is kept once found.
+        self._incident_by_channel: dict[str, int] = {}
+        self._naming: dict[str, asyncio.Lock] = {}
+        self._queue: list[_Pending] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    async def record(self, entry: Entry) -> bool:
+        """Store `entry` if its channel is a war room; True when it was new. Returns once the
+        entry is committed, so the caller may then tell Slack the event was received."""
+        pending = _Pending(entry, asyncio.get_running_loop().create_future())
+        self._queue.append(pending)
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_queued())
+        return await pending.done
+
+    async def _write_queued(self) -> None:
+        while self._queue:
+            batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
+            entries = [p.entry for p in batch]
+            try:
+                results = await self.db.run_in_transaction(partial(self._store, entries=entries))
+            except Exception as exc:
+                if len(batch) == 1:
+                    batch[0].done.set_exception(exc)
+                    continue
+                # One bad entry must not fail its neighbours: store them one at a time.
+                for pending in batch:
+                    try:
+                        [result] = await self.db.run_in_transaction(
+                            partial(self._store, entries=[pending.entry])
+                        )
+                    except Exception as exc:
+                        pending.done.set_exception(exc)
+                    else:
+                        self._settle(pending, result)
+                continue
+            for pending, result in zip(batch, results, strict=True):
+                self._settle(pending, result)
+
+    def _settle(self, pending: _Pending, result: tuple[bool, bool]) -> None:
+        stored, unnamed = result
+        actor = pending.entry.actor_id
+        if unnamed and actor and actor.startswith(("U", "W")):
+            # Off the ack path: the name is looked up after Slack has its 200.
+            self.tasks.spawn(self._name_actor(actor))
+        if not pending.done.done():
+            pending.done.set_result(stored)
+
+    def _store(self, connection: Connection, entries: list[Entry]) -> list[tuple[bool, bool]]:
+        """Insert the entries of war-room channels; per entry, (new, stored without a name)."""
+        # A session only for what the caches don't know yet: in a busy war room every lookup
+        # hits memory, and the batch is one INSERT on the connection.
+        sessions: list[Session] = []
+
+        def session() -> Session:
+            if not sessions:
+                sessions.append(Session(bind=connection, expire_on_commit=False))
+            return sessions[0]
+
+        rows: list[dict[str, Any]] = []
+        outcome: list[tuple[bool, bool]] = []
+        seen: set[str] = set()
+        for entry in entries:
+            incident_id = self._incident_by_channel.get(entry.channel_id)
+            if incident_id is None:
+                incident_id = self._incident_id(session(), entry.channel_id)
+            if incident_id is None or entry.dedupe_key in seen:
+                outcome.append((False, False))
+                continue
+            seen.add(entry.dedupe_key)
+            data = dict(entry.data)
+            if entry.previous_ts and "previous_text" not in data:
+                data["previous_text"] = timeline_store.message_text(
+                    session(), incident_id=incident_id, slack_ts=entry.previous_ts
+                )
+            name = entry.actor_name
+            if name is None and entry.actor_id:
+                name = self.people.remembered(entry.actor_id)
+                if name is None:
+                    name = self.people.known_name(session(), entry.actor_id)
+            rows.append(
+                {
+                    "incident_id": incident_id,
+                    "kind": entry.kind,
+                    "at": entry.at,
+                    "actor_id": entry.actor_id,
+                    "actor_name": name,
+                    "text": entry.text,
+                    "slack_ts": entry.slack_ts,
+                    "thread_ts": entry.thread_ts,
+                    "data": data,
+                    "dedupe_key": entry.dedupe_key,
+                }
+            )
+            outcome.append((True, name is None and entry.actor_id is not None))
+        for opened in sessions:
+            opened.close()
+        inserted = timeline_store.add_events(connection, rows)
+        keys = iter(row["dedupe_key"] for row in rows)
+        return [
+            (next(keys) in inserted, unnamed) if new else (False, False) for new, unnamed in outcome
+        ]
+
+    async def _name_actor(self, actor_id: str) -> None:
+        """Learn the actor's name (one users.info per person) and put it on the entries that
+        were recorded without it. The fill runs again here, after this entry's commit: the one
+        inside `learn` can run beside a unit of work still writing an unnamed entry (PostgreSQL
+        runs them in parallel) and miss it. The lock makes later entries wait for the first."""
+        async with self._naming.setdefault(actor_id, asyncio.Lock()):
+            await self.people.learn(actor_id)
+            name = await self.people.cached_name(actor_id)
+            if name is None:
+                return
+
+            def _fill(session: Session) -> None:
+                timeline_store.fill_actor_name(session, actor_id=actor_id, name=name)
+
+            await self.db.run(_fill)
+
+    def _incident_id(self, session: Session, channel_id: str) -> int | None:
+        cached = self._incident_by_channel.get(channel_id)
+        if cached is not None:
+            return cached
+        incident = incident_store.incident_by_channel(session, channel_id=channel_id)
+        if incident is None or incident.id is None:
+            return None
+        self._incident_by_channel[channel_id] = incident.id
+        return incident.id
+
+    async def mark_key_event(self, mark: KeyMark) -> KeyMarkResult:
+        """Record a marked message as a key event, once per message however often it is marked
+        (shortcut, pin, reaction, or Slack redelivering any of them)."""
+
+        def _mark(session: Session) -> tuple[KeyMarkResult, str | None]:
+            incident = incident_store.incident_by_channel(session, channel_id=mark.channel_id)
+            if incident is None or incident.id is None:
+                return KeyMarkResult(KeyMarkOutcome.NOT_WAR_ROOM), None
+            ref = f"INC-{incident.number}"
+            if mark.message_ts == incident.header_ts:
+                return KeyMarkResult(KeyMarkOutcome.HEADER, ref), None
+            # A reaction carries only the message's ts: its text and thread come from the
+            # timeline, which recorded the message when it was posted (or last edited).
+            known = timeline_store.message_event(
+                session, incident_id=incident.id, slack_ts=mark.message_ts
+            )
+            author_id = mark.author_id or (known.actor_id if known else None)
+            author_name = known.actor_name if known and known.actor_id == author_id else None
+            if author_name is None and author_id:
+                author_name = self.people.known_name(session, author_id)
+            actor_name = self.people.known_name(session, mark.marked_by)
+            thread_ts = mark.thread_ts or (known.thread_ts if known else None)
+            data: dict[str, Any] = {"via": mark.via, "author_id": author_id}
+            if author_name:
+                data["author_name"] = author_name
+            if mark.reaction:
+                data["reaction"] = mark.reaction
+            stored = timeline_store.add_event(
+                session,
+                incident_id=incident.id,
+                kind="key_event",
+                # The message's own time, so the key event sits beside it in the timeline.
+                at=ts_to_datetime(mark.message_ts),
+                actor_id=mark.marked_by,
+                actor_name=actor_name,
+                text=mark.text if mark.text is not None else (known.text if known else None),
+                slack_ts=mark.message_ts,
+                # A thread's parent carries its own ts as thread_ts: it is no reply.
+                thread_ts=None if thread_ts == mark.message_ts else thread_ts,
+                data=data,
+                dedupe_key=f"key:{mark.channel_id}:{mark.message_ts}",
+            )
+            outcome = KeyMarkOutcome.MARKED if stored else KeyMarkOutcome.ALREADY_MARKED
+            return KeyMarkResult(outcome, ref), None if actor_name else mark.marked_by
+
+        result, unnamed = await self.db.run(_mark)
+        if unnamed and unnamed.startswith(("U", "W")):
+            # Off the ack path, as for messages: the name is learned after Slack has its 200.
+            self.tasks.spawn(self._name_actor(unnamed))
+        return result
+
+
+class KeyMarkOutcome(StrEnum):
+    MARKED = "marked"
+    ALREADY_MARKED = "already_marked"
+    NOT_WAR_ROOM = "not_war_room"
+    # warroom's own header message: it is the declaration, already on the timeline.
+    HEADER = "header"
+
+
+@dataclass(frozen=True)
+class KeyMark:
+    """A war-room message someone marked as a key event: by shortcut, pin or reaction."""
+
+    channel_id: str
+    message_ts: str
+    marked_by: str
+    via: str
+    author_id: str | None = None
+    # None when the mark does not carry the text (a reaction): the timeline's copy is used.
+    text: str | None = None
+    thread_ts: str | None = None
+    reaction: str | None = None
+
+
+@dataclass(frozen=True)
+class KeyMarkResult:
+    outcome: KeyMarkOutcome
+    incident_ref: str | None = None
