@@ -633,7 +633,7 @@ async def measure(
 
     # 3. A restart: the same rows against a job store that already holds their jobs.
     print()
-    again = Clocks(db=services.db, gateway=services.gateway, config=config)
+    again = Clocks(db=services.db, outbox=services.outbox, config=config)
     warm = await reconcile(again, counter)
     print_reconciled("restart reconciliation, jobs already stored", len(due), warm)
     await again.stop()

@@ -22,6 +22,8 @@ from slack_bolt.response import BoltResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.alerts.service import AlertService
+from bot.clock import utc_now
+from bot.commands.forms import FormService
 from bot.commands.service import CommandService
 from bot.config import Settings, WarroomConfig
 from bot.exports.review import ReviewService
@@ -31,10 +33,11 @@ from bot.http.alerts import AlertRoutes
 from bot.http.exports import ExportRoutes
 from bot.incidents.lifecycle import LifecycleService
 from bot.incidents.people import People
-from bot.incidents.service import IncidentService, utc_now
+from bot.incidents.service import IncidentService
 from bot.metrics import Metrics, request_type
+from bot.outbox.sender import FLUSH_EVERY_SECONDS, OutboxSender
 from bot.reminders.leader import SchedulerElection
-from bot.reminders.scheduler import OUTBOX_EVERY_SECONDS, Clocks
+from bot.reminders.scheduler import Clocks
 from bot.slack.gateway import SlackGateway, build_web_client
 from bot.slack.identity import BotIdentity
 from bot.slack.listeners import register_listeners
@@ -64,9 +67,11 @@ class Services:
     people: People
     incidents: IncidentService
     clocks: Clocks
+    outbox: OutboxSender
     lifecycle: LifecycleService
     timeline: TimelineService
     commands: CommandService
+    forms: FormService
     alerts: AlertService
     templates: Environment
     clock: Callable[[], datetime]
@@ -82,7 +87,7 @@ def build_services(
     config: WarroomConfig,
     *,
     clock: Callable[[], datetime] = utc_now,
-    outbox_every: float = OUTBOX_EVERY_SECONDS,
+    outbox_every: float = FLUSH_EVERY_SECONDS,
 ) -> Services:
     assert settings.slack_bot_token is not None
     db = Database(settings.database_url)
@@ -92,9 +97,10 @@ def build_services(
     tasks = BackgroundTasks()
     people = People(db=db, gateway=gateway, clock=clock)
     templates = build_environment(config.templates_dir)
+    outbox = OutboxSender(db=db, gateway=gateway, clock=clock)
     clocks = Clocks(
         db=db,
-        gateway=gateway,
+        outbox=outbox,
         config=config,
         clock=clock,
         outbox_every=outbox_every,
@@ -115,10 +121,26 @@ def build_services(
         db=db,
         incidents=incidents,
         clocks=clocks,
+        outbox=outbox,
         config=config,
         templates=templates,
         tasks=tasks,
         clock=clock,
+    )
+    commands = CommandService(
+        incidents=incidents,
+        lifecycle=lifecycle,
+        review=ReviewService(
+            settings=settings,
+            config=config,
+            db=db,
+            gateway=gateway,
+            templates=templates,
+            clock=clock,
+        ),
+        gateway=gateway,
+        config=config,
+        tasks=tasks,
     )
     return Services(
         metrics=metrics,
@@ -131,30 +153,30 @@ def build_services(
         people=people,
         incidents=incidents,
         clocks=clocks,
+        outbox=outbox,
         lifecycle=lifecycle,
         timeline=TimelineService(db=db, people=people, tasks=tasks),
         alerts=AlertService(
-            db=db, incidents=incidents, clocks=clocks, config=config, tasks=tasks, clock=clock
+            db=db,
+            incidents=incidents,
+            clocks=clocks,
+            outbox=outbox,
+            config=config,
+            tasks=tasks,
+            clock=clock,
         ),
         templates=templates,
         clock=clock,
         config=config,
-        home=HomeService(
-            db=db,
-            clock=clock,
-            gateway=gateway,
-        ),
-        commands=CommandService(
+        home=HomeService(db=db, clock=clock, gateway=gateway),
+        commands=commands,
+        forms=FormService(
+            commands=commands,
             incidents=incidents,
-            lifecycle=lifecycle,
-            review=ReviewService(
-                settings=settings,
-                config=config,
-                db=db,
-                gateway=gateway,
-                templates=templates,
-                clock=clock,
-            ),
+            people=people,
+            gateway=gateway,
+            templates=templates,
+            db=db,
             config=config,
             tasks=tasks,
         ),
@@ -178,6 +200,7 @@ class ProvideServices(AsyncMiddleware):
     ) -> BoltResponse | None:
         services = self.services
         req.context["commands"] = services.commands
+        req.context["forms"] = services.forms
         req.context["timeline"] = services.timeline
         req.context["home"] = services.home
         req.context["tasks"] = services.tasks

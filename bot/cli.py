@@ -132,9 +132,9 @@ def _output(path: str | None) -> AbstractContextManager[TextIO]:
 
 
 def cmd_export(args: argparse.Namespace) -> None:
+    from bot.clock import utc_now
     from bot.exports.export import export_chunks, parse_incident_ref
     from bot.exports.templating import build_environment
-    from bot.incidents.service import utc_now
 
     number = parse_incident_ref(args.incident)
     settings = _settings()

@@ -21,9 +21,9 @@ from sqlalchemy import create_engine, text
 from sqlmodel import Session, col, select
 
 from bot.app import Services, build_services, build_web_app
+from bot.clock import utc_now
 from bot.config import Settings, WarroomConfig
-from bot.incidents.service import utc_now
-from bot.reminders.scheduler import OUTBOX_EVERY_SECONDS
+from bot.outbox.sender import FLUSH_EVERY_SECONDS
 from storage.db import Database
 from storage.migrate import upgrade
 from storage.models import Incident, TimelineEvent
@@ -251,7 +251,7 @@ async def make_warroom(slack: FakeSlack, tmp_path: Path) -> AsyncIterator[Warroo
         config: dict[str, Any] | None = None,
         database_url: str | None = None,
         *,
-        outbox_every: float = OUTBOX_EVERY_SECONDS,
+        outbox_every: float = FLUSH_EVERY_SECONDS,
         env: dict[str, Any] | None = None,
         clock: Callable[[], datetime] = utc_now,
     ) -> Warroom:

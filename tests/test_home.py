@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from sqlmodel import Session
 
-from bot.home.service import HomePage, home_order
+from bot.home.page import HomePage, home_order
 from bot.ids import ActionId
 from bot.incidents.readmodels import IncidentView, Person, RoleView
 from bot.slack.blocks import common as blocks

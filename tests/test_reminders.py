@@ -321,7 +321,7 @@ async def test_a_stale_job_left_by_a_crash_does_not_hold_up_the_clock(
     await asyncio.sleep((moved - datetime.now(UTC)).total_seconds() + 0.2)
     assert posts(room.slack, channel, UPDATE) == []
 
-    restarted = Clocks(db=room.services.db, gateway=room.services.gateway, config=old.config)
+    restarted = Clocks(db=room.services.db, outbox=room.services.outbox, config=old.config)
     await restarted.start()
     try:
         await room.slack.wait_for(lambda: len(posts(room.slack, channel, UPDATE)) >= 1)
@@ -437,7 +437,7 @@ async def test_an_owed_post_is_claimed_when_its_turn_comes_not_before(
     assert owed_id is not None
     # Posts ahead of it hold the channel's turn (Slack rate-limiting them, say)...
     async with services.gateway.pacer.turn("C0GENERAL"):
-        sending = asyncio.create_task(services.clocks.send(owed_id))
+        sending = asyncio.create_task(services.outbox.send(owed_id))
         await asyncio.sleep(0.05)
         # ...while another replica, whose turn came first, posts the message.
         with services.db.unit_of_work() as session:

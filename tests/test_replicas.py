@@ -22,8 +22,10 @@ import pytest
 import yaml
 from sqlmodel import Session, col, select
 
+from bot.clock import utc_now
 from bot.config import Settings
 from bot.errors import ConfigError
+from bot.outbox.sender import OutboxSender
 from bot.reminders.leader import LEADER, election_key, lock_conninfo
 from bot.reminders.scheduler import Clocks
 from storage import outbox as outbox_store
@@ -404,14 +406,15 @@ async def test_two_schedulers_firing_one_reminder_post_it_once(
     await asyncio.sleep(max(0.0, (row.due_at - datetime.now(UTC)).total_seconds()))
 
     other_db = Database(pg_url)  # another replica: its own engine and connections
-    other = Clocks(db=other_db, gateway=room.services.gateway, config=room.services.clocks.config)
-    mine = Clocks(
-        db=room.services.db, gateway=room.services.gateway, config=room.services.clocks.config
+    gateway, config = room.services.gateway, room.services.clocks.config
+    other = Clocks(
+        db=other_db, outbox=OutboxSender(db=other_db, gateway=gateway, clock=utc_now), config=config
     )
+    mine = Clocks(db=room.services.db, outbox=room.services.outbox, config=config)
     try:
         await asyncio.gather(*(c.fire(row.id or 0, row.seq) for c in (mine, other, mine, other)))
         # Posts leave after the jobs return: wait for those under way, in either process.
-        await asyncio.gather(*mine._posting, *other._posting)
+        await asyncio.gather(mine.outbox.drain(), other.outbox.drain())
     finally:
         other_db.close()
     assert mine.fired + other.fired == 1

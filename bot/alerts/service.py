@@ -24,6 +24,7 @@ from bot.alerts.alertmanager import (
 from bot.config import WarroomConfig
 from bot.incidents.readmodels import Person, incident_view
 from bot.incidents.service import IncidentService, declared_event
+from bot.outbox.sender import OutboxSender
 from bot.reminders.scheduler import ClockChange, Clocks, start_clocks
 from bot.tasks import BackgroundTasks
 from storage import incidents as incident_store
@@ -55,6 +56,7 @@ class AlertService:
         db: Database,
         incidents: IncidentService,
         clocks: Clocks,
+        outbox: OutboxSender,
         config: WarroomConfig,
         tasks: BackgroundTasks,
         clock: Callable[[], datetime],
@@ -62,6 +64,7 @@ class AlertService:
         self.db = db
         self.incidents = incidents
         self.clocks = clocks
+        self.outbox = outbox
         self.config = config
         self.tasks = tasks
         self.clock = clock
@@ -83,7 +86,7 @@ class AlertService:
         elif outcome.post_when_open and outcome.incident_id is not None:
             self.tasks.spawn(self._post_when_open(outcome.incident_id, notification))
         for message_id in outcome.messages:
-            self.tasks.spawn(self.clocks.send(message_id))
+            self.tasks.spawn(self.outbox.send(message_id))
         # Off the ack path: the reminder rows are committed, and they are what counts.
         self.tasks.spawn(self.clocks.follow(outcome.clocks))
         return outcome
@@ -184,5 +187,5 @@ class AlertService:
             )
         )
         if message is not None:
-            await self.clocks.send(message)
+            await self.outbox.send(message)
         return True

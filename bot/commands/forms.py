@@ -7,16 +7,24 @@ import asyncio
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 
-from slack_sdk.errors import SlackApiError
+from jinja2 import Environment
 from sqlmodel import Session
 
 from bot.commands.parse import UserRef, parse_declaration
 from bot.commands.service import CommandService, describe_failure
+from bot.config import WarroomConfig
 from bot.durations import format_duration
-from bot.errors import DuplicateCommandError, UsageError, WarroomError
+from bot.errors import (
+    DuplicateCommandError,
+    SlackCallError,
+    UsageError,
+    ViewNotOpenedError,
+    WarroomError,
+)
 from bot.ids import ActionId, BlockId, CallbackId
+from bot.incidents.people import People
 from bot.incidents.readmodels import IncidentView, incident_view
-from bot.incidents.service import Invocation
+from bot.incidents.service import IncidentService, Invocation
 from bot.slack.blocks.modals import (
     FormValue,
     field_message,
@@ -27,10 +35,12 @@ from bot.slack.blocks.modals import (
     update_draft,
     update_modal,
 )
-from bot.slack.gateway import ViewNotOpenedError, slack_error
+from bot.slack.gateway import SlackGateway
 from bot.slack.text import channel_link, slack_encoded, to_plain
+from bot.tasks import BackgroundTasks
 from storage import incidents as incident_store
 from storage import timeline as timeline_store
+from storage.db import Database
 
 # What each header button would be as a command, for the record of a refused click.
 BUTTON_VERBS = {
@@ -84,15 +94,29 @@ def _text(value: FormValue) -> str:
     return value.strip() if isinstance(value, str) else ""
 
 
-class InteractionService:
-    """A thin layer over CommandService (cheap to build per request: it keeps no state)."""
+class FormService:
+    """Buttons and modals over the same services as the slash command; built once."""
 
-    def __init__(self, commands: CommandService) -> None:
+    def __init__(
+        self,
+        *,
+        commands: CommandService,
+        incidents: IncidentService,
+        people: People,
+        gateway: SlackGateway,
+        templates: Environment,
+        db: Database,
+        config: WarroomConfig,
+        tasks: BackgroundTasks,
+    ) -> None:
         self.commands = commands
-        self.incidents = commands.incidents
-        self.gateway = commands.incidents.gateway
-        self.config = commands.config
-        self.tasks = commands.tasks
+        self.incidents = incidents
+        self.people = people
+        self.gateway = gateway
+        self.templates = templates
+        self.db = db
+        self.config = config
+        self.tasks = tasks
 
     # -- declaring ---------------------------------------------------------------------------
 
@@ -144,7 +168,7 @@ class InteractionService:
             ) from None
         try:
             incident = await self._staff(incident, invocation, commander, responders, form)
-        except (WarroomError, SlackApiError) as exc:
+        except WarroomError as exc:
             # The incident is committed: the declarer hears about the rest, not a form error
             # (a form error would invite a second submission, and a second incident).
             failure = describe_failure(exc)
@@ -159,7 +183,7 @@ class InteractionService:
         """Why one of `user_ids` cannot hold a role, or None when all can. Asked side by
         side: each lookup has the same short deadline, so many responders cost one."""
         found = await asyncio.gather(
-            *(self.incidents.people.resolve(UserRef(user_id=u)) for u in user_ids),
+            *(self.people.resolve(UserRef(user_id=u)) for u in user_ids),
             return_exceptions=True,
         )
         for profile in found:
@@ -241,7 +265,7 @@ class InteractionService:
         elif action == ActionId.HEADER_POST_UPDATE:
             cadence = self.config.policy(incident.severity).update_every
             draft = update_draft(
-                self.incidents.templates,
+                self.templates,
                 incident,
                 cadence=format_duration(cadence) if cadence else None,
             )
@@ -357,7 +381,7 @@ class InteractionService:
             last = to_plain(updates[-1].text) if updates and updates[-1].text else None
             return incident_view(session, row), last
 
-        return await self.incidents.db.run(_load)
+        return await self.db.run(_load)
 
     def _tell(self, user_id: str, channel_id: str | None, text: str) -> None:
         """A message only `user_id` sees, after the ack: ephemeral in the channel, else a DM."""
@@ -368,9 +392,9 @@ class InteractionService:
             try:
                 await self.gateway.post_ephemeral(channel_id, user_id, text)
                 return
-            except SlackApiError as exc:
+            except SlackCallError as exc:
                 # Not a member there (a header seen from a shared link): a DM reaches them.
-                if slack_error(exc) not in _NOT_THERE:
+                if exc.code not in _NOT_THERE:
                     raise
         await self._dm(user_id, text)
 

@@ -8,8 +8,6 @@ import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
-from slack_sdk.errors import SlackApiError
-
 from bot.commands.parse import (
     INCIDENT_SUBCOMMANDS,
     USAGE,
@@ -22,7 +20,14 @@ from bot.commands.parse import (
 )
 from bot.config import SEVERITIES, WarroomConfig
 from bot.durations import format_duration
-from bot.errors import NotAllowedError, NotFoundError, UsageError, WarroomError
+from bot.errors import (
+    NotAllowedError,
+    NotFoundError,
+    UsageError,
+    ViewNotOpenedError,
+    WarroomError,
+    unexpected_failure_reply,
+)
 from bot.exports.review import ReviewService, parse_export_format
 from bot.incidents.lifecycle import (
     LifecycleService,
@@ -33,7 +38,7 @@ from bot.incidents.lifecycle import (
 from bot.incidents.readmodels import IncidentView
 from bot.incidents.service import IncidentService, Invocation, roles_summary
 from bot.slack.blocks.modals import declare_modal
-from bot.slack.gateway import ViewNotOpenedError, slack_error
+from bot.slack.gateway import SlackGateway
 from bot.slack.text import channel_link, escape, mention
 from bot.tasks import BackgroundTasks
 
@@ -62,11 +67,9 @@ def describe_failure(exc: Exception) -> str:
     """A short sentence for a failure in work that ran after the ack."""
     if isinstance(exc, WarroomError):
         return exc.message
-    if isinstance(exc, SlackApiError):
-        return f"Slack said `{slack_error(exc)}`."
     ref = uuid.uuid4().hex[:8]
     log.error("unexpected failure, reference %s", ref, exc_info=exc)
-    return f"Something went wrong on our side (reference {ref})."
+    return unexpected_failure_reply(ref)
 
 
 def resolved_reply(incident: IncidentView) -> str:
@@ -83,10 +86,12 @@ class CommandService:
         incidents: IncidentService,
         lifecycle: LifecycleService,
         review: ReviewService,
+        gateway: SlackGateway,
         config: WarroomConfig,
         tasks: BackgroundTasks,
     ) -> None:
         self.incidents = incidents
+        self.gateway = gateway
         self.lifecycle = lifecycle
         self.review = review
         self.config = config
@@ -226,7 +231,7 @@ class CommandService:
 
         async def report_failure(exc: Exception) -> None:
             if inv.response_url:
-                await self.incidents.gateway.respond(
+                await self.gateway.respond(
                     inv.response_url, f"The {incident.ref} export failed: {describe_failure(exc)}"
                 )
 
@@ -248,7 +253,7 @@ class CommandService:
             origin_channel_id=invocation.channel_id or None,
         )
         try:
-            await self.incidents.gateway.open_view(invocation.trigger_id, view)
+            await self.gateway.open_view(invocation.trigger_id, view)
         except ViewNotOpenedError as exc:
             # Recoverable: the command with a title needs no form.
             raise WarroomError(
@@ -268,7 +273,7 @@ class CommandService:
 
         async def report_failure(exc: Exception) -> None:
             if invocation.response_url:
-                await self.incidents.gateway.respond(
+                await self.gateway.respond(
                     invocation.response_url,
                     f"{incident.ref} is recorded, but its war room could not be opened: "
                     f"{describe_failure(exc)}",

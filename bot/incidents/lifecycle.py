@@ -19,6 +19,7 @@ from bot.errors import NotAllowedError, UsageError
 from bot.exports.export import KEY_KINDS
 from bot.incidents.readmodels import IncidentView, Person, incident_view
 from bot.incidents.service import IncidentService, Invocation, command_event
+from bot.outbox.sender import OutboxSender
 from bot.reminders.rules import (
     ReminderKind,
     ack_due,
@@ -84,6 +85,7 @@ class LifecycleService:
         db: Database,
         incidents: IncidentService,
         clocks: Clocks,
+        outbox: OutboxSender,
         config: WarroomConfig,
         templates: Environment,
         tasks: BackgroundTasks,
@@ -92,6 +94,7 @@ class LifecycleService:
         self.db = db
         self.incidents = incidents
         self.clocks = clocks
+        self.outbox = outbox
         self.config = config
         self.templates = templates
         self.tasks = tasks
@@ -378,7 +381,7 @@ class LifecycleService:
 
     async def _after_commit(self, outcome: Outcome) -> None:
         for message_id in outcome.messages:
-            await self.clocks.send(message_id)
+            await self.outbox.send(message_id)
         await self.incidents.refresh_war_room(outcome.incident.id)
 
     def _reset_clock(

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlmodel import Session
 
+from bot.clock import utc_now
 from bot.commands.parse import UserRef
 from bot.errors import WarroomError
 from bot.slack.gateway import SlackGateway, SlackProfile
@@ -24,7 +25,7 @@ class People:
         *,
         db: Database,
         gateway: SlackGateway,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self.db = db
         self.gateway = gateway

@@ -7,12 +7,13 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import partial
 
 from jinja2 import Environment
 from sqlmodel import Session
 
+from bot.clock import utc_now
 from bot.commands.parse import Declaration, UserRef
 from bot.config import WarroomConfig
 from bot.errors import (
@@ -44,10 +45,6 @@ Clock = Callable[[], datetime]
 # How long one process may take to open a war room before another may try (a new leader after
 # a crash, or the next round of retries after Slack failed): far above a normal opening.
 OPENING_CLAIM = timedelta(seconds=60)
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)

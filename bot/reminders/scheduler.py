@@ -5,22 +5,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import socket
-import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from slack_sdk.errors import SlackApiError
 from sqlmodel import Session
 
+from bot.clock import utc_now
 from bot.config import WarroomConfig
 from bot.incidents.readmodels import IncidentView, incident_view
 from bot.metrics import Metrics
+from bot.outbox.sender import FLUSH_EVERY_SECONDS, OutboxSender
 from bot.reminders.rules import (
     ReminderKind,
     ack_due,
@@ -31,7 +29,6 @@ from bot.reminders.rules import (
     repeat_interval,
     still_wanted,
 )
-from bot.slack.gateway import SlackGateway
 from storage import outbox as outbox_store
 from storage import reminders as reminder_store
 from storage import timeline as timeline_store
@@ -41,11 +38,6 @@ from storage.models import Incident, Reminder
 log = logging.getLogger(__name__)
 
 OUTBOX_JOB = "outbox:flush"
-OUTBOX_EVERY_SECONDS = 15
-# How long a sender holds an owed message: longer than the Web API client can spend on one post
-# with its retries (10 s timeouts, Retry-After waits), so no other replica posts it meanwhile.
-# A sender that dies holding one leaves it owed for this long, then the next flush posts it.
-SEND_LEASE = timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
@@ -94,7 +86,8 @@ async def fire_reminder_job(reminder_id: int, seq: int) -> None:
 async def flush_outbox_job() -> None:
     """Scheduler job: send what the bot still owes Slack (after failures or a restart)."""
     if _running is not None:
-        await _running.flush_outbox()
+        clocks = _running
+        await clocks.outbox.flush(still_wanted=lambda: clocks._leading)
 
 
 class Clocks:
@@ -102,30 +95,26 @@ class Clocks:
         self,
         *,
         db: Database,
-        gateway: SlackGateway,
+        outbox: OutboxSender,
         config: WarroomConfig,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-        outbox_every: float = OUTBOX_EVERY_SECONDS,
+        clock: Callable[[], datetime] = utc_now,
+        outbox_every: float = FLUSH_EVERY_SECONDS,
         metrics: Metrics | None = None,
     ) -> None:
         self.db = db
         self.metrics = metrics
         self.outbox_every = outbox_every
-        self.gateway = gateway
+        self.outbox = outbox
         self.config = config
         self.clock = clock
         self.scheduler = self._new_scheduler()
         self._scheduler_used = False
-        self._sending: set[int] = set()
         self._jobs = ThreadPoolExecutor(max_workers=1, thread_name_prefix="jobstore")
         self._stopping = False
         # True from start() until step_down() or stop(): job-store changes are welcome.
         self._leading = False
         # What the scheduler's jobs follow: reminder id -> (seq, active) as last applied.
         self._known: dict[int, tuple[int, bool]] = {}
-        self._posting: set[asyncio.Task[None]] = set()
-        # Who holds an outbox claim: unique per process, readable in the table.
-        self.sender_id = f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.fired = 0
 
     def _new_scheduler(self) -> AsyncIOScheduler:
@@ -178,7 +167,7 @@ class Clocks:
         self._stopping = True
         await self._halt()
         # Posts already under way finish; whatever is still owed waits in the outbox.
-        await asyncio.gather(*self._posting, return_exceptions=True)
+        await self.outbox.drain()
 
     async def step_down(self) -> None:
         """Stop scheduling because another replica may lead now; start() may come again."""
@@ -309,97 +298,7 @@ class Clocks:
             # Posted after the job returns: a job that waits out Slack's retries is still
             # running when its clock's next run comes due, and APScheduler skips that run
             # (max_instances), which for a date job means the reminder is lost.
-            task = asyncio.get_running_loop().create_task(self._send_all(messages))
-            self._posting.add(task)
-            task.add_done_callback(self._posting.discard)
-
-    async def _send_all(self, message_ids: list[int]) -> None:
-        for message_id in message_ids:
-            await self.send(message_id)
-
-    async def send(self, message_id: int) -> None:
-        """Post one owed message and mark it sent; a failure leaves it for the next flush."""
-        if message_id in self._sending:
-            return
-        self._sending.add(message_id)
-        try:
-            message = await self.db.run(lambda s: outbox_store.unsent(s, message_id=message_id))
-            if message is None:
-                return  # sent already
-            claimed = False
-
-            async def claim() -> bool:
-                # Taken when the channel's turn has come, not before the wait for it: the
-                # lease then covers the post and its retries only. Wall-clock time, not the
-                # injected clock: the lease is about processes, read alike by every replica.
-                nonlocal claimed
-                mine = await self.db.run(
-                    lambda s: outbox_store.claim(
-                        s,
-                        message_id=message_id,
-                        by=self.sender_id,
-                        now=datetime.now(UTC),
-                        lease=SEND_LEASE,
-                    )
-                )
-                claimed = mine is not None
-                return claimed
-
-            try:
-                ts = await self.gateway.post_message_if(
-                    message.channel_id, message.text, still_wanted=claim
-                )
-            except Exception as exc:
-                if not claimed:
-                    raise  # nothing was tried: the message is as it was
-                # Whatever went wrong, the message stays owed (with why) and counts an attempt,
-                # and the messages queued behind it in a flush are still tried.
-                error = _describe(exc)
-                if isinstance(exc, SlackApiError | OSError | TimeoutError):
-                    log.warning("outbox message %s not sent yet: %s", message_id, error)
-                else:
-                    log.exception("outbox message %s not sent: unexpected failure", message_id)
-                await self.db.run(
-                    lambda s: outbox_store.mark_failed(
-                        s, message_id=message_id, error=str(error), by=self.sender_id
-                    )
-                )
-                return
-            if ts is None:
-                return  # another sender holds it
-            posted_ts, now = ts, self.clock()
-            await self.db.run(
-                lambda s: outbox_store.mark_posted(s, message_id=message_id, ts=posted_ts, at=now)
-            )
-        finally:
-            self._sending.discard(message_id)
-
-    async def flush_outbox(self) -> None:
-        """Send what is still owed. Shielded and tracked like every other post: stopping the
-        scheduler cancels its jobs, and a post cancelled between Slack's answer and the mark
-        that it was sent would be sent again by the next flush."""
-        flushing = asyncio.get_running_loop().create_task(self._flush())
-        self._posting.add(flushing)
-        flushing.add_done_callback(self._posting.discard)
-        await asyncio.shield(flushing)
-
-    async def _flush(self) -> None:
-        pending = await self.db.run(lambda s: [m.id for m in outbox_store.pending(s)])
-        for message_id in pending:
-            if not self._leading:
-                return  # stopping or stepping down: the post under way finished; the rest wait
-            if message_id is not None:
-                await self.send(message_id)
-
-
-def _describe(exc: Exception) -> str:
-    """Slack's error code, or the HTTP status when the body was not Slack's JSON (a 5xx)."""
-    if isinstance(exc, SlackApiError):
-        data = exc.response.data
-        if isinstance(data, dict) and data.get("error"):
-            return str(data["error"])
-        return f"HTTP {exc.response.status_code}"
-    return repr(exc)
+            self.outbox.send_later(messages)
 
 
 def start_clocks(

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
@@ -19,7 +20,7 @@ from slack_sdk.http_retry.state import RetryState
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
-from bot.errors import WarroomError
+from bot.errors import SlackCallError, ViewNotOpenedError, WarroomError
 from bot.metrics import Metrics
 from bot.slack.pacing import ChannelPacer
 
@@ -58,6 +59,27 @@ def slack_error(exc: SlackApiError) -> str:
     return f"http_{exc.response.status_code}"
 
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def speaks_warroom(
+    call: Callable[P, Coroutine[Any, Any, R]],
+) -> Callable[P, Coroutine[Any, Any, R]]:
+    """A gateway method whose Slack errors leave it as SlackCallError: Slack's own exception
+    types stay inside the Slack edge."""
+
+    @functools.wraps(call)
+    async def translated(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return await call(*args, **kwargs)
+        except SlackApiError as exc:
+            method = str(getattr(exc.response, "api_url", "")).rsplit("/", 1)[-1]
+            raise SlackCallError(method, slack_error(exc)) from exc
+
+    return translated
+
+
 class CountedWebClient(AsyncWebClient):
     """The Web API client, counting every call by method and outcome for /metrics."""
 
@@ -92,14 +114,6 @@ TRIGGER_METHODS = frozenset({"views.open", "views.push"})
 TRIGGER_RETRY_SECONDS = 1.0
 # views.open as a whole: the trigger id is dead after 3 s, and the ack has to follow.
 OPEN_VIEW_SECONDS = 2.5
-
-
-class ViewNotOpenedError(Exception):
-    """Slack did not open a modal; `reason` says why, for the person who asked."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 # Failures of the connection itself (refused, reset, dropped mid-answer) and timeouts.
@@ -311,6 +325,7 @@ class SlackGateway:
         """The lock that keeps edits to one thing in order (a few per incident: kept)."""
         return self._edit_turns.setdefault(key, asyncio.Lock())
 
+    @speaks_warroom
     async def create_channel(self, candidates: Iterable[str]) -> CreatedChannel:
         """Create the first free name among `candidates`; a taken name moves on to the next."""
         last_error = "no channel name to try"
@@ -326,6 +341,7 @@ class SlackGateway:
             return CreatedChannel(channel_id=channel["id"], name=channel["name"])
         raise WarroomError(f"Could not find a free channel name ({last_error}).")
 
+    @speaks_warroom
     async def invite(self, channel_id: str, user_ids: Sequence[str]) -> None:
         """Invite people; those already in, or who cannot be invited, are passed over."""
         unique = list(dict.fromkeys(user_ids))
@@ -350,6 +366,7 @@ class SlackGateway:
             return []
         return list(response.get("users", []))
 
+    @speaks_warroom
     async def set_topic(self, channel_id: str, topic: str) -> None:
         if len(topic) > TOPIC_LIMIT:
             topic = topic[: TOPIC_LIMIT - 1] + "…"
@@ -363,6 +380,7 @@ class SlackGateway:
         assert ts is not None
         return ts
 
+    @speaks_warroom
     async def post_message_if(
         self,
         channel_id: str,
@@ -381,12 +399,14 @@ class SlackGateway:
             )
         return str(response["ts"])
 
+    @speaks_warroom
     async def update_message(
         self, channel_id: str, ts: str, text: str, blocks: list[dict[str, Any]] | None = None
     ) -> None:
         async with self._edit_turn(f"message:{channel_id}:{ts}"):
             await self.client.chat_update(channel=channel_id, ts=ts, text=text, blocks=blocks)
 
+    @speaks_warroom
     async def pin(self, channel_id: str, ts: str) -> None:
         try:
             await self.client.pins_add(channel=channel_id, timestamp=ts)
@@ -394,6 +414,7 @@ class SlackGateway:
             if slack_error(exc) != "already_pinned":
                 raise
 
+    @speaks_warroom
     async def post_ephemeral(self, channel_id: str, user_id: str, text: str) -> None:
         await self.client.chat_postEphemeral(channel=channel_id, user=user_id, text=text)
 
@@ -409,6 +430,7 @@ class SlackGateway:
             # the reply sees the outcome in the channel. The URL is a credential: not logged.
             log.warning("response_url reply refused: HTTP %s", response.status_code)
 
+    @speaks_warroom
     async def upload_file(self, channel_id: str, path: Path, *, title: str, comment: str) -> None:
         """Upload a file with Slack's current API (getUploadURLExternal, then complete)."""
         await self.client.files_upload_v2(
@@ -419,6 +441,7 @@ class SlackGateway:
             initial_comment=comment,
         )
 
+    @speaks_warroom
     async def user_profile(self, user_id: str) -> SlackProfile | None:
         """Look a user up; None when Slack has no such user."""
         try:
@@ -429,6 +452,7 @@ class SlackGateway:
             raise
         return _profile(response["user"])
 
+    @speaks_warroom
     async def find_user(self, handle: str) -> SlackProfile | None:
         """Find a user by @handle or display name (walks users.list; cache what it returns)."""
         wanted = handle.lower()
@@ -458,6 +482,7 @@ class SlackGateway:
             raise ViewNotOpenedError("Slack did not answer in time") from None
         return str(response["view"]["id"])
 
+    @speaks_warroom
     async def publish_home(self, user_id: str, view: dict[str, Any]) -> None:
         """Replace what `user_id` sees on warroom's Home tab."""
         await self.client.views_publish(user_id=user_id, view=view)

@@ -4,9 +4,10 @@ tab, 3,000 characters a section, 150 a header. Long text is cut with an ellipsis
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from bot.durations import format_duration
+from bot.home.page import HomePage
 from bot.ids import ActionId
 from bot.incidents.readmodels import IncidentView, Person
 from bot.slack.blocks.common import (
@@ -18,9 +19,6 @@ from bot.slack.blocks.common import (
     truncate,
 )
 from bot.slack.text import channel_link, escape, mention
-
-if TYPE_CHECKING:
-    from bot.home.service import HomePage
 
 HOME_BLOCK_LIMIT = 100
 # Title of the whole tab; what the viewer holds gets a heading of its own.

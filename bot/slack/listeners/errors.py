@@ -10,7 +10,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.response import BoltResponse
 
-from bot.errors import WarroomError
+from bot.errors import WarroomError, unexpected_failure_reply
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +21,7 @@ async def handle_errors(error: Exception, body: dict[str, Any]) -> BoltResponse:
     else:
         ref = uuid.uuid4().hex[:8]
         log.error("unhandled error, reference %s", ref, exc_info=error)
-        message = f"Something went wrong on our side (reference {ref})."
+        message = unexpected_failure_reply(ref)
         if "command" not in body and body.get("type") != "view_submission":
             # An event we failed to store: answer 500 so that Slack sends it again.
             return BoltResponse(status=500, body="")

@@ -7,8 +7,7 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
 
-from bot.commands.forms import Actor, FormError, InteractionService
-from bot.commands.service import CommandService
+from bot.commands.forms import Actor, FormError, FormService
 from bot.ids import ActionId, CallbackId
 from bot.slack.blocks.modals import form_values
 
@@ -38,36 +37,32 @@ def actor_from(body: dict[str, Any]) -> Actor:
     )
 
 
-async def handle_declare_open(
-    ack: AsyncAck, body: dict[str, Any], commands: CommandService
-) -> None:
+async def handle_declare_open(ack: AsyncAck, body: dict[str, Any], forms: FormService) -> None:
     """Open the declare modal first: the trigger id dies 3 s after the click."""
-    await InteractionService(commands).open_declare_form(actor_from(body))
+    await forms.open_declare_form(actor_from(body))
     await ack()
 
 
 async def handle_header_button(
-    ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], commands: CommandService
+    ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], forms: FormService
 ) -> None:
     """A header button: open its modal (or tell the clicker why not), then ack."""
     value = str(action.get("value") or "")
     # ASCII digits only: `isdigit` alone accepts '²', which int() refuses.
     number = int(value) if value.isascii() and value.isdigit() else 0
-    await InteractionService(commands).open_incident_form(
-        ActionId(action["action_id"]), number, actor_from(body)
-    )
+    await forms.open_incident_form(ActionId(action["action_id"]), number, actor_from(body))
     await ack()
 
 
 async def handle_declare_submission(
-    ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], commands: CommandService
+    ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], forms: FormService
 ) -> None:
     """Declare from the form; bad input comes back on its field and the modal stays open."""
     # Keyed on the form, not the submission's trigger: a form submitted again (Slack gave up
     # on a slow first answer) finds its incident declared instead of declaring a second.
     actor = replace(actor_from(body), trigger_id=f"view:{view['id']}")
     try:
-        await InteractionService(commands).declare_from_form(
+        await forms.declare_from_form(
             actor, form_values(view["state"]["values"]), view.get("private_metadata", "")
         )
     except FormError as exc:
@@ -77,11 +72,11 @@ async def handle_declare_submission(
 
 
 async def handle_incident_submission(
-    ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], commands: CommandService
+    ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], forms: FormService
 ) -> None:
     """A header modal's submission: the same command, checks and record as the slash command."""
     try:
-        await InteractionService(commands).submit_incident_form(
+        await forms.submit_incident_form(
             CallbackId(view["callback_id"]),
             actor_from(body),
             form_values(view["state"]["values"]),
