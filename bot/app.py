@@ -13,7 +13,6 @@ from datetime import datetime
 
 from aiohttp import web
 from jinja2 import Environment
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.middleware.async_middleware import AsyncMiddleware
@@ -31,6 +30,7 @@ from bot.exports.templating import build_environment
 from bot.home.service import HomeService
 from bot.http.alerts import AlertRoutes
 from bot.http.exports import ExportRoutes
+from bot.http.health import HealthRoutes
 from bot.incidents.lifecycle import LifecycleService
 from bot.incidents.people import People
 from bot.incidents.service import IncidentService
@@ -285,28 +285,6 @@ def build_web_app(
             metrics.count_request("unsigned", "401", time.perf_counter() - started)
         return await to_aiohttp_response(bolt_response)
 
-    async def healthz(_request: web.Request) -> web.Response:
-        return web.json_response({"status": "ok"})
-
-    async def readyz(_request: web.Request) -> web.Response:
-        problems = []
-        try:
-            await asyncio.to_thread(services.db.ping)
-        except Exception as exc:
-            log.warning("readiness: database unreachable: %s", type(exc).__name__)
-            problems.append("database unreachable")
-        # A follower takes requests like any replica; only a leader must be scheduling.
-        if election.leading and not services.clocks.running:
-            problems.append("scheduler not running")
-        status = 503 if problems else 200
-        return web.json_response(
-            {"ready": not problems, "problems": problems, "role": election.role}, status=status
-        )
-
-    async def metrics_page(_request: web.Request) -> web.Response:
-        body = await asyncio.to_thread(generate_latest, metrics.registry)
-        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
-
     async def lifecycle(_app: web.Application) -> AsyncIterator[None]:
         await services.identity.load()
         await election.start()
@@ -326,9 +304,12 @@ def build_web_app(
     web_app[SERVICES] = services
     if not socket_mode:
         web_app.router.add_post(SLACK_PATH, slack_events)
-    web_app.router.add_get("/healthz", healthz)
-    web_app.router.add_get("/readyz", readyz)
-    web_app.router.add_get("/metrics", metrics_page)
+    HealthRoutes(
+        db=services.db,
+        metrics=metrics,
+        role=lambda: election.role,
+        scheduling_missing=lambda: election.leading and not services.clocks.running,
+    ).register(web_app)
     AlertRoutes(settings=settings, alerts=services.alerts).register(web_app)
     ExportRoutes(
         settings=settings,

@@ -7,7 +7,8 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp
 
 from bot.ids import EventType
-from bot.timeline.service import TimelineService, entry_for_membership, entry_for_message
+from bot.timeline.entries import entry_for_membership, entry_for_message
+from bot.timeline.service import TimelineService
 
 
 async def handle_message_events(
