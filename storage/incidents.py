@@ -65,6 +65,12 @@ def get_incident(session: Session, *, incident_id: int) -> Incident | None:
     return session.get(Incident, incident_id)
 
 
+def lock_incident(session: Session, *, incident_id: int) -> Incident:
+    """The incident's row, locked until the transaction ends (on SQLite the write lock that
+    every unit of work takes does this), so a decision made on it cannot race another."""
+    return session.exec(select(Incident).where(Incident.id == incident_id).with_for_update()).one()
+
+
 def incident_by_number(session: Session, *, number: int) -> Incident | None:
     return session.exec(select(Incident).where(Incident.number == number)).first()
 

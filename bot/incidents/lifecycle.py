@@ -30,6 +30,7 @@ from bot.reminders.rules import (
 from bot.reminders.scheduler import ClockChange, Clocks
 from bot.slack.text import channel_link, escape, to_plain
 from bot.tasks import BackgroundTasks
+from storage import incidents as incident_store
 from storage import outbox as outbox_store
 from storage import reminders as reminder_store
 from storage import timeline as timeline_store
@@ -102,15 +103,21 @@ class LifecycleService:
 
     # -- access ------------------------------------------------------------------------------
 
-    def _require_manager(
-        self, incident: IncidentView, invocation: Invocation, what: str, *, also: str = ""
-    ) -> None:
-        if not self.incidents.may_manage(incident, invocation.user_id):
-            holder = incident.commander
-            raise NotAllowedError(
-                f"Only the commander ({holder.label if holder else 'nobody'}){also} or an admin "
-                f"can {what} in {incident.ref}."
-            )
+    def _refusal(
+        self, incident: IncidentView, user_id: str, what: str, *, comms: bool
+    ) -> str | None:
+        """Why `user_id` may not do `what` to the incident as it stands, or None if they may:
+        the commander and admins may, and for customer updates (`comms`) the comms lead."""
+        if self.incidents.may_manage(incident, user_id):
+            return None
+        if comms and user_id in {p.id for p in incident.holders("comms")}:
+            return None
+        holder = incident.commander
+        also = ", the comms lead" if comms else ""
+        return (
+            f"Only the commander ({holder.label if holder else 'nobody'}){also} or an admin "
+            f"can {what} in {incident.ref}."
+        )
 
     # -- the commands ------------------------------------------------------------------------
 
@@ -119,11 +126,10 @@ class LifecycleService:
     ) -> Outcome:
         if status == "resolved":
             return await self.resolve(incident, None, invocation)
-        self._require_manager(incident, invocation, "change the status")
-        if incident.status == "resolved":
-            raise UsageError(f"{incident.ref} is resolved; it stays resolved.")
 
         def _change(session: Session, row: Incident, now: datetime) -> Outcome:
+            if row.status == "resolved":
+                raise UsageError(f"{incident.ref} is resolved; it stays resolved.")
             if row.status == status:
                 return Outcome(incident_view(session, row), changed=False)
             previous = row.status
@@ -141,12 +147,11 @@ class LifecycleService:
             )
             return Outcome(incident_view(session, row))
 
-        return await self._apply(incident, invocation, _change)
+        return await self._apply(incident, invocation, _change, managing="change the status")
 
     async def change_severity(
         self, incident: IncidentView, severity: str, invocation: Invocation
     ) -> Outcome:
-        self._require_manager(incident, invocation, "change the severity")
 
         def _change(session: Session, row: Incident, now: datetime) -> Outcome:
             if row.severity == severity:
@@ -172,21 +177,16 @@ class LifecycleService:
             )
             return Outcome(view, clocks=changes)
 
-        return await self._apply(incident, invocation, _change)
+        return await self._apply(incident, invocation, _change, managing="change the severity")
 
     async def post_update(
         self, incident: IncidentView, text: str, invocation: Invocation
     ) -> Outcome:
-        holders = {p.id for p in incident.holders("comms")}
-        if invocation.user_id not in holders:
-            self._require_manager(
-                incident, invocation, "post customer updates", also=", the comms lead"
-            )
-        if not text.strip():
-            raise UsageError("Usage: `/incident update &lt;text&gt;`")
         plain = to_plain(text.strip())
 
         def _update(session: Session, row: Incident, now: datetime) -> Outcome:
+            if not text.strip():
+                raise UsageError("Usage: `/incident update &lt;text&gt;`")
             row.last_update_at = now
             self._event(session, row, "customer_update", now, invocation, text.strip(), {})
             view = incident_view(session, row)
@@ -205,7 +205,9 @@ class LifecycleService:
                 view, clocks=changes, messages=messages, cautions=speculative_phrases(plain)
             )
 
-        return await self._apply(incident, invocation, _update)
+        return await self._apply(
+            incident, invocation, _update, managing="post customer updates", comms=True
+        )
 
     async def acknowledge(self, incident: IncidentView, invocation: Invocation) -> Outcome:
         """Anyone may acknowledge; with nobody in command, the acknowledger takes command."""
@@ -244,8 +246,6 @@ class LifecycleService:
     async def resolve(
         self, incident: IncidentView, summary: str | None, invocation: Invocation
     ) -> Outcome:
-        self._require_manager(incident, invocation, "resolve the incident")
-
         def _resolve(session: Session, row: Incident, now: datetime) -> Outcome:
             if row.status == "resolved":
                 return Outcome(incident_view(session, row), changed=False)
@@ -293,16 +293,15 @@ class LifecycleService:
                 )
             return Outcome(view, clocks=changes, messages=messages)
 
-        return await self._apply(incident, invocation, _resolve)
+        return await self._apply(incident, invocation, _resolve, managing="resolve the incident")
 
     async def postmortem_done(
         self, incident: IncidentView, url: str, invocation: Invocation
     ) -> Outcome:
-        self._require_manager(incident, invocation, "close the post-mortem")
-        if incident.status != "resolved":
-            raise UsageError(f"Resolve {incident.ref} before closing its post-mortem.")
 
         def _done(session: Session, row: Incident, now: datetime) -> Outcome:
+            if row.status != "resolved":
+                raise UsageError(f"Resolve {incident.ref} before closing its post-mortem.")
             row.postmortem_url = url
             row.postmortem_done_at = now
             self._event(
@@ -315,11 +314,10 @@ class LifecycleService:
                 incident_view(session, row), clocks=[ClockChange.of(stopped)] if stopped else []
             )
 
-        return await self._apply(incident, invocation, _done)
+        return await self._apply(incident, invocation, _done, managing="close the post-mortem")
 
     async def postmortem_draft(self, incident: IncidentView, invocation: Invocation) -> Outcome:
         """Post a post-mortem draft built from the timeline into the war room."""
-        self._require_manager(incident, invocation, "post the post-mortem draft")
 
         def _draft(session: Session, row: Incident, now: datetime) -> Outcome:
             view = incident_view(session, row)
@@ -333,7 +331,9 @@ class LifecycleService:
                 messages.append(self._enqueue(session, row, row.channel_id, text, now))
             return Outcome(view, messages=messages)
 
-        return await self._apply(incident, invocation, _draft)
+        return await self._apply(
+            incident, invocation, _draft, managing="post the post-mortem draft"
+        )
 
     def render_postmortem(self, session: Session, incident: IncidentView, now: datetime) -> str:
         events = list(timeline_store.events_for(session, incident_id=incident.id))
@@ -361,11 +361,23 @@ class LifecycleService:
         incident: IncidentView,
         invocation: Invocation,
         change: Callable[[Session, Incident, datetime], Outcome],
+        *,
+        managing: str | None = None,
+        comms: bool = False,
     ) -> Outcome:
+        """Make `change` in one unit of work with the command's record. With `managing`, who
+        may is checked there, on the row locked for the change: a hand-over committed a moment
+        before counts."""
         now = self.clock()
 
         def _unit(session: Session) -> Outcome:
-            row = session.get_one(Incident, incident.id)
+            row = incident_store.lock_incident(session, incident_id=incident.id)
+            if managing is not None:
+                refusal = self._refusal(
+                    incident_view(session, row), invocation.user_id, managing, comms=comms
+                )
+                if refusal is not None:
+                    raise NotAllowedError(refusal)
             command_event(session, incident_id=incident.id, invocation=invocation, at=now)
             outcome = change(session, row, now)
             session.add(row)

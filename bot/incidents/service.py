@@ -428,16 +428,21 @@ class IncidentService:
         commander = incident.commander
         return user_id in self.config.admins or (commander is not None and commander.id == user_id)
 
-    async def assign_role(
-        self, incident: IncidentView, role: str, user: UserRef, invocation: Invocation
-    ) -> tuple[IncidentView, bool]:
-        """Give `role` to `user`; False when they already hold it. NotAllowedError if refused."""
-        if not self.may_manage(incident, invocation.user_id):
+    def _require_manager(self, incident: IncidentView, user_id: str) -> None:
+        if not self.may_manage(incident, user_id):
             holder = incident.commander
             raise NotAllowedError(
                 f"Only the commander ({holder.label if holder else 'nobody'}) or an admin "
                 f"can assign roles in {incident.ref}."
             )
+
+    async def assign_role(
+        self, incident: IncidentView, role: str, user: UserRef, invocation: Invocation
+    ) -> tuple[IncidentView, bool]:
+        """Give `role` to `user`; False when they already hold it. NotAllowedError if refused."""
+        # Asked first so that a refused caller costs no Slack lookup, and again on the locked
+        # row below, where it counts: a hand-over may have been committed in between.
+        self._require_manager(incident, invocation.user_id)
         profile = await self.people.resolve(user)
         if profile is None:
             raise UsageError(f"Slack has no user {escape(user.handle or user.user_id or '')}.")
@@ -446,7 +451,8 @@ class IncidentService:
         now = self.clock()
 
         def _assign(session: Session) -> tuple[IncidentView, bool]:
-            row = session.get_one(Incident, incident.id)
+            row = incident_store.lock_incident(session, incident_id=incident.id)
+            self._require_manager(incident_view(session, row), invocation.user_id)
             command_event(session, incident_id=incident.id, invocation=invocation, at=now)
             changed = self.take_role(
                 session,
