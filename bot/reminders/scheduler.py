@@ -64,6 +64,15 @@ class ClockChange:
         )
 
 
+@dataclass(frozen=True)
+class Fired:
+    """A reminder that fired: its kind, how late, and the owed messages it committed."""
+
+    kind: str
+    late_seconds: float
+    messages: list[int]
+
+
 # APScheduler stores jobs as a function reference and plain arguments; the jobs below find the
 # running process's Clocks here.
 _running: Clocks | None = None
@@ -247,14 +256,14 @@ class Clocks:
     async def fire(self, reminder_id: int, seq: int) -> None:
         now = self.clock()
 
-        def _fire(session: Session) -> tuple[list[int], ClockChange | None]:
+        def _fire(session: Session) -> tuple[Fired | None, ClockChange | None]:
             reminder = reminder_store.claim_due(session, reminder_id=reminder_id, seq=seq, now=now)
             if reminder is None:
-                return [], None
+                return None, None
             incident = incident_view(session, session.get_one(Incident, reminder.incident_id))
             if not still_wanted(reminder.kind, incident):
                 reminder_store.stop_reminder(session, incident_id=incident.id, kind=reminder.kind)
-                return [], ClockChange.of(reminder)
+                return None, ClockChange.of(reminder)
             notices = notices_for(reminder.kind, incident, now, self.config)
             late = max(0.0, (now - reminder.due_at).total_seconds())
             event_kind = "escalation" if reminder.kind == ReminderKind.ACK else "reminder"
@@ -278,6 +287,7 @@ class Clocks:
                 ).id
                 for n in notices
             ]
+            fired = Fired(reminder.kind, late, [m for m in messages if m is not None])
             every = repeat_interval(reminder.kind, incident, self.config)
             reminder.fired_count += 1
             if every is None:
@@ -288,17 +298,22 @@ class Clocks:
                 reminder.seq += 1
             session.add(reminder)
             session.flush()
-            return [m for m in messages if m is not None], ClockChange.of(reminder)
+            return fired, ClockChange.of(reminder)
 
-        messages, change = await self.db.run(_fire)
+        fired, change = await self.db.run(_fire)
         if change is not None:
             await self.follow([change])
-        if messages:
+        if fired is None:
+            return
+        if self.metrics is not None:
+            self.metrics.reminders_fired.labels(kind=fired.kind).inc()
+            self.metrics.reminder_late.observe(fired.late_seconds)
+        if fired.messages:
             self.fired += 1
             # Posted after the job returns: a job that waits out Slack's retries is still
             # running when its clock's next run comes due, and APScheduler skips that run
             # (max_instances), which for a date job means the reminder is lost.
-            self.outbox.send_later(messages)
+            self.outbox.send_later(fired.messages)
 
 
 def start_clocks(
