@@ -20,13 +20,14 @@ if TYPE_CHECKING:
 log = logging.getLogger("warroom")
 
 
-def _secrets() -> list[str]:
-    """Values that must never be logged, read before anything else can log them."""
+def _configure_logging() -> None:
+    """Log lines as LOG_FORMAT asks, masking every secret, before anything else can log."""
     try:
         settings = Settings()
-    except Exception:  # a bad setting is reported by the command that needs it
-        return []
-    return settings.secret_values()
+    except Exception:  # a bad setting (LOG_FORMAT too) is reported by the command that reads it
+        configure_logging()
+        return
+    configure_logging(settings.secret_values(), json_lines=settings.log_format == "json")
 
 
 def _settings() -> Settings:
@@ -221,7 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    configure_logging(_secrets())
+    _configure_logging()
     args = build_parser().parse_args(argv)
     try:
         args.run(args)

@@ -53,6 +53,17 @@ def _election_every(value: Any) -> float:
     return seconds
 
 
+LOG_FORMATS = ("plain", "json")
+
+
+def _log_format(value: Any) -> str:
+    # ConfigError, like _election_every: one line naming the setting, not a silent default.
+    text = str(value).strip().lower()
+    if text not in LOG_FORMATS:
+        raise ConfigError(f"LOG_FORMAT must be plain or json, not {str(value)[:40]!r}")
+    return text
+
+
 class Settings(BaseSettings):
     """Process settings, read once from the environment and `.env`."""
 
@@ -71,6 +82,8 @@ class Settings(BaseSettings):
     # Seconds between scheduler elections on PostgreSQL: how often a follower tries to take
     # over, and a leader checks its lock (so roughly how long a failover takes).
     warroom_election_every: Annotated[float, BeforeValidator(_election_every)] = 1.0
+    # `json` for one JSON object a log line.
+    log_format: Annotated[str, BeforeValidator(_log_format)] = "plain"
 
     def require(self, *names: str) -> None:
         """Raise ConfigError naming the first of `names` that is unset."""

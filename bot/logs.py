@@ -1,9 +1,8 @@
-"""Logging: plain lines, or one JSON object a line with LOG_FORMAT=json; secrets never appear."""
+"""Logging: plain lines, or one JSON object a line (LOG_FORMAT=json); secrets never appear."""
 
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterable
 
 from pythonjsonlogger.json import JsonFormatter
@@ -29,9 +28,11 @@ class SecretMaskingFormatter(logging.Formatter):
         return text
 
 
-def configure_logging(secrets: Iterable[str] = (), *, level: int = logging.INFO) -> None:
+def configure_logging(
+    secrets: Iterable[str] = (), *, json_lines: bool = False, level: int = logging.INFO
+) -> None:
     """Set up the root logger once for the process (the CLI calls this)."""
-    if os.environ.get("LOG_FORMAT", "").lower() == "json":
+    if json_lines:
         inner: logging.Formatter = JsonFormatter(
             "%(asctime)s %(levelname)s %(name)s %(message)s",
             rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
