@@ -11,13 +11,29 @@ import random
 import re
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 
 BOT_USER = "UBOT0001"
+# The bot-token scope each Web API method needs, from Slack's method pages (public channels;
+# private ones take groups:write instead of channels:manage). Methods not listed need none.
+METHOD_SCOPES = {
+    "conversations.create": "channels:manage",
+    "conversations.invite": "channels:manage",
+    "conversations.setTopic": "channels:manage",
+    "chat.postMessage": "chat:write",
+    "chat.update": "chat:write",
+    "chat.postEphemeral": "chat:write",
+    "pins.add": "pins:write",
+    "users.info": "users:read",
+    "users.list": "users:read",
+    "usergroups.users.list": "usergroups:read",
+    "files.getUploadURLExternal": "files:write",
+    "files.completeUploadExternal": "files:write",
+}
 _VALID_NAME = re.compile(r"^[a-z0-9_-]+$")
 
 
@@ -47,7 +63,11 @@ class Channel:
 
 
 class FakeSlack:
-    def __init__(self) -> None:
+    """Slack's Web API on loopback. With `granted_scopes`, a method whose scope was not granted
+    answers `missing_scope`, as Slack does; with None, every method may be called."""
+
+    def __init__(self, *, granted_scopes: Iterable[str] | None = None) -> None:
+        self.granted_scopes = None if granted_scopes is None else frozenset(granted_scopes)
         self.calls: list[Call] = []
         self.responses: list[dict[str, Any]] = []
         # Files uploaded through files.getUploadURLExternal + POST + completeUploadExternal.
@@ -184,6 +204,16 @@ class FakeSlack:
         self.calls.append(Call(method, args))
         if self.latency:
             await asyncio.sleep(self.latency)
+        needed = METHOD_SCOPES.get(method)
+        if self.granted_scopes is not None and needed and needed not in self.granted_scopes:
+            return web.json_response(
+                {
+                    "ok": False,
+                    "error": "missing_scope",
+                    "needed": needed,
+                    "provided": ",".join(sorted(self.granted_scopes)),
+                }
+            )
         if self._random_fault(method):
             if self.fault_rng.random() < 0.5:
                 return web.json_response(
