@@ -21,8 +21,9 @@ from bot.slack.listeners import register_listeners
 from tests.conftest import Warroom, WarroomFactory
 
 REPO = Path(__file__).parents[1]
-# CI clones the repository beside a copy of shared/.
-SCHEMA = Path(__file__).parents[2] / "shared" / "slack" / "manifest.schema.1.0.0.json"
+# Slack's schema, kept in the repository (MIT, licence beside it): a clone needs nothing else.
+TESTS = next(p for p in Path(__file__).resolve().parents if p.name == "tests")
+SCHEMA = TESTS / "support" / "slack" / "manifest.schema.1.0.0.json"
 
 # What each bot event delivers on the wire: its type, and the channel type for message.*.
 CHANNEL_TYPES = {"channels": "channel", "groups": "group", "im": "im", "mpim": "mpim"}
