@@ -826,6 +826,16 @@ async def _run_against_alertmanager(
     await _wait_until(
         declared, timeout=20, what="Alertmanager's alert declared no incident", log_path=log_path
     )
+    # The rows are committed before the war room's opening is handed to the background tasks:
+    # wait for the room's first post, then for what is still under way.
+    name = "inc-1-checkout-is-down-in-eu-west-1"
+    await room.slack.wait_for(
+        lambda: (
+            any(c.name == name for c in room.slack.channels.values())
+            and bool(alert_posts(room.slack, room.slack.channel_named(name).id))
+        ),
+        timeout=20,
+    )
     await room.settle()
     [row] = incidents(room)
     assert row.title == "Checkout is down in eu-west-1"
@@ -833,7 +843,7 @@ async def _run_against_alertmanager(
     assert row.source == "alert" and row.acknowledged_at is None
     assert current_roles(room, row.id) == {}
     assert reminders(room, row.id)["ack"].active
-    channel = room.slack.channel_named("inc-1-checkout-is-down-in-eu-west-1")
+    channel = room.slack.channel_named(name)
     assert row.channel_id == channel.id
     [text] = alert_posts(room.slack, channel.id)
     assert "• *CheckoutDown* [firing]" in text
