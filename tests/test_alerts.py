@@ -515,6 +515,38 @@ async def test_taking_command_acknowledges(make_warroom: WarroomFactory) -> None
     assert not reminders(room, row.id)["ack"].active
 
 
+@pytest.mark.parametrize(
+    "text",
+    ["status identified", "sev 2", "role comms <@U0CY|cy>", "resolve", "update all fine"],
+)
+async def test_with_nobody_in_command_only_an_admin_manages(
+    make_warroom: WarroomFactory, text: str
+) -> None:
+    """An alert's incident has no commander until someone acks or takes command: meanwhile
+    nobody but an admin may manage it (anyone may `ack`)."""
+    room = await alert_room(make_warroom)
+    await fire(room, notification())
+    channel_id = war_room_id(room)
+    before = incident(room)
+
+    reply = await room.command(text, user="U0BO", channel=channel_id)
+    assert reply.status == 200, reply.text
+    assert "Only the commander (nobody)" in reply.message and "or an admin" in reply.message
+    await room.settle()
+    after = incident(room)
+    assert (after.status, after.severity, after.resolved_at) == (
+        before.status,
+        before.severity,
+        before.resolved_at,
+    )
+    assert current_roles(room, after.id) == {}
+    assert room.kinds(1)[-1] == "command_refused"
+
+    allowed = await room.command(text, user="U0ADMIN", channel=channel_id)
+    assert allowed.status == 200 and "Only the commander" not in allowed.message
+    assert room.kinds(1)[-1] != "command_refused"
+
+
 # -- refused requests store nothing ---------------------------------------------------------------
 
 

@@ -540,6 +540,20 @@ def test_redaction_reaches_edits_data_and_the_title(db: Database, incident: int)
     assert "| Redacted |" in render(db, incident, "md", redact=True)
 
 
+@pytest.mark.parametrize("fmt", ["html", "md"])
+def test_redaction_reaches_role_holders_names(db: Database, incident: int, fmt: str) -> None:
+    """A display name can be an address or a number: the roles table is redacted too."""
+    with db.unit_of_work() as session:
+        for role in incident_store.current_roles(session, incident_id=incident):
+            if role.role == "comms":
+                role.user_name = "bo.ops@example.com"
+                session.add(role)
+    assert "bo.ops@example.com" in render(db, incident, fmt)
+    redacted = render(db, incident, fmt, redact=True)
+    assert "bo.ops@example.com" not in redacted
+    assert (markdown_escape("[email]") if fmt == "md" else "[email]") in redacted
+
+
 def test_configured_patterns_only_apply_when_redacting(db: Database, incident: int) -> None:
     config = WarroomConfig(timezone="UTC", redact_patterns=[r"deploy \d+", r"(?i)ROLLBACK"])
     redacted = render(db, incident, "md", redact=True, config=config)

@@ -326,6 +326,22 @@ async def test_a_redelivery_makes_no_second_entry(
     the_one(warroom, incident, kind)
 
 
+@pytest.mark.parametrize("name", ["member_joined_channel", "member_left_channel"])
+async def test_a_membership_redelivery_is_known_by_its_event_id_alone(
+    warroom: Warroom, incident: Incident, name: str
+) -> None:
+    """Without an `event_ts` to go by, each delivery would get a time of its own: the event id
+    is what tells a retry from a second join."""
+    event = payload(name, incident.channel_id)
+    event.pop("event_ts", None)
+    for retry in (None, 1, 2):
+        await deliver(warroom, event, event_id="Ev0MEMBER1", retry=retry)
+    await deliver(warroom, event, event_id="Ev0MEMBER2")  # the same person, another time
+
+    kind = "member_joined" if name == "member_joined_channel" else "member_left"
+    assert len(entries(warroom, incident, kind)) == 2
+
+
 @pytest.mark.parametrize(
     ("name", "kind"),
     [
