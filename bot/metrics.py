@@ -9,11 +9,10 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
-from sqlalchemy import func
-from sqlmodel import Session, select
 
+from storage import incidents as incident_store
+from storage import timeline as timeline_store
 from storage.db import Database
-from storage.models import Incident, TimelineEvent
 
 ACK_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0)
 PACING_BUCKETS = (0.0, 0.1, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
@@ -35,26 +34,12 @@ class StoredCounts(Collector):
             "warroom_timeline_events", "Timeline events recorded, by kind.", labels=["kind"]
         )
         with self.db.reading() as session:
-            for status, severity, count in _incident_counts(session):
+            for status, severity, count in incident_store.count_by_status_and_severity(session):
                 incidents.add_metric([status, severity], count)
-            for kind, count in _event_counts(session):
+            for kind, count in timeline_store.count_by_kind(session):
                 events.add_metric([kind], count)
         yield incidents
         yield events
-
-
-def _incident_counts(session: Session) -> list[tuple[str, str, int]]:
-    rows = session.exec(
-        select(Incident.status, Incident.severity, func.count()).group_by(
-            Incident.status, Incident.severity
-        )
-    )
-    return [(status, severity, int(count)) for status, severity, count in rows]
-
-
-def _event_counts(session: Session) -> list[tuple[str, int]]:
-    rows = session.exec(select(TimelineEvent.kind, func.count()).group_by(TimelineEvent.kind))
-    return [(kind, int(count)) for kind, count in rows]
 
 
 class Metrics:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import or_, update
+from sqlalchemy import func, or_, update
 from sqlmodel import Session, col, select
 
 from storage.models import Counter, Incident, RoleAssignment
@@ -99,6 +99,16 @@ def open_incidents(session: Session) -> Sequence[Incident]:
     return session.exec(
         select(Incident).where(Incident.status != "resolved").order_by(col(Incident.number))
     ).all()
+
+
+def count_by_status_and_severity(session: Session) -> list[tuple[str, str, int]]:
+    """How many incidents there are of each status and severity, as (status, severity, count)."""
+    rows = session.exec(
+        select(Incident.status, Incident.severity, func.count()).group_by(
+            Incident.status, Incident.severity
+        )
+    )
+    return [(status, severity, int(count)) for status, severity, count in rows]
 
 
 def set_incident_channel(

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import func, update
 from sqlalchemy.engine import Connection
 from sqlmodel import Session, col, select
 
@@ -207,3 +207,9 @@ def events_of_kinds(
             .order_by(col(TimelineEvent.at), col(TimelineEvent.id))
         )
     )
+
+
+def count_by_kind(session: Session) -> list[tuple[str, int]]:
+    """How many events of each kind are stored, across incidents, as (kind, count)."""
+    rows = session.exec(select(TimelineEvent.kind, func.count()).group_by(TimelineEvent.kind))
+    return [(kind, int(count)) for kind, count in rows]

@@ -26,10 +26,11 @@ from bot.clock import utc_now
 from bot.config import Settings
 from bot.errors import ConfigError
 from bot.outbox.sender import OutboxSender
-from bot.reminders.leader import LEADER, election_key, lock_conninfo
+from bot.reminders.leader import LEADER
 from bot.reminders.scheduler import Clocks
 from storage import outbox as outbox_store
 from storage.db import Database
+from storage.election import election_key, lock_conninfo
 from storage.models import Counter, Incident, OutboxMessage, Reminder, TimelineEvent
 from tests.conftest import (
     PG_URL,

@@ -8,16 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import psycopg
-from sqlalchemy.engine import make_url
-
 from bot.reminders.scheduler import Clocks
+from storage import election as election_store
 from storage.db import Database, is_sqlite
 
 log = logging.getLogger(__name__)
@@ -28,20 +25,6 @@ DEFAULT_ELECTION_EVERY = 1.0
 # The server ends a lock session idle this long (ms floor): a leader cut off from the database
 # without a word loses the lock then, after it has fenced itself (see _hold).
 MIN_IDLE_SESSION_MS = 10_000
-APPLICATION_NAME = "warroom-scheduler-election"
-
-
-def election_key(database: str, schema: str) -> int:
-    """The advisory lock key for one database and schema: the replicas of one deployment share
-    it; deployments (or test runs) in other schemas of the same database do not."""
-    name = f"warroom.scheduler:{database}.{schema}".encode()
-    return int.from_bytes(hashlib.blake2b(name, digest_size=8).digest(), "big", signed=True)
-
-
-def lock_conninfo(database_url: str) -> str:
-    """A libpq URL for psycopg from the SQLAlchemy one (driver name dropped, options kept)."""
-    url = make_url(database_url).set(drivername="postgresql")
-    return url.render_as_string(hide_password=False)
 
 
 class SchedulerElection:
@@ -65,7 +48,7 @@ class SchedulerElection:
         self.leading = False
         self.elected_at: float | None = None
         self.key: int | None = None
-        self._connection: psycopg.AsyncConnection[Any] | None = None
+        self._lock: election_store.AdvisoryLockConnection | None = None
         self._campaign_task: asyncio.Task[None] | None = None
         self._abandoned: set[asyncio.Task[Any]] = set()
 
@@ -116,10 +99,8 @@ class SchedulerElection:
                 await self._let_go()
 
     async def _try_to_lead(self) -> None:
-        connection = await self._connect()
-        cursor = await connection.execute("SELECT pg_try_advisory_lock(%s)", (self.key,))
-        row = await cursor.fetchone()
-        if not row or not row[0]:
+        lock = await self._connect()
+        if not await lock.try_lock():
             return
         try:
             await self.clocks.start()
@@ -139,8 +120,8 @@ class SchedulerElection:
     async def _hold(self) -> None:
         """Check that the lock's connection is alive; if it is not (or does not answer in
         time) stop scheduling first, and only then deal with the connection."""
-        connection = self._connection
-        ping = asyncio.get_running_loop().create_task(self._ping(connection))
+        lock = self._lock
+        ping = asyncio.get_running_loop().create_task(self._ping(lock))
         done, _ = await asyncio.wait({ping}, timeout=self.ping_timeout)
         failure = "no answer" if not done else _failure(ping)
         if failure is not None:
@@ -162,48 +143,33 @@ class SchedulerElection:
         except TimeoutError:
             log.warning("scheduler election: reminder sync took over %.1fs", self.ping_timeout)
 
-    async def _ping(self, connection: psycopg.AsyncConnection[Any] | None) -> None:
-        if connection is None or connection.closed:
+    async def _ping(self, lock: election_store.AdvisoryLockConnection | None) -> None:
+        if lock is None:
             raise ConnectionError("lock connection closed")
-        await connection.execute("SELECT 1")
+        await lock.ping()
 
-    async def _connect(self) -> psycopg.AsyncConnection[Any]:
-        if self._connection is not None and not self._connection.closed:
-            return self._connection
-        self._connection = None
-        idle_ms = max(MIN_IDLE_SESSION_MS, int(self.every * 5000))
-        connection = await psycopg.AsyncConnection.connect(
-            lock_conninfo(self.db.url),
-            autocommit=True,
+    async def _connect(self) -> election_store.AdvisoryLockConnection:
+        if self._lock is not None and not self._lock.closed:
+            return self._lock
+        self._lock = None
+        lock = await election_store.connect(
+            self.db.url,
             connect_timeout=max(2, int(self.ping_timeout)),
-            application_name=APPLICATION_NAME,
-            keepalives=1,
-            keepalives_idle=5,
-            keepalives_interval=2,
-            keepalives_count=3,
+            idle_session_ms=max(MIN_IDLE_SESSION_MS, int(self.every * 5000)),
         )
-        try:
-            cursor = await connection.execute("SELECT current_database(), current_schema()")
-            row = await cursor.fetchone()
-            assert row is not None
-            self.key = election_key(str(row[0]), str(row[1]))
-            try:
-                await connection.execute(f"SET idle_session_timeout = {idle_ms}")
-            except psycopg.errors.UndefinedObject:
-                # Before PostgreSQL 14: the server's TCP keepalives end a vanished session.
-                log.info("scheduler election: no idle_session_timeout on this server")
-        except BaseException:
-            await connection.close()
-            raise
-        self._connection = connection
-        return connection
+        self.key = lock.key
+        if lock.idle_session_ms is None:
+            # Before PostgreSQL 14: the server's TCP keepalives end a vanished session.
+            log.info("scheduler election: no idle_session_timeout on this server")
+        self._lock = lock
+        return lock
 
     async def _let_go(self) -> None:
         """Close the lock connection; the server releases the lock with the session."""
-        connection, self._connection = self._connection, None
-        if connection is not None and not connection.closed:
+        lock, self._lock = self._lock, None
+        if lock is not None and not lock.closed:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(connection.close(), timeout=2)
+                await asyncio.wait_for(lock.close(), timeout=2)
 
 
 def _failure(ping: asyncio.Task[None]) -> str | None:
