@@ -19,6 +19,7 @@ DEFERRED_BEGIN = "warroom_deferred_begin"
 
 
 def is_sqlite(url: str) -> bool:
+    """True when the database URL is SQLite's."""
     return make_url(url).get_backend_name() == "sqlite"
 
 
@@ -110,9 +111,11 @@ class Database:
         return self.engine.execution_options(**{DEFERRED_BEGIN: True})
 
     def ping(self) -> None:
+        """Run `SELECT 1`; raises if the database cannot be reached."""
         with self.engine.connect() as connection:
             connection.execute(text("SELECT 1"))
 
     def close(self) -> None:
+        """Wait for the database threads to finish, then close every pooled connection."""
         self._executor.shutdown(wait=True)
         self.engine.dispose()

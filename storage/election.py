@@ -39,6 +39,7 @@ class AdvisoryLockConnection:
 
     @property
     def closed(self) -> bool:
+        """True once the connection is closed, and with it the lock let go."""
         return self._connection.closed
 
     async def try_lock(self) -> bool:

@@ -42,6 +42,7 @@ def create_incident(
     alert_group_key: str | None = None,
     opening_until: datetime | None = None,
 ) -> Incident:
+    """Add an incident and flush; a person's is acknowledged at once, an alert's is not."""
     incident = Incident(
         number=number,
         title=title,
@@ -62,6 +63,7 @@ def create_incident(
 
 
 def get_incident(session: Session, *, incident_id: int) -> Incident | None:
+    """The incident with database id `incident_id`, or None."""
     return session.get(Incident, incident_id)
 
 
@@ -72,14 +74,17 @@ def lock_incident(session: Session, *, incident_id: int) -> Incident:
 
 
 def incident_by_number(session: Session, *, number: int) -> Incident | None:
+    """The incident numbered `number` (INC-7 is 7), or None."""
     return session.exec(select(Incident).where(Incident.number == number)).first()
 
 
 def incident_by_channel(session: Session, *, channel_id: str) -> Incident | None:
+    """The incident whose war room is `channel_id`, or None."""
     return session.exec(select(Incident).where(Incident.channel_id == channel_id)).first()
 
 
 def open_incident_for_alert_group(session: Session, *, group_key: str) -> Incident | None:
+    """The unresolved incident an alert group declared, or None."""
     return session.exec(
         select(Incident)
         .where(Incident.alert_group_key == group_key)
@@ -88,6 +93,7 @@ def open_incident_for_alert_group(session: Session, *, group_key: str) -> Incide
 
 
 def last_incident_for_alert_group(session: Session, *, group_key: str) -> Incident | None:
+    """The latest incident an alert group declared, resolved or not, or None."""
     return session.exec(
         select(Incident)
         .where(Incident.alert_group_key == group_key)
@@ -96,6 +102,7 @@ def last_incident_for_alert_group(session: Session, *, group_key: str) -> Incide
 
 
 def open_incidents(session: Session) -> Sequence[Incident]:
+    """The unresolved incidents, by number."""
     return session.exec(
         select(Incident).where(Incident.status != "resolved").order_by(col(Incident.number))
     ).all()
@@ -146,6 +153,7 @@ def claim_war_room_opening(
 
 
 def set_header_ts(session: Session, *, incident_id: int, header_ts: str) -> None:
+    """Note the ts of the war room's pinned header message."""
     incident = session.get_one(Incident, incident_id)
     incident.header_ts = header_ts
     session.flush()
@@ -180,6 +188,7 @@ def add_role(
     assigned_by_id: str | None,
     at: datetime,
 ) -> RoleAssignment:
+    """Give `user_id` `role` from `at`, and flush; relieving the old holder is the caller's."""
     assignment = RoleAssignment(
         incident_id=incident_id,
         role=role,
@@ -194,6 +203,7 @@ def add_role(
 
 
 def relieve_role(session: Session, *, assignment: RoleAssignment, at: datetime) -> None:
+    """End `assignment` at `at`, and flush."""
     assignment.relieved_at = at
     session.add(assignment)
     session.flush()

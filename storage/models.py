@@ -26,6 +26,7 @@ class UTCDateTime(TypeDecorator[datetime]):
     cache_ok = True
 
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """The value to store: in UTC; a naive datetime is refused with ValueError."""
         if value is None:
             return None
         if value.tzinfo is None:
@@ -33,12 +34,14 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.astimezone(UTC)
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """The stored value as an aware UTC datetime."""
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def utc_column(*, nullable: bool = True, index: bool = False) -> Any:
+    """A field for a timezone-aware UTC datetime column, None by default."""
     return Field(default=None, sa_column=Column(UTCDateTime(), nullable=nullable, index=index))
 
 
@@ -50,6 +53,8 @@ class Counter(SQLModel, table=True):
 
 
 class Incident(SQLModel, table=True):
+    """An incident: its title, severity and status, war room, milestones and post-mortem."""
+
     __table_args__ = (
         # One open incident per alert group: a group firing again joins it, even when two
         # notifications race on two replicas.
@@ -88,6 +93,8 @@ class Incident(SQLModel, table=True):
 
 
 class RoleAssignment(SQLModel, table=True):
+    """One spell of someone holding a role in an incident; open while `relieved_at` is None."""
+
     __tablename__ = "role_assignment"
     __table_args__ = (Index("ix_role_assignment_incident_role", "incident_id", "role"),)
 
@@ -102,6 +109,8 @@ class RoleAssignment(SQLModel, table=True):
 
 
 class TimelineEvent(SQLModel, table=True):
+    """One thing that happened in an incident, stored once however often Slack sends it."""
+
     __tablename__ = "timeline_event"
     __table_args__ = (
         UniqueConstraint("dedupe_key", name="uq_timeline_event_dedupe_key"),

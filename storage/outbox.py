@@ -16,6 +16,7 @@ MAX_ATTEMPTS = 20
 def enqueue(
     session: Session, *, channel_id: str, text: str, at: datetime, incident_id: int | None
 ) -> OutboxMessage:
+    """Add a message the bot owes `channel_id`, and flush it (it gets its id)."""
     message = OutboxMessage(
         incident_id=incident_id, channel_id=channel_id, text=text, created_at=at
     )
@@ -25,6 +26,7 @@ def enqueue(
 
 
 def pending(session: Session, *, limit: int = 100) -> Sequence[OutboxMessage]:
+    """Up to `limit` messages not yet posted that have attempts left, oldest first."""
     return session.exec(
         select(OutboxMessage)
         .where(col(OutboxMessage.posted_at).is_(None))
@@ -67,6 +69,7 @@ def claim(
 
 
 def mark_posted(session: Session, *, message_id: int, ts: str, at: datetime) -> None:
+    """Note that Slack took the message (as `ts`) at `at`, and let go of its claim."""
     message = session.get_one(OutboxMessage, message_id)
     message.posted_at = at
     message.slack_ts = ts

@@ -11,6 +11,7 @@ from storage.models import Reminder
 
 
 def get_reminder(session: Session, *, incident_id: int, kind: str) -> Reminder | None:
+    """The incident's clock of `kind`, running or not, or None if it never had one."""
     return session.exec(
         select(Reminder).where(Reminder.incident_id == incident_id).where(Reminder.kind == kind)
     ).first()
@@ -31,6 +32,7 @@ def set_reminder(session: Session, *, incident_id: int, kind: str, due_at: datet
 
 
 def stop_reminder(session: Session, *, incident_id: int, kind: str) -> Reminder | None:
+    """Stop the incident's clock of `kind` if running, so its jobs go stale; the row, or None."""
     reminder = get_reminder(session, incident_id=incident_id, kind=kind)
     if reminder is not None and reminder.active:
         reminder.active = False
@@ -41,6 +43,7 @@ def stop_reminder(session: Session, *, incident_id: int, kind: str) -> Reminder 
 
 
 def active_reminders(session: Session) -> Sequence[Reminder]:
+    """The running clocks, soonest due first."""
     return session.exec(
         select(Reminder).where(col(Reminder.active).is_(True)).order_by(col(Reminder.due_at))
     ).all()

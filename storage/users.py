@@ -11,11 +11,13 @@ from storage.sql import insert_for
 
 
 def user_name(session: Session, *, user_id: str) -> str | None:
+    """The user's stored display name, or None if not known yet."""
     user = session.get(SlackUser, user_id)
     return user.name if user else None
 
 
 def user_by_handle(session: Session, *, handle: str) -> SlackUser | None:
+    """The user with this handle (any case) or exactly this display name, or None."""
     lowered = handle.lower()
     return session.exec(
         select(SlackUser).where(
@@ -33,6 +35,7 @@ def save_user(
     at: datetime,
     is_bot: bool = False,
 ) -> None:
+    """Store the user's name, handle and bot flag, replacing what was kept before."""
     values = {
         "id": user_id,
         "name": name,
@@ -46,6 +49,7 @@ def save_user(
 
 
 def get_user(session: Session, *, user_id: str) -> SlackUser | None:
+    """The stored user with this Slack id, or None."""
     return session.get(SlackUser, user_id)
 
 
