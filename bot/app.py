@@ -89,6 +89,7 @@ def build_services(
     clock: Callable[[], datetime] = utc_now,
     outbox_every: float = FLUSH_EVERY_SECONDS,
 ) -> Services:
+    """Every service, built once on one database, Slack client and clock (needs the bot token)."""
     assert settings.slack_bot_token is not None
     db = Database(settings.database_url)
     metrics = Metrics()
@@ -198,6 +199,7 @@ class ProvideServices(AsyncMiddleware):
         resp: BoltResponse,
         next: Callable[[], Awaitable[BoltResponse]],
     ) -> BoltResponse | None:
+        """Put the services in the request's context, run the listener, count and time it."""
         services = self.services
         req.context["commands"] = services.commands
         req.context["forms"] = services.forms
@@ -220,6 +222,7 @@ class ProvideServices(AsyncMiddleware):
 
 
 def build_bolt_app(settings: Settings, services: Services) -> AsyncApp:
+    """The Bolt app with every listener, answering Slack only once the listener is done."""
     app = AsyncApp(
         signing_secret=settings.slack_signing_secret,
         client=services.client,

@@ -66,6 +66,7 @@ def _database_errors() -> Iterator[None]:
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
+    """`warroom serve`: check the schema (upgrading SQLite), then take Slack's requests."""
     # Settings first, before the heavy imports (Alembic logs as it loads): a missing setting
     # is one line and nothing else.
     settings = _settings()
@@ -103,6 +104,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
 
 def cmd_db(args: argparse.Namespace) -> None:
+    """`warroom db upgrade`: bring the database schema up to date."""
     from storage.migrate import upgrade
 
     settings = _settings()
@@ -116,6 +118,7 @@ def cmd_db(args: argparse.Namespace) -> None:
 
 
 def cmd_check_config(_args: argparse.Namespace) -> None:
+    """`warroom check-config`: load the settings and config file, and say what they hold."""
     settings = _settings()
     config = load_config(settings.warroom_config)
     source = settings.warroom_config or "built-in defaults"
@@ -133,6 +136,7 @@ def _output(path: str | None) -> AbstractContextManager[TextIO]:
 
 
 def cmd_export(args: argparse.Namespace) -> None:
+    """`warroom export`: write an incident's timeline to standard output or a file."""
     from bot.clock import utc_now
     from bot.exports.export import export_chunks, parse_incident_ref
     from bot.exports.templating import build_environment
@@ -160,6 +164,7 @@ def cmd_export(args: argparse.Namespace) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
+    """`warroom demo`: play an incident against a stand-in Slack and say where the exports are."""
     import asyncio
 
     from bot.demo.demo import run_demo
@@ -181,6 +186,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The `warroom` argument parser; each subcommand sets `run` to the function for it."""
     parser = argparse.ArgumentParser(prog="warroom", description="Incident war rooms in Slack.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -222,6 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the `warroom` command line; the exit code is 2 for a WarroomError, 130 on Ctrl-C."""
     _configure_logging()
     args = build_parser().parse_args(argv)
     try:

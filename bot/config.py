@@ -222,6 +222,7 @@ class WarroomConfig(BaseModel):
 
     @property
     def zone(self) -> ZoneInfo:
+        """The configured time zone, the one reminders and exports show times in."""
         return ZoneInfo(self.timezone)
 
 

@@ -6,6 +6,8 @@ from enum import StrEnum
 
 
 class SlashCommand(StrEnum):
+    """The slash commands the app answers."""
+
     INCIDENT = "/incident"
 
 
@@ -33,6 +35,7 @@ class BotEvent(StrEnum):
 
     @property
     def event_type(self) -> str:
+        """The event type this subscription delivers: `message.channels` -> `message`."""
         return self.value.split(".", 1)[0]
 
 

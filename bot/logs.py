@@ -22,6 +22,7 @@ class SecretMaskingFormatter(logging.Formatter):
         self.secrets = sorted({s for s in secrets if s and len(s) >= 6}, key=len, reverse=True)
 
     def format(self, record: logging.LogRecord) -> str:
+        """The inner formatter's line, with every secret in it replaced by `[secret]`."""
         text = self.inner.format(record)
         for secret in self.secrets:
             text = text.replace(secret, MASK)

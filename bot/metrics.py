@@ -27,6 +27,7 @@ class StoredCounts(Collector):
         self.db = db
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
+        """The stored counts, read from the database at each scrape."""
         incidents = GaugeMetricFamily(
             "warroom_incidents", "Incidents by status and severity.", labels=["status", "severity"]
         )
@@ -43,6 +44,8 @@ class StoredCounts(Collector):
 
 
 class Metrics:
+    """Every Prometheus metric warroom reports, in a registry of the app's own."""
+
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.slack_requests = Counter(

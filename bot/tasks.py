@@ -13,6 +13,8 @@ OnError = Callable[[Exception], Awaitable[None]]
 
 
 class BackgroundTasks:
+    """Work that runs after Slack has its answer; each failure is logged, and `join` awaits all."""
+
     def __init__(self) -> None:
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -36,6 +38,7 @@ class BackgroundTasks:
 
     @property
     def pending(self) -> int:
+        """How many spawned tasks have not finished yet."""
         return len(self._tasks)
 
     async def join(self) -> None:

@@ -27,6 +27,8 @@ DEFAULT_SEVERITY_LABELS = {
 
 
 class Alert(BaseModel):
+    """One alert of a notification: firing or resolved, its labels, annotations and times."""
+
     model_config = ConfigDict(extra="allow")
 
     status: Literal["firing", "resolved"]
@@ -74,6 +76,7 @@ def parse_notification(body: bytes) -> Notification:
 
 
 def group_hash(notification: Notification) -> str:
+    """A fixed-length id for the notification's alert group: the SHA-256 of its group key."""
     return hashlib.sha256(notification.groupKey.encode()).hexdigest()
 
 
@@ -83,6 +86,7 @@ def notification_key(body: bytes) -> str:
 
 
 def title_for(notification: Notification) -> str:
+    """The incident title: the summary or alert name on one line, cut to MAX_TITLE characters."""
     first = notification.alerts[0]
     title = (
         notification.commonAnnotations.get("summary")

@@ -39,6 +39,8 @@ ALERTMANAGER = Person(None, "Alertmanager")
 
 @dataclass
 class AlertOutcome:
+    """What storing a notification did: the incident it landed on (if any) and the work left."""
+
     incident_ref: str | None
     declared: bool = False
     recorded: bool = False
@@ -50,6 +52,8 @@ class AlertOutcome:
 
 
 class AlertService:
+    """Alertmanager in: a firing group declares an incident; what follows joins its timeline."""
+
     def __init__(
         self,
         *,

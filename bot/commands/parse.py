@@ -88,6 +88,8 @@ class UserRef:
 
 @dataclass(frozen=True)
 class Command:
+    """A parsed `/incident` line: the subcommand, the incident it names (if any), its arguments."""
+
     name: str
     incident_number: int | None = None
     args: str = ""
@@ -96,12 +98,16 @@ class Command:
 
 @dataclass(frozen=True)
 class Declaration:
+    """A new incident's title, and its severity when the command gave one."""
+
     title: str
     severity: str | None
 
 
 @dataclass(frozen=True)
 class RoleChange:
+    """A role and the person to give it to."""
+
     role: str
     user: UserRef
 
@@ -159,6 +165,7 @@ def parse_declaration(args: str) -> Declaration:
 
 
 def parse_user(word: str) -> UserRef:
+    """The person a word names, `<@U1|ana>` or `@ana`; UsageError if it names no one."""
     match = _USER_ESCAPED.match(word)
     if match:
         return UserRef(user_id=match.group(1), handle=match.group(2) or None)
@@ -169,6 +176,7 @@ def parse_user(word: str) -> UserRef:
 
 
 def parse_role_change(args: str) -> RoleChange:
+    """`ic @ana` -> the commander role and @ana; UsageError unless it is one role and one person."""
     words = args.split()
     if len(words) != 2:
         raise UsageError(f"Usage: `{USAGE['role']}`")
@@ -179,6 +187,7 @@ def parse_role_change(args: str) -> RoleChange:
 
 
 def parse_note(args: str) -> str:
+    """The note's text, trimmed; UsageError when there is none."""
     if not args.strip():
         raise UsageError(f"Usage: `{USAGE['note']}`")
     return args.strip()

@@ -73,6 +73,7 @@ def describe_failure(exc: Exception) -> str:
 
 
 def resolved_reply(incident: IncidentView) -> str:
+    """The reply to a resolution: the incident is resolved and post-mortem reminders start."""
     return (
         f":white_check_mark: {incident.ref} is resolved. Post-mortem reminders start now; "
         "`/incident postmortem` posts a draft built from the timeline."
@@ -80,6 +81,8 @@ def resolved_reply(incident: IncidentView) -> str:
 
 
 class CommandService:
+    """Runs `/incident` subcommands and says what the caller sees."""
+
     def __init__(
         self,
         *,
@@ -98,6 +101,7 @@ class CommandService:
         self.tasks = tasks
 
     async def run(self, invocation: Invocation) -> Reply:
+        """Run one `/incident` command; refusals and usage errors go on the timeline, then raise."""
         try:
             command = parse_command(invocation.text)
         except UsageError as exc:

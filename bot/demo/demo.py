@@ -59,6 +59,7 @@ class DemoSettings(Settings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Only the values given in code: no environment, no `.env`, no secrets folder."""
         return (init_settings,)
 
 
@@ -94,6 +95,7 @@ class SlackSender:
         self._commands = 0
 
     async def close(self) -> None:
+        """Close the HTTP session the requests go out on."""
         await self.http.close()
 
     def next_ts(self) -> str:
@@ -222,6 +224,7 @@ class Script:
         self._seen_members: set[str] = {BOT_USER}
 
     def say(self, who: str, what: str) -> None:
+        """Print one timed line, `who` then `what` as plain text, cut to the demo's line width."""
         line = f"  {datetime.now(UTC):%H:%M:%S}  {who:<8} {to_plain(what, PEOPLE)}"
         self.echo(line if len(line) <= LINE_WIDTH else line[: LINE_WIDTH - 3] + "...")
 
@@ -237,6 +240,7 @@ class Script:
             await self.sender.joined(user, self.room)
 
     async def command(self, user: str, text: str, *, channel: str | None = None) -> None:
+        """Type `/incident text` as `user`, in the war room unless `channel` says otherwise."""
         self.say(f"@{PEOPLE[user]}", f"/incident {text}")
         await self.sender.command(user, channel or self.room, _mentions(text))
         await self.settle()
@@ -244,6 +248,7 @@ class Script:
     async def message(
         self, user: str, text: str, *, thread_ts: str | None = None
     ) -> dict[str, Any]:
+        """Post `text` as `user` (in the thread `thread_ts`, if given); the message as stored."""
         self.say(f"@{PEOPLE[user]}", f"(in thread) {text}" if thread_ts else text)
         message = await self.sender.message(user, self.room, text, thread_ts=thread_ts)
         await self.settle()

@@ -82,6 +82,7 @@ def _person(person_id: str | None, name: str | None) -> dict[str, Any] | None:
 
 
 def incident_document(incident: IncidentView, redactor: Redactor | None = None) -> dict[str, Any]:
+    """The incident as the JSON export's `incident` object, names and title redacted if asked."""
     redactor = redactor or Redactor.off()
     return {
         "id": incident.ref,
@@ -108,6 +109,7 @@ def incident_document(incident: IncidentView, redactor: Redactor | None = None) 
 
 
 def event_document(event: TimelineEvent, redactor: Redactor | None = None) -> dict[str, Any]:
+    """One event as the JSON export writes it, its actor, text and data redacted if asked."""
     redactor = redactor or Redactor.off()
     return {
         "at": iso(event.at),
@@ -121,6 +123,7 @@ def event_document(event: TimelineEvent, redactor: Redactor | None = None) -> di
 
 
 def parse_incident_ref(ref: str) -> int:
+    """The number in `INC-7` or `7`; UsageError for anything else."""
     text = ref.strip().upper().removeprefix("INC-").removeprefix("INC")
     if not text.isdigit():
         raise UsageError(f"{ref!r} is not an incident id; write it like INC-7")
@@ -128,6 +131,7 @@ def parse_incident_ref(ref: str) -> int:
 
 
 def load_incident(session: Session, number: int) -> IncidentView:
+    """The read model of incident `number`; NotFoundError when there is none."""
     incident = incident_store.incident_by_number(session, number=number)
     if incident is None:
         raise NotFoundError(f"INC-{number} does not exist")
@@ -156,6 +160,8 @@ class EventLine:
 
 @dataclass(frozen=True)
 class Phase:
+    """One status phase on the export's bar: when it began and its share of the incident's time."""
+
     status: str
     start: str
     percent: float
@@ -202,6 +208,7 @@ class Exporter:
         self._declared_day = incident.declared_at.astimezone(zone).date()
 
     def chunks(self, fmt: str) -> Iterator[str]:
+        """The export in `fmt` as text chunks; UsageError for a format not in FORMATS."""
         if fmt == "json":
             return self.json()
         if fmt == "csv":
@@ -213,6 +220,7 @@ class Exporter:
     # -- JSON and CSV ---------------------------------------------------------------------------
 
     def json(self) -> Iterator[str]:
+        """The JSON export (the incident, then its events) as text chunks."""
         return _batched(self._json())
 
     def _json(self) -> Iterator[str]:
@@ -227,6 +235,7 @@ class Exporter:
         yield "]\n}\n" if first else "\n  ]\n}\n"
 
     def csv(self) -> Iterator[str]:
+        """The CSV export in chunks, a row per event; cells a spreadsheet would run get a `'`."""
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\r\n")  # RFC 4180
         writer.writerow(CSV_COLUMNS)
@@ -257,6 +266,7 @@ class Exporter:
     # -- Markdown and HTML ---------------------------------------------------------------------
 
     def templated(self, fmt: str) -> Iterator[str]:
+        """The Markdown or HTML export from its template, in chunks, ending with a newline."""
         template = self.templates.get_template(f"exports/timeline.{fmt}.j2")
         lines = (
             self._line(e)
@@ -268,6 +278,7 @@ class Exporter:
         yield "\n"  # the environment drops a template's last newline; a text file ends with one
 
     def page(self) -> Page:
+        """The export's header: title, durations, status phases and who held each role when."""
         incident = self.incident
         end = incident.resolved_at or self.now
         return Page(

@@ -14,6 +14,7 @@ def _signature(key: str, path: str, expires: int, redact: bool) -> str:
 
 
 def signed_query(key: str, path: str, *, now: datetime, ttl: timedelta, redact: bool) -> str:
+    """The `expires` and `sig` query (and `redact=1`) that lets `path` in until `now + ttl`."""
     expires = int((now + ttl).timestamp())
     params = {"expires": str(expires), "sig": _signature(key, path, expires, redact)}
     if redact:

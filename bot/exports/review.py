@@ -21,10 +21,12 @@ from storage.db import Database
 
 
 def export_path(number: int, fmt: str) -> str:
+    """The web path of incident `number`'s export: the page for HTML, else its timeline file."""
     return f"/incidents/{number}" if fmt == "html" else f"/incidents/{number}/timeline.{fmt}"
 
 
 def parse_export_format(args: str) -> str:
+    """The format `/incident export` asked for (HTML when none); UsageError for an unknown one."""
     fmt = (args.strip().lower() or "html").removeprefix(".")
     if fmt == "markdown":
         fmt = "md"
@@ -34,6 +36,8 @@ def parse_export_format(args: str) -> str:
 
 
 class ReviewService:
+    """`/incident export`: a signed link to the export, or the file uploaded to the channel."""
+
     def __init__(
         self,
         *,
@@ -53,6 +57,7 @@ class ReviewService:
 
     @property
     def links_enabled(self) -> bool:
+        """True when an export token and public URL are set, so links can be handed out."""
         return bool(self.settings.warroom_export_token and self.settings.warroom_public_url)
 
     def link(self, incident: IncidentView, fmt: str) -> str:

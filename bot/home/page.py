@@ -20,6 +20,7 @@ class HomePage:
     incidents: tuple[IncidentView, ...]
 
     def roles_of_viewer(self, incident: IncidentView) -> list[str]:
+        """The roles the viewer holds now in `incident`."""
         return viewer_roles(incident, self.viewer_id)
 
 

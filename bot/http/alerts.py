@@ -15,14 +15,18 @@ ALERT_PATH = "/hooks/alertmanager"
 
 
 class AlertRoutes:
+    """The Alertmanager webhook route, behind the WARROOM_ALERT_TOKEN bearer token."""
+
     def __init__(self, *, settings: Settings, alerts: AlertService) -> None:
         self.settings = settings
         self.alerts = alerts
 
     def register(self, app: web.Application) -> None:
+        """Add the webhook's route to `app`."""
         app.router.add_post(ALERT_PATH, self.handle_alertmanager_webhook)
 
     async def handle_alertmanager_webhook(self, request: web.Request) -> web.Response:
+        """Check the token and body, store the notification, answer with the incident it joined."""
         token = self.settings.warroom_alert_token
         if not token:
             raise web.HTTPForbidden(

@@ -38,6 +38,8 @@ def content_security_policy(nonce: str) -> str:
 
 
 class ExportRoutes:
+    """The reviewers' routes: the incident list, an incident's page and its timeline exports."""
+
     def __init__(
         self,
         *,
@@ -54,6 +56,7 @@ class ExportRoutes:
         self.clock = clock
 
     def register(self, app: web.Application) -> None:
+        """Add the incident list, page and timeline export routes to `app`."""
         app.router.add_get("/incidents", self.handle_incident_list)
         app.router.add_get(r"/incidents/{number:\d+}", self.handle_incident_page)
         app.router.add_get(
@@ -103,6 +106,7 @@ class ExportRoutes:
     # -- routes --------------------------------------------------------------------------------
 
     async def handle_incident_list(self, request: web.Request) -> web.StreamResponse:
+        """The HTML list of incidents, open ones first, each linking to its page."""
         self._check_access(request)
         nonce = secrets.token_urlsafe(16)
 
@@ -118,9 +122,11 @@ class ExportRoutes:
         return web.Response(text=body, content_type="text/html", headers=_page_headers(nonce))
 
     async def handle_incident_page(self, request: web.Request) -> web.StreamResponse:
+        """The incident's HTML timeline page; 404 when there is no such incident."""
         return await self._export(request, int(request.match_info["number"]), "html")
 
     async def handle_timeline_export(self, request: web.Request) -> web.StreamResponse:
+        """The timeline in its file name's format; 404 for an unknown format or incident."""
         fmt = request.match_info["fmt"]
         self._check_access(request)  # a stranger learns nothing, not even which formats exist
         if fmt not in FORMATS:

@@ -55,6 +55,7 @@ class Outcome:
 
 
 def parse_status(args: str) -> str:
+    """The status `args` names; UsageError unless it is one of STATUSES."""
     status = args.strip().lower()
     if status not in STATUSES:
         raise UsageError(f"Usage: `/incident status {'|'.join(STATUSES)}`")
@@ -62,6 +63,7 @@ def parse_status(args: str) -> str:
 
 
 def parse_severity(args: str) -> str:
+    """`2`, `sev2` or `sev-2` -> `sev2`; UsageError for anything else."""
     match = _SEVERITY.match(args.strip())
     if not match:
         raise UsageError("Usage: `/incident sev 1-4`")
@@ -69,6 +71,7 @@ def parse_severity(args: str) -> str:
 
 
 def parse_postmortem_done(args: str) -> str:
+    """The post-mortem's URL from `done <url>`; UsageError unless that is what `args` says."""
     # A link Slack formatted with its text (`<https://…|Post-mortem for INC-7>`) has spaces.
     words = args.split(None, 1)
     if len(words) != 2 or words[0].lower() != "done":
@@ -80,6 +83,8 @@ def parse_postmortem_done(args: str) -> str:
 
 
 class LifecycleService:
+    """Status, severity, updates, acknowledgement, resolution and post-mortem of an incident."""
+
     def __init__(
         self,
         *,
@@ -124,6 +129,7 @@ class LifecycleService:
     async def change_status(
         self, incident: IncidentView, status: str, invocation: Invocation
     ) -> Outcome:
+        """Move the incident to `status` (commander or admin only); resolved stays resolved."""
         if status == "resolved":
             return await self.resolve(incident, None, invocation)
 
@@ -152,6 +158,7 @@ class LifecycleService:
     async def change_severity(
         self, incident: IncidentView, severity: str, invocation: Invocation
     ) -> Outcome:
+        """Change the severity (commander or admin only) and restart the update and ack clocks."""
 
         def _change(session: Session, row: Incident, now: datetime) -> Outcome:
             if row.severity == severity:
@@ -182,6 +189,7 @@ class LifecycleService:
     async def post_update(
         self, incident: IncidentView, text: str, invocation: Invocation
     ) -> Outcome:
+        """Post a customer update to the war room and announcement channel, restarting its clock."""
         plain = to_plain(text.strip())
 
         def _update(session: Session, row: Incident, now: datetime) -> Outcome:
@@ -246,6 +254,8 @@ class LifecycleService:
     async def resolve(
         self, incident: IncidentView, summary: str | None, invocation: Invocation
     ) -> Outcome:
+        """Resolve: stop the clocks, start post-mortem reminders, tell the announce channel."""
+
         def _resolve(session: Session, row: Incident, now: datetime) -> Outcome:
             if row.status == "resolved":
                 return Outcome(incident_view(session, row), changed=False)
@@ -298,6 +308,7 @@ class LifecycleService:
     async def postmortem_done(
         self, incident: IncidentView, url: str, invocation: Invocation
     ) -> Outcome:
+        """Close the post-mortem at `url` and stop its reminders; only once resolved."""
 
         def _done(session: Session, row: Incident, now: datetime) -> Outcome:
             if row.status != "resolved":
@@ -336,6 +347,7 @@ class LifecycleService:
         )
 
     def render_postmortem(self, session: Session, incident: IncidentView, now: datetime) -> str:
+        """The post-mortem draft in Markdown: summary, durations, updates, key events, decisions."""
         events = list(timeline_store.events_for(session, incident_id=incident.id))
         key_kinds = KEY_KINDS - {"postmortem"}
         decision_kinds = {"role_assigned", "note"}

@@ -20,6 +20,8 @@ LOOKUP_TIMEOUT = 2.0
 
 
 class People:
+    """Display names of Slack users, from memory, then the database, then Slack's users.info."""
+
     def __init__(
         self,
         *,
@@ -47,6 +49,7 @@ class People:
         return name
 
     async def cached_name(self, user_id: str) -> str | None:
+        """The user's name from memory or the database, None if unknown; never asks Slack."""
         if user_id in self._names:
             return self._names[user_id]
         return await self.db.run(lambda s: self.known_name(s, user_id))

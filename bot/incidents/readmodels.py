@@ -13,16 +13,21 @@ from storage.models import Incident
 
 @dataclass(frozen=True)
 class Person:
+    """Someone on the record, by Slack id and name, either of which may be missing."""
+
     id: str | None
     name: str | None
 
     @property
     def label(self) -> str:
+        """The name, else the id, else "someone"."""
         return self.name or self.id or "someone"
 
 
 @dataclass(frozen=True)
 class RoleView:
+    """A role held, by whom, from when, and until when (None while still held)."""
+
     role: str
     user: Person
     assigned_at: datetime
@@ -31,6 +36,8 @@ class RoleView:
 
 @dataclass(frozen=True)
 class IncidentView:
+    """An incident as read, with every role ever held: plain data, safe outside a session."""
+
     id: int
     number: int
     title: str
@@ -52,18 +59,22 @@ class IncidentView:
 
     @property
     def ref(self) -> str:
+        """The incident's name for people: `INC-7`."""
         return f"INC-{self.number}"
 
     def holders(self, role: str) -> list[Person]:
+        """Who holds `role` now."""
         return [r.user for r in self.roles if r.role == role and r.relieved_at is None]
 
     @property
     def commander(self) -> Person | None:
+        """The commander now, or None when nobody is in command."""
         holders = self.holders("commander")
         return holders[0] if holders else None
 
 
 def incident_view(session: Session, incident: Incident) -> IncidentView:
+    """The read model of `incident`, with its roles, read in the caller's session."""
     assert incident.id is not None
     roles = incident_store.all_roles(session, incident_id=incident.id)
     return IncidentView(

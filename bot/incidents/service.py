@@ -60,6 +60,7 @@ class Invocation:
 
     @property
     def dedupe_key(self) -> str | None:
+        """The key that keeps a command on the timeline once: from its trigger id, if it has one."""
         return f"cmd:{self.trigger_id}" if self.trigger_id else None
 
 
@@ -102,6 +103,8 @@ def declared_event(session: Session, incident: Incident) -> None:
 
 
 class IncidentService:
+    """Declaring incidents, opening their war rooms, roles and notes."""
+
     def __init__(
         self,
         *,
@@ -143,6 +146,8 @@ class IncidentService:
         return await self.db.run(_find)
 
     async def open_incidents(self) -> list[IncidentView]:
+        """The unresolved incidents, by number."""
+
         def _open(session: Session) -> list[IncidentView]:
             return [incident_view(session, i) for i in incident_store.open_incidents(session)]
 
@@ -481,6 +486,7 @@ class IncidentService:
         at: datetime,
         by_name: str | None = None,
     ) -> bool:
+        """Give `person` `role` in the caller's unit of work; False when they hold it already."""
         assert incident.id is not None and person.id is not None
         current = [
             r
@@ -543,6 +549,7 @@ class IncidentService:
     # -- notes ---------------------------------------------------------------------------------
 
     async def add_note(self, incident: IncidentView, text: str, invocation: Invocation) -> None:
+        """Put a note, and the command that made it, on the incident's timeline."""
         now = self.clock()
 
         def _note(session: Session) -> None:
@@ -578,6 +585,7 @@ class IncidentService:
         )
 
     async def find_by_id(self, incident_id: int) -> IncidentView:
+        """The incident with database id `incident_id`, which must exist."""
         return await self._view(incident_id)
 
     async def _view(self, incident_id: int) -> IncidentView:

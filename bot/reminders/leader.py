@@ -54,6 +54,7 @@ class SchedulerElection:
 
     @property
     def role(self) -> str:
+        """`leader` while this process is elected to run the scheduler, else `follower`."""
         return LEADER if self.leading else FOLLOWER
 
     async def start(self) -> None:

@@ -14,12 +14,15 @@ from bot.slack.text import channel_link, escape, mention
 
 
 class ReminderKind(StrEnum):
+    """An incident's clocks: customer updates, acknowledgement, the post-mortem."""
+
     UPDATE = "update"
     ACK = "ack"
     POSTMORTEM = "postmortem"
 
 
 def job_id(incident_id: int, kind: str) -> str:
+    """The scheduler's job id for one incident's clock: `reminder:7:update`."""
     return f"reminder:{incident_id}:{kind}"
 
 
@@ -32,6 +35,7 @@ def first_update_due(incident: IncidentView, config: WarroomConfig) -> datetime 
 
 
 def ack_due(incident: IncidentView, config: WarroomConfig) -> datetime | None:
+    """When an unacknowledged incident escalates; None if acknowledged or its severity never is."""
     within = config.policy(incident.severity).ack_within
     if within is None or incident.acknowledged_at is not None:
         return None
@@ -47,6 +51,7 @@ def postmortem_due(incident: IncidentView, config: WarroomConfig) -> datetime | 
 
 
 def first_postmortem_reminder(incident: IncidentView, config: WarroomConfig) -> datetime | None:
+    """The first post-mortem reminder after resolution; None if unresolved, written up, or off."""
     every = config.postmortem_remind_every
     if every is None or incident.resolved_at is None or incident.postmortem_done_at:
         return None
@@ -70,6 +75,7 @@ def still_wanted(kind: str, incident: IncidentView) -> bool:
 
 
 def repeat_interval(kind: str, incident: IncidentView, config: WarroomConfig) -> timedelta | None:
+    """How long until a reminder of `kind` comes again; None when it fires once (escalations)."""
     if kind == ReminderKind.UPDATE:
         return config.policy(incident.severity).update_every
     if kind == ReminderKind.POSTMORTEM:
@@ -92,6 +98,7 @@ class Notice:
 
 
 def update_reminder(incident: IncidentView, now: datetime) -> list[Notice]:
+    """The nudge to post a customer update, to comms (else the commander), in the war room."""
     comms = incident.holders("comms")
     target = comms[0] if comms else incident.commander
     since = incident.last_update_at or incident.declared_at
@@ -105,6 +112,7 @@ def update_reminder(incident: IncidentView, now: datetime) -> list[Notice]:
 
 
 def escalation(incident: IncidentView, now: datetime, config: WarroomConfig) -> list[Notice]:
+    """The alarm for an unacknowledged incident: to announce, escalation and war room channels."""
     where = channel_link(incident.channel_id) if incident.channel_id else "no war room yet"
     text = (
         f":warning: *{incident.ref}* ({incident.severity.upper()}) has not been acknowledged "
@@ -121,6 +129,7 @@ def escalation(incident: IncidentView, now: datetime, config: WarroomConfig) -> 
 def postmortem_reminder(
     incident: IncidentView, now: datetime, config: WarroomConfig
 ) -> list[Notice]:
+    """The nudge to the commander about the post-mortem: when it is due, or how overdue it is."""
     due = postmortem_due(incident, config)
     if due is None:
         when = "no deadline is set"
@@ -142,6 +151,7 @@ def postmortem_reminder(
 def notices_for(
     kind: str, incident: IncidentView, now: datetime, config: WarroomConfig
 ) -> list[Notice]:
+    """What a reminder of `kind` says as of `now`, and the channels it goes to."""
     if kind == ReminderKind.UPDATE:
         return update_reminder(incident, now)
     if kind == ReminderKind.ACK:

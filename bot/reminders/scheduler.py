@@ -53,6 +53,7 @@ class ClockChange:
 
     @classmethod
     def of(cls, reminder: Reminder) -> ClockChange:
+        """The change a reminder row stands for; the row must be flushed (it needs its id)."""
         assert reminder.id is not None
         return cls(
             reminder.id,
@@ -83,6 +84,7 @@ class SharedEngineJobStore(SQLAlchemyJobStore):  # type: ignore[misc]
     scheduler stopped when its replica steps down must leave the engine working."""
 
     def shutdown(self) -> None:
+        """Leave the engine alone: the Database owns it and disposes of it."""
         pass
 
 
@@ -100,6 +102,8 @@ async def flush_outbox_job() -> None:
 
 
 class Clocks:
+    """The reminder and outbox jobs on APScheduler, kept in step with the reminder rows."""
+
     def __init__(
         self,
         *,
@@ -137,6 +141,7 @@ class Clocks:
 
     @property
     def running(self) -> bool:
+        """True while this process's scheduler runs."""
         return bool(self.scheduler.running)
 
     async def start(self) -> None:
@@ -254,6 +259,7 @@ class Clocks:
             )
 
     async def fire(self, reminder_id: int, seq: int) -> None:
+        """Fire a reminder if still due and wanted: record it, queue its posts, set its next run."""
         now = self.clock()
 
         def _fire(session: Session) -> tuple[Fired | None, ClockChange | None]:

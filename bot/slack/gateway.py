@@ -88,6 +88,7 @@ class CountedWebClient(AsyncWebClient):
         self.metrics = metrics
 
     async def api_call(self, api_method: str, **kwargs: Any) -> Any:
+        """Make the call, and count it by method and outcome (ok, Slack's error code, exception)."""
         try:
             response = await super().api_call(api_method, **kwargs)
         except SlackApiError as exc:
@@ -176,6 +177,7 @@ class SlackRetryPolicy(AsyncRetryHandler):
         response: HttpResponse | None = None,
         error: Exception | None = None,
     ) -> bool:
+        """Whether to try again: budget left for this kind of failure, and a wait worth making."""
         failure = failure_kind(response, error)
         if failure is None:
             return False
@@ -211,6 +213,7 @@ class SlackRetryPolicy(AsyncRetryHandler):
         response: HttpResponse | None = None,
         error: Exception | None = None,
     ) -> None:
+        """Count the retry, then wait the delay `can_retry_async` chose."""
         failure = failure_kind(response, error)
         assert failure is not None
         retries = _retries(state)
@@ -292,6 +295,8 @@ def build_web_client(
 
 @dataclass(frozen=True)
 class SlackProfile:
+    """A Slack user as warroom keeps them: id, display name, handle, and whether a bot."""
+
     user_id: str
     name: str
     handle: str | None
@@ -300,6 +305,8 @@ class SlackProfile:
 
 @dataclass(frozen=True)
 class CreatedChannel:
+    """A channel Slack created: its id and the name it got."""
+
     channel_id: str
     name: str
 
@@ -359,6 +366,7 @@ class SlackGateway:
                     log.warning("not invited %s: %s", batch[0], slack_error(exc))
 
     async def usergroup_members(self, usergroup_id: str) -> list[str]:
+        """The members of a user group; none (and a warning logged) when Slack will not say."""
         try:
             response = await self.client.usergroups_users_list(usergroup=usergroup_id)
         except SlackApiError as exc:
@@ -368,6 +376,7 @@ class SlackGateway:
 
     @speaks_warroom
     async def set_topic(self, channel_id: str, topic: str) -> None:
+        """Set the channel's topic, cut to Slack's 250 characters, after any earlier topic edit."""
         if len(topic) > TOPIC_LIMIT:
             topic = topic[: TOPIC_LIMIT - 1] + "…"
         async with self._edit_turn(f"topic:{channel_id}"):
@@ -376,6 +385,7 @@ class SlackGateway:
     async def post_message(
         self, channel_id: str, text: str, blocks: list[dict[str, Any]] | None = None
     ) -> str:
+        """Post once the channel's turn comes; the message's ts."""
         ts = await self.post_message_if(channel_id, text, blocks)
         assert ts is not None
         return ts
@@ -403,11 +413,13 @@ class SlackGateway:
     async def update_message(
         self, channel_id: str, ts: str, text: str, blocks: list[dict[str, Any]] | None = None
     ) -> None:
+        """Replace a message's text and blocks, in turn with other edits to it."""
         async with self._edit_turn(f"message:{channel_id}:{ts}"):
             await self.client.chat_update(channel=channel_id, ts=ts, text=text, blocks=blocks)
 
     @speaks_warroom
     async def pin(self, channel_id: str, ts: str) -> None:
+        """Pin a message; one already pinned is fine."""
         try:
             await self.client.pins_add(channel=channel_id, timestamp=ts)
         except SlackApiError as exc:
@@ -416,6 +428,7 @@ class SlackGateway:
 
     @speaks_warroom
     async def post_ephemeral(self, channel_id: str, user_id: str, text: str) -> None:
+        """Show `text` to `user_id` alone, in the channel."""
         await self.client.chat_postEphemeral(channel=channel_id, user=user_id, text=text)
 
     async def respond(self, response_url: str, text: str) -> None:

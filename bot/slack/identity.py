@@ -29,6 +29,8 @@ class UnknownIdentityError(Exception):
 
 
 class BotIdentity:
+    """Who the bot is, from `auth.test`: asked once at start-up, kept for every request."""
+
     def __init__(
         self, client: AsyncWebClient, token: str, *, startup_wait: float = STARTUP_WAIT_SECONDS
     ) -> None:
@@ -78,6 +80,7 @@ class StartupAuthorize(AsyncAuthorize):
         self.identity = identity
 
     async def __call__(self, **_kwargs: Any) -> AuthorizeResult:
+        """The bot's identity; UnknownIdentityError when Slack cannot say within the wait."""
         known = self.identity._result
         if known is not None:
             return known

@@ -56,4 +56,5 @@ def mention(user_id: str) -> str:
 
 
 def channel_link(channel_id: str) -> str:
+    """A link to the channel, which Slack shows as its name."""
     return f"<#{channel_id}>"

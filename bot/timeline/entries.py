@@ -12,6 +12,7 @@ _SKIPPED = {"channel_join", "channel_leave", "group_join", "group_leave", "messa
 
 
 def ts_to_datetime(ts: str) -> datetime:
+    """A Slack ts (`1700000000.000100`) as an aware UTC datetime."""
     return datetime.fromtimestamp(float(ts), tz=UTC)
 
 
@@ -110,6 +111,7 @@ def entry_for_message(event: dict[str, Any]) -> Entry | None:
 
 
 def entry_for_membership(event: dict[str, Any], event_id: str | None, joined: bool) -> Entry:
+    """The entry for a join or leave, known again by its event id (else user, channel and ts)."""
     channel = event["channel"]
     ts = event.get("event_ts") or f"{datetime.now(UTC).timestamp():.6f}"
     data = {k: event[k] for k in ("inviter", "channel_type") if event.get(k)}

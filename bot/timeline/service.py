@@ -219,6 +219,8 @@ class TimelineService:
 
 
 class KeyMarkOutcome(StrEnum):
+    """What marking a message came to: marked, marked before, not a war room, or the header."""
+
     MARKED = "marked"
     ALREADY_MARKED = "already_marked"
     NOT_WAR_ROOM = "not_war_room"
@@ -243,5 +245,7 @@ class KeyMark:
 
 @dataclass(frozen=True)
 class KeyMarkResult:
+    """What marking a message came to, and the incident's ref when it is in a war room."""
+
     outcome: KeyMarkOutcome
     incident_ref: str | None = None

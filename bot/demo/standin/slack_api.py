@@ -39,6 +39,8 @@ _VALID_NAME = re.compile(r"^[a-z0-9_-]+$")
 
 @dataclass
 class Call:
+    """One Web API call the stand-in received: the method, its arguments, and when it arrived."""
+
     method: str
     args: dict[str, Any]
     # When the request arrived (time.monotonic()), before the configured latency.
@@ -47,6 +49,8 @@ class Call:
 
 @dataclass
 class Fault:
+    """A failure set up for a method: an HTTP status or Slack error, for the next `times` calls."""
+
     status: int = 200
     error: str | None = None
     retry_after: int | None = None
@@ -55,6 +59,8 @@ class Fault:
 
 @dataclass
 class Channel:
+    """A channel as the stand-in keeps it: name, members, topic and pinned messages."""
+
     id: str
     name: str
     members: set[str] = field(default_factory=set)
@@ -107,6 +113,7 @@ class FakeSlack:
         display_name: str = "",
         is_bot: bool = False,
     ) -> None:
+        """Make a user (or bot) that `users.info` and `users.list` will answer with."""
         self.users[user_id] = {
             "id": user_id,
             "name": name,
@@ -117,6 +124,7 @@ class FakeSlack:
         }
 
     def add_channel(self, channel_id: str, name: str, *, members: set[str] | None = None) -> None:
+        """Make a channel; without `members`, only the bot is in it."""
         self.channels[channel_id] = Channel(channel_id, name, members or {BOT_USER})
 
     def fail(
@@ -133,9 +141,11 @@ class FakeSlack:
 
     @property
     def api_url(self) -> str:
+        """The stand-in's Web API base URL, for the app's client; it must be started."""
         return self._url("/api/")
 
     def response_url(self, key: str = "r1") -> str:
+        """A `response_url` on the stand-in; what is posted to it is recorded under `key`."""
         return self._url(f"/respond/{key}")
 
     def _url(self, path: str) -> str:
@@ -143,6 +153,7 @@ class FakeSlack:
         return self.base_url + path
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        """Serve on `host`:`port` (port 0: a free one), and set `base_url` to where it listens."""
         app = web.Application()
         app.router.add_route("*", "/api/{method}", self._handle)
         app.router.add_post("/respond/{key}", self._respond)
@@ -157,6 +168,7 @@ class FakeSlack:
         self.base_url = f"http://{host}:{listener.getsockname()[1]}"
 
     async def close(self) -> None:
+        """Stop serving; does nothing when not started."""
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -164,9 +176,11 @@ class FakeSlack:
     # -- what was asked ----------------------------------------------------------------
 
     def calls_to(self, method: str) -> list[Call]:
+        """The calls to `method`, in the order they came."""
         return [c for c in self.calls if c.method == method]
 
     def channel_named(self, name: str) -> Channel:
+        """The channel called `name`; fails an assertion when there is none."""
         matches = [c for c in self.channels.values() if c.name == name]
         assert matches, f"no channel named {name}; have {[c.name for c in self.channels.values()]}"
         return matches[0]
@@ -469,6 +483,8 @@ class FakeSlack:
 
 
 class SlackError(Exception):
+    """Raised by a method's handler to answer `{"ok": false, "error": code}`."""
+
     def __init__(self, code: str) -> None:
         super().__init__(code)
         self.code = code

@@ -129,6 +129,7 @@ def header_text(incident: IncidentView) -> str:
 
 
 def announcement_text(incident: IncidentView) -> str:
+    """A new incident, for the announce channel: ref, severity, declarer, title and war room."""
     where = channel_link(incident.channel_id) if incident.channel_id else "(no channel yet)"
     return (
         f":rotating_light: *{incident.ref}* ({incident.severity.upper()}) declared by "

@@ -35,10 +35,12 @@ TITLE_LIMIT = 200
 
 
 def header_block(text: str) -> dict[str, Any]:
+    """A header block, its text cut to Slack's 150 characters."""
     return {"type": "header", "text": plain_text(text, HEADER_LIMIT)}
 
 
 def declare_button_block() -> dict[str, Any]:
+    """The "Declare an incident" button, which opens the declare modal."""
     return {
         "type": "actions",
         "elements": [
@@ -86,6 +88,7 @@ def incident_text(incident: IncidentView, *, now: datetime, viewer_roles: list[s
 def incident_blocks(
     incident: IncidentView, *, now: datetime, viewer_roles: list[str]
 ) -> list[dict[str, Any]]:
+    """One incident on the Home tab: its section, then a divider."""
     return [
         section(incident_text(incident, now=now, viewer_roles=viewer_roles)),
         {"type": "divider"},

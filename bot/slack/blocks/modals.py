@@ -70,6 +70,7 @@ def modal(
 
 
 def option(text: str, value: str) -> dict[str, Any]:
+    """One choice of a select: `text` shown, `value` submitted."""
     return {"text": plain_text(text, OPTION_TEXT_LIMIT), "value": value}
 
 
@@ -95,6 +96,7 @@ def text_input(
     initial: str | None = None,
     placeholder: str | None = None,
 ) -> dict[str, Any]:
+    """A text field whose action id is its block's; `initial` is cut to `max_length`."""
     element: dict[str, Any] = {
         "type": "plain_text_input",
         "action_id": block_id,
@@ -116,6 +118,7 @@ def input_block(
     optional: bool = False,
     hint: str | None = None,
 ) -> dict[str, Any]:
+    """A labelled input block around `element`, required unless `optional`."""
     block: dict[str, Any] = {
         "type": "input",
         "block_id": block_id,
@@ -129,6 +132,7 @@ def input_block(
 
 
 def severity_options(severities: Sequence[str]) -> dict[str, str]:
+    """Severities as select options: `sev1` shown as `SEV1`."""
     return {severity: severity.upper() for severity in severities}
 
 

@@ -16,6 +16,7 @@ from bot.slack.listeners import (
 
 
 def register_listeners(app: AsyncApp) -> None:
+    """Register every listener on `app`, the most frequent first, and the error handler."""
     # Bolt tries listeners in this order: messages, by far the most frequent, come first.
     events.register(app)
     commands.register(app)

@@ -12,6 +12,7 @@ from bot.incidents.service import Invocation
 
 
 def invocation_from(command: dict[str, Any]) -> Invocation:
+    """The Slack-neutral Invocation in a slash command's payload."""
     return Invocation(
         user_id=command["user_id"],
         user_name=command.get("user_name"),
@@ -34,4 +35,5 @@ async def handle_incident_command(
 
 
 def register(app: AsyncApp) -> None:
+    """Send `/incident` to its handler."""
     app.command(SlashCommand.INCIDENT.value)(handle_incident_command)

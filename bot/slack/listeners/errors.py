@@ -16,6 +16,7 @@ log = logging.getLogger(__name__)
 
 
 async def handle_errors(error: Exception, body: dict[str, Any]) -> BoltResponse:
+    """Slack's answer to a failure: an ephemeral reply, an error on the form, or a 500 to resend."""
     if isinstance(error, WarroomError):
         message = error.message
     else:
@@ -51,4 +52,5 @@ def _on_the_form(body: dict[str, Any], message: str) -> BoltResponse:
 
 
 def register(app: AsyncApp) -> None:
+    """Make `handle_errors` the app's error handler."""
     app.error(handle_errors)

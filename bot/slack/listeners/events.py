@@ -14,6 +14,7 @@ from bot.timeline.service import TimelineService
 async def handle_message_events(
     ack: AsyncAck, event: dict[str, Any], timeline: TimelineService
 ) -> None:
+    """Put a war-room message, edit or deletion on the timeline, then ack."""
     entry = entry_for_message(event)
     if entry is not None:
         await timeline.record(entry)
@@ -23,6 +24,7 @@ async def handle_message_events(
 async def handle_member_joined_events(
     ack: AsyncAck, event: dict[str, Any], body: dict[str, Any], timeline: TimelineService
 ) -> None:
+    """Put who joined a war room on its timeline, then ack."""
     await timeline.record(entry_for_membership(event, body.get("event_id"), joined=True))
     await ack()
 
@@ -30,11 +32,13 @@ async def handle_member_joined_events(
 async def handle_member_left_events(
     ack: AsyncAck, event: dict[str, Any], body: dict[str, Any], timeline: TimelineService
 ) -> None:
+    """Put who left a war room on its timeline, then ack."""
     await timeline.record(entry_for_membership(event, body.get("event_id"), joined=False))
     await ack()
 
 
 def register(app: AsyncApp) -> None:
+    """Listen for messages, joins and leaves."""
     # A plain string matches every subtype: edits, deletions, file shares, other apps' posts.
     app.event(EventType.MESSAGE.value)(handle_message_events)
     app.event(EventType.MEMBER_JOINED_CHANNEL.value)(handle_member_joined_events)

@@ -21,4 +21,5 @@ async def handle_app_home_opened_events(
 
 
 def register(app: AsyncApp) -> None:
+    """Listen for people opening the App Home."""
     app.event(EventType.APP_HOME_OPENED.value)(handle_app_home_opened_events)

@@ -89,6 +89,7 @@ async def handle_incident_submission(
 
 
 def register(app: AsyncApp) -> None:
+    """Send the declare and header buttons, and the modals' submissions, to their handlers."""
     app.action(ActionId.DECLARE_OPEN.value)(handle_declare_open)
     for action_id in HEADER_BUTTONS:
         app.action(action_id.value)(handle_header_button)

@@ -58,6 +58,7 @@ def mark_from_reaction(event: dict[str, Any], key_reactions: list[str]) -> KeyMa
 async def handle_pin_added_events(
     ack: AsyncAck, event: dict[str, Any], timeline: TimelineService
 ) -> None:
+    """Mark a pinned war-room message as a key event, then ack."""
     mark = mark_from_pin(event)
     if mark is not None:
         await timeline.mark_key_event(mark)
@@ -67,6 +68,7 @@ async def handle_pin_added_events(
 async def handle_reaction_added_events(
     ack: AsyncAck, event: dict[str, Any], timeline: TimelineService, config: WarroomConfig
 ) -> None:
+    """Mark a message as a key event when the reaction is a configured one, then ack."""
     mark = mark_from_reaction(event, config.key_event_reactions)
     if mark is not None:
         await timeline.mark_key_event(mark)
@@ -74,5 +76,6 @@ async def handle_reaction_added_events(
 
 
 def register(app: AsyncApp) -> None:
+    """Listen for pins and reactions."""
     app.event(EventType.PIN_ADDED.value)(handle_pin_added_events)
     app.event(EventType.REACTION_ADDED.value)(handle_reaction_added_events)

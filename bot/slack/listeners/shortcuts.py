@@ -65,4 +65,5 @@ async def handle_add_to_timeline_shortcut(
 
 
 def register(app: AsyncApp) -> None:
+    """Listen for the "Add to incident timeline" message shortcut."""
     app.message_shortcut(CallbackId.ADD_TO_TIMELINE.value)(handle_add_to_timeline_shortcut)
