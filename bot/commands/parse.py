@@ -6,22 +6,22 @@ import re
 from dataclasses import dataclass, field
 
 from bot.errors import UsageError
+from bot.incidents.enums import Role
 from bot.slack.text import escape, to_plain
 
 MAX_TITLE = 150
 
-ROLES = ("commander", "comms", "resolver")
 ROLE_ALIASES = {
-    "commander": "commander",
-    "ic": "commander",
-    "lead": "commander",
-    "incident-commander": "commander",
-    "comms": "comms",
-    "communications": "comms",
-    "comm": "comms",
-    "resolver": "resolver",
-    "tech": "resolver",
-    "technical": "resolver",
+    "commander": Role.COMMANDER,
+    "ic": Role.COMMANDER,
+    "lead": Role.COMMANDER,
+    "incident-commander": Role.COMMANDER,
+    "comms": Role.COMMS,
+    "communications": Role.COMMS,
+    "comm": Role.COMMS,
+    "resolver": Role.RESOLVER,
+    "tech": Role.RESOLVER,
+    "technical": Role.RESOLVER,
 }
 SUBCOMMAND_ALIASES = {
     "declare": "declare",
@@ -102,7 +102,7 @@ class Declaration:
 
 @dataclass(frozen=True)
 class RoleChange:
-    role: str
+    role: Role
     user: UserRef
 
 

@@ -17,6 +17,7 @@ from bot.config import WarroomConfig
 from bot.durations import format_duration
 from bot.errors import NotAllowedError, UsageError
 from bot.exports.export import KEY_KINDS
+from bot.incidents.enums import Role
 from bot.incidents.readmodels import IncidentView, Person, incident_view
 from bot.incidents.service import IncidentService, Invocation, command_event
 from bot.outbox.sender import OutboxSender
@@ -110,7 +111,7 @@ class LifecycleService:
         the commander and admins may, and for customer updates (`comms`) the comms lead."""
         if self.incidents.may_manage(incident, user_id):
             return None
-        if comms and user_id in {p.id for p in incident.holders("comms")}:
+        if comms and user_id in {p.id for p in incident.holders(Role.COMMS)}:
             return None
         holder = incident.commander
         also = ", the comms lead" if comms else ""
@@ -222,7 +223,7 @@ class LifecycleService:
                 self.incidents.take_role(
                     session,
                     row,
-                    "commander",
+                    Role.COMMANDER,
                     Person(invocation.user_id, invocation.user_name),
                     by=invocation.user_id,
                     at=now,
@@ -239,7 +240,7 @@ class LifecycleService:
         if outcome.changed and incident.commander is None and commander is not None:
             # Acknowledged from anywhere (`/incident INC-7 ack`): the new commander joins the room.
             self.tasks.spawn(
-                self.incidents.welcome(outcome.incident, "commander", invocation.user_id)
+                self.incidents.welcome(outcome.incident, Role.COMMANDER, invocation.user_id)
             )
         return outcome
 

@@ -7,6 +7,7 @@ from datetime import datetime
 
 from sqlmodel import Session
 
+from bot.incidents.enums import Role
 from storage import incidents as incident_store
 from storage.models import Incident
 
@@ -23,7 +24,7 @@ class Person:
 
 @dataclass(frozen=True)
 class RoleView:
-    role: str
+    role: Role
     user: Person
     assigned_at: datetime
     relieved_at: datetime | None
@@ -54,12 +55,12 @@ class IncidentView:
     def ref(self) -> str:
         return f"INC-{self.number}"
 
-    def holders(self, role: str) -> list[Person]:
+    def holders(self, role: Role) -> list[Person]:
         return [r.user for r in self.roles if r.role == role and r.relieved_at is None]
 
     @property
     def commander(self) -> Person | None:
-        holders = self.holders("commander")
+        holders = self.holders(Role.COMMANDER)
         return holders[0] if holders else None
 
 
@@ -86,7 +87,7 @@ def incident_view(session: Session, incident: Incident) -> IncidentView:
         postmortem_done_at=incident.postmortem_done_at,
         roles=tuple(
             RoleView(
-                role=r.role,
+                role=Role(r.role),
                 user=Person(r.user_id, r.user_name),
                 assigned_at=r.assigned_at,
                 relieved_at=r.relieved_at,

@@ -9,6 +9,7 @@ from enum import StrEnum
 
 from bot.config import WarroomConfig
 from bot.durations import format_duration
+from bot.incidents.enums import Role
 from bot.incidents.readmodels import IncidentView, Person
 from bot.slack.text import channel_link, escape, mention
 
@@ -92,7 +93,7 @@ class Notice:
 
 
 def update_reminder(incident: IncidentView, now: datetime) -> list[Notice]:
-    comms = incident.holders("comms")
+    comms = incident.holders(Role.COMMS)
     target = comms[0] if comms else incident.commander
     since = incident.last_update_at or incident.declared_at
     what = "the last customer update" if incident.last_update_at else "declaration"

@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from bot.ids import ActionId, BlockId
+from bot.incidents.enums import Role
 from bot.incidents.readmodels import IncidentView, Person
 from bot.slack.text import channel_link, escape, inert, mention
 
-ROLE_LABELS = {"commander": "Commander", "comms": "Comms", "resolver": "Resolver"}
+ROLE_LABELS = {Role.COMMANDER: "Commander", Role.COMMS: "Comms", Role.RESOLVER: "Resolver"}
 # Slack's limits (https://api.slack.com/reference/block-kit): past them a post is refused.
 SECTION_LIMIT = 3000
 HEADER_LIMIT = 150

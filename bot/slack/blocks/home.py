@@ -9,6 +9,7 @@ from typing import Any
 from bot.durations import format_duration
 from bot.home.page import HomePage
 from bot.ids import ActionId
+from bot.incidents.enums import Role
 from bot.incidents.readmodels import IncidentView, Person
 from bot.slack.blocks.common import (
     HEADER_LIMIT,
@@ -63,7 +64,7 @@ def _people(people: list[Person]) -> str:
     return ", ".join(mention(p.id) if p.id else escape(p.label) for p in people)
 
 
-def incident_text(incident: IncidentView, *, now: datetime, viewer_roles: list[str]) -> str:
+def incident_text(incident: IncidentView, *, now: datetime, viewer_roles: list[Role]) -> str:
     """One incident as a section: ref and title, severity, status, age, channel, role holders."""
     title = escape(truncate(incident.title, TITLE_LIMIT))
     where = channel_link(incident.channel_id) if incident.channel_id else "_war room opening_"
@@ -84,7 +85,7 @@ def incident_text(incident: IncidentView, *, now: datetime, viewer_roles: list[s
 
 
 def incident_blocks(
-    incident: IncidentView, *, now: datetime, viewer_roles: list[str]
+    incident: IncidentView, *, now: datetime, viewer_roles: list[Role]
 ) -> list[dict[str, Any]]:
     return [
         section(incident_text(incident, now=now, viewer_roles=viewer_roles)),
