@@ -29,6 +29,7 @@ from bot.errors import (
     unexpected_failure_reply,
 )
 from bot.exports.review import ReviewService, parse_export_format
+from bot.incidents.enums import Status
 from bot.incidents.lifecycle import (
     LifecycleService,
     parse_postmortem_done,
@@ -172,7 +173,7 @@ class CommandService:
         view = outcome.incident
         if not outcome.changed:
             return Reply(f"{view.ref} is already {view.status}.")
-        if view.status == "resolved":
+        if view.status == Status.RESOLVED:
             return Reply(resolved_reply(view))
         return Reply(f"{view.ref} is now *{view.status}*.")
 

@@ -17,7 +17,7 @@ from bot.config import WarroomConfig
 from bot.durations import format_duration
 from bot.errors import NotAllowedError, UsageError
 from bot.exports.export import KEY_KINDS
-from bot.incidents.enums import Role
+from bot.incidents.enums import Role, Status
 from bot.incidents.readmodels import IncidentView, Person, incident_view
 from bot.incidents.service import IncidentService, Invocation, command_event
 from bot.outbox.sender import OutboxSender
@@ -38,7 +38,6 @@ from storage import timeline as timeline_store
 from storage.db import Database
 from storage.models import Incident, TimelineEvent
 
-STATUSES = ("investigating", "identified", "monitoring", "resolved")
 SLACK_TEXT_LIMIT = 39_000
 _URL = re.compile(r"^<?(https?://[^\s|>]+)(?:\|[^>]*)?>?$")
 _SEVERITY = re.compile(r"^(?:sev-?)?([1-4])$", re.IGNORECASE)
@@ -55,11 +54,11 @@ class Outcome:
     cautions: list[str] = field(default_factory=list)
 
 
-def parse_status(args: str) -> str:
-    status = args.strip().lower()
-    if status not in STATUSES:
-        raise UsageError(f"Usage: `/incident status {'|'.join(STATUSES)}`")
-    return status
+def parse_status(args: str) -> Status:
+    try:
+        return Status(args.strip().lower())
+    except ValueError:
+        raise UsageError(f"Usage: `/incident status {'|'.join(Status)}`") from None
 
 
 def parse_severity(args: str) -> str:
@@ -123,19 +122,19 @@ class LifecycleService:
     # -- the commands ------------------------------------------------------------------------
 
     async def change_status(
-        self, incident: IncidentView, status: str, invocation: Invocation
+        self, incident: IncidentView, status: Status, invocation: Invocation
     ) -> Outcome:
-        if status == "resolved":
+        if status == Status.RESOLVED:
             return await self.resolve(incident, None, invocation)
 
         def _change(session: Session, row: Incident, now: datetime) -> Outcome:
-            if row.status == "resolved":
+            if row.status == Status.RESOLVED:
                 raise UsageError(f"{incident.ref} is resolved; it stays resolved.")
             if row.status == status:
                 return Outcome(incident_view(session, row), changed=False)
             previous = row.status
             row.status = status
-            if status == "monitoring" and row.mitigated_at is None:
+            if status == Status.MONITORING and row.mitigated_at is None:
                 row.mitigated_at = now  # mitigation is the first move to monitoring
             self._event(
                 session,
@@ -248,10 +247,10 @@ class LifecycleService:
         self, incident: IncidentView, summary: str | None, invocation: Invocation
     ) -> Outcome:
         def _resolve(session: Session, row: Incident, now: datetime) -> Outcome:
-            if row.status == "resolved":
+            if row.status == Status.RESOLVED:
                 return Outcome(incident_view(session, row), changed=False)
             previous = row.status
-            row.status = "resolved"
+            row.status = Status.RESOLVED
             row.resolved_at = now
             self._event(
                 session,
@@ -260,7 +259,7 @@ class LifecycleService:
                 now,
                 invocation,
                 f"Status {previous} → resolved",
-                {"from": previous, "to": "resolved"},
+                {"from": previous, "to": Status.RESOLVED},
             )
             self._event(
                 session,
@@ -301,7 +300,7 @@ class LifecycleService:
     ) -> Outcome:
 
         def _done(session: Session, row: Incident, now: datetime) -> Outcome:
-            if row.status != "resolved":
+            if row.status != Status.RESOLVED:
                 raise UsageError(f"Resolve {incident.ref} before closing its post-mortem.")
             row.postmortem_url = url
             row.postmortem_done_at = now

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from sqlmodel import Session
 
-from bot.incidents.enums import Role
+from bot.incidents.enums import Role, Status
 from storage import incidents as incident_store
 from storage.models import Incident
 
@@ -36,7 +36,7 @@ class IncidentView:
     number: int
     title: str
     severity: str
-    status: str
+    status: Status
     channel_id: str | None
     channel_name: str | None
     declared_by: Person
@@ -72,7 +72,7 @@ def incident_view(session: Session, incident: Incident) -> IncidentView:
         number=incident.number,
         title=incident.title,
         severity=incident.severity,
-        status=incident.status,
+        status=Status(incident.status),
         channel_id=incident.channel_id,
         channel_name=incident.channel_name,
         declared_by=Person(incident.declared_by_id, incident.declared_by_name),

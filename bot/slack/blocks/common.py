@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.ids import ActionId, BlockId
-from bot.incidents.enums import Role
+from bot.incidents.enums import Role, Status
 from bot.incidents.readmodels import IncidentView, Person
 from bot.slack.text import channel_link, escape, inert, mention
 
@@ -89,7 +89,7 @@ def header_actions(incident: IncidentView) -> dict[str, Any]:
         button("Assign role", ActionId.HEADER_ASSIGN_ROLE, value),
         button("Post update", ActionId.HEADER_POST_UPDATE, value),
     ]
-    if incident.status != "resolved":
+    if incident.status != Status.RESOLVED:
         buttons += [
             button("Status / severity", ActionId.HEADER_CHANGE_STATUS, value),
             button("Resolve", ActionId.HEADER_RESOLVE, value, style="primary"),

@@ -12,7 +12,7 @@ from jinja2 import Environment
 
 from bot.commands.parse import MAX_TITLE
 from bot.ids import BlockId, CallbackId
-from bot.incidents.enums import Role
+from bot.incidents.enums import Role, Status
 from bot.incidents.readmodels import IncidentView
 from bot.slack.blocks.common import (
     MODAL_BLOCKS,
@@ -30,9 +30,9 @@ MODAL_BUTTON_LIMIT = 24
 INPUT_LIMIT = 3000
 METADATA_LIMIT = 3000
 STATUS_LABELS = {
-    "investigating": "Investigating",
-    "identified": "Identified",
-    "monitoring": "Monitoring",
+    Status.INVESTIGATING: "Investigating",
+    Status.IDENTIFIED: "Identified",
+    Status.MONITORING: "Monitoring",
 }
 ROLE_OPTIONS = {Role.COMMANDER: "Commander", Role.COMMS: "Comms lead", Role.RESOLVER: "Resolver"}
 SPECULATION_CAUTION = (
