@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass, field
 
 from bot.errors import UsageError
-from bot.incidents.enums import Role
+from bot.incidents.enums import Role, Severity
 from bot.slack.text import escape, to_plain
 
 MAX_TITLE = 150
@@ -97,7 +97,7 @@ class Command:
 @dataclass(frozen=True)
 class Declaration:
     title: str
-    severity: str | None
+    severity: Severity | None
 
 
 @dataclass(frozen=True)
@@ -143,7 +143,7 @@ def parse_declaration(args: str) -> Declaration:
     if words:
         match = _SEVERITY.match(words[-1])
         if match:
-            severity = f"sev{match.group(1)}"
+            severity = Severity(f"sev{match.group(1)}")
             words = words[:-1]
     title = " ".join(to_plain(" ".join(words)).split())
     if not title:

@@ -6,10 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from bot.incidents.enums import Role
+from bot.incidents.enums import Role, Severity
 from bot.incidents.readmodels import IncidentView
 
-SEVERITY_ORDER = {"sev1": 1, "sev2": 2, "sev3": 3, "sev4": 4}
+SEVERITY_ORDER = {severity: rank for rank, severity in enumerate(Severity, start=1)}
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from bot.config import WarroomConfig
 from bot.durations import format_duration
 from bot.errors import NotAllowedError, UsageError
 from bot.exports.export import KEY_KINDS
-from bot.incidents.enums import Role, Status
+from bot.incidents.enums import Role, Severity, Status
 from bot.incidents.readmodels import IncidentView, Person, incident_view
 from bot.incidents.service import IncidentService, Invocation, command_event
 from bot.outbox.sender import OutboxSender
@@ -61,11 +61,11 @@ def parse_status(args: str) -> Status:
         raise UsageError(f"Usage: `/incident status {'|'.join(Status)}`") from None
 
 
-def parse_severity(args: str) -> str:
+def parse_severity(args: str) -> Severity:
     match = _SEVERITY.match(args.strip())
     if not match:
         raise UsageError("Usage: `/incident sev 1-4`")
-    return f"sev{match.group(1)}"
+    return Severity(f"sev{match.group(1)}")
 
 
 def parse_postmortem_done(args: str) -> str:
@@ -150,7 +150,7 @@ class LifecycleService:
         return await self._apply(incident, invocation, _change, managing="change the status")
 
     async def change_severity(
-        self, incident: IncidentView, severity: str, invocation: Invocation
+        self, incident: IncidentView, severity: Severity, invocation: Invocation
     ) -> Outcome:
 
         def _change(session: Session, row: Incident, now: datetime) -> Outcome:

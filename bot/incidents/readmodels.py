@@ -7,7 +7,7 @@ from datetime import datetime
 
 from sqlmodel import Session
 
-from bot.incidents.enums import Role, Status
+from bot.incidents.enums import Role, Severity, Status
 from storage import incidents as incident_store
 from storage.models import Incident
 
@@ -35,7 +35,7 @@ class IncidentView:
     id: int
     number: int
     title: str
-    severity: str
+    severity: Severity
     status: Status
     channel_id: str | None
     channel_name: str | None
@@ -71,7 +71,7 @@ def incident_view(session: Session, incident: Incident) -> IncidentView:
         id=incident.id,
         number=incident.number,
         title=incident.title,
-        severity=incident.severity,
+        severity=Severity(incident.severity),
         status=Status(incident.status),
         channel_id=incident.channel_id,
         channel_name=incident.channel_name,

@@ -9,7 +9,7 @@ from typing import Any
 from bot.durations import format_duration
 from bot.home.page import HomePage
 from bot.ids import ActionId
-from bot.incidents.enums import Role
+from bot.incidents.enums import Role, Severity
 from bot.incidents.readmodels import IncidentView, Person
 from bot.slack.blocks.common import (
     HEADER_LIMIT,
@@ -27,9 +27,9 @@ TITLE = "Open incidents"
 YOURS = "Where you hold a role"
 OTHERS = "Other open incidents"
 SEVERITY_MARKS = {
-    "sev1": ":red_circle:",
-    "sev2": ":large_orange_circle:",
-    "sev3": ":large_yellow_circle:",
+    Severity.SEV1: ":red_circle:",
+    Severity.SEV2: ":large_orange_circle:",
+    Severity.SEV3: ":large_yellow_circle:",
 }
 # A title in the list is one line's worth; the channel has the rest.
 TITLE_LIMIT = 200
