@@ -25,8 +25,9 @@ from sqlalchemy.engine import make_url
 
 from bot.durations import parse_duration
 from bot.errors import ConfigError
+from bot.incidents.enums import Severity
 
-SEVERITIES = ("sev1", "sev2", "sev3", "sev4")
+SEVERITIES = tuple(Severity)
 CHANNEL_PATTERN_FIELDS = {"number", "slug", "severity", "date"}
 _REACTION_NAME = re.compile(r"^[a-z0-9_+'-]+$")
 
@@ -124,18 +125,20 @@ class SeverityPolicy(BaseModel):
 
 
 DEFAULT_SEVERITIES: dict[str, SeverityPolicy] = {
-    "sev1": SeverityPolicy(
+    Severity.SEV1: SeverityPolicy(
         update_every=timedelta(minutes=30),
         ack_within=timedelta(minutes=15),
         postmortem_due=timedelta(hours=48),
     ),
-    "sev2": SeverityPolicy(
+    Severity.SEV2: SeverityPolicy(
         update_every=timedelta(minutes=60),
         ack_within=timedelta(minutes=30),
         postmortem_due=timedelta(hours=72),
     ),
-    "sev3": SeverityPolicy(update_every=timedelta(minutes=120), postmortem_due=timedelta(days=5)),
-    "sev4": SeverityPolicy(),
+    Severity.SEV3: SeverityPolicy(
+        update_every=timedelta(minutes=120), postmortem_due=timedelta(days=5)
+    ),
+    Severity.SEV4: SeverityPolicy(),
 }
 
 
@@ -149,7 +152,7 @@ class WarroomConfig(BaseModel):
     admins: list[str] = Field(default_factory=list)
     timezone: str = "UTC"
     severities: dict[str, SeverityPolicy] = Field(default_factory=lambda: dict(DEFAULT_SEVERITIES))
-    default_severity: str = "sev3"
+    default_severity: str = Severity.SEV3
     postmortem_remind_every: Duration = timedelta(hours=24)
     redact_patterns: list[str] = Field(default_factory=list)
     export_link_ttl: Duration = timedelta(hours=24)

@@ -11,18 +11,19 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bot.errors import UsageError
+from bot.incidents.enums import Severity
 from bot.slack.text import escape
 
 MAX_BODY = 1024 * 1024
 MAX_TITLE = 150
 MAX_ALERTS_SHOWN = 10
 DEFAULT_SEVERITY_LABELS = {
-    "critical": "sev1",
-    "page": "sev1",
-    "high": "sev2",
-    "error": "sev2",
-    "warning": "sev3",
-    "info": "sev4",
+    "critical": Severity.SEV1,
+    "page": Severity.SEV1,
+    "high": Severity.SEV2,
+    "error": Severity.SEV2,
+    "warning": Severity.SEV3,
+    "info": Severity.SEV4,
 }
 
 

@@ -22,6 +22,7 @@ from bot.errors import (
     WarroomError,
 )
 from bot.ids import ActionId, BlockId, CallbackId
+from bot.incidents.enums import Role
 from bot.incidents.people import People
 from bot.incidents.readmodels import IncidentView, incident_view
 from bot.incidents.service import IncidentService, Invocation
@@ -209,14 +210,14 @@ class FormService:
         to assign ends when someone else takes command). All under the declare's record."""
         for user_id in responders:
             incident, _ = await self.incidents.assign_role(
-                incident, "resolver", UserRef(user_id=user_id), invocation
+                incident, Role.RESOLVER, UserRef(user_id=user_id), invocation
             )
         summary = _text(form.get(BlockId.SUMMARY))
         if summary:
             await self.incidents.add_note(incident, slack_encoded(summary), invocation)
         if commander != invocation.user_id:
             incident, _ = await self.incidents.assign_role(
-                incident, "commander", UserRef(user_id=commander), invocation
+                incident, Role.COMMANDER, UserRef(user_id=commander), invocation
             )
         return incident
 
@@ -229,7 +230,7 @@ class FormService:
             # The opening invited the responders and shows them in the topic and header (their
             # roles were stored first); it briefed the commander, and they are briefed here.
             for user_id in responders:
-                await self.incidents.brief(opened, "resolver", user_id)
+                await self.incidents.brief(opened, Role.RESOLVER, user_id)
             await self.gateway.post_message(
                 declarer, f"{opened.ref} is open in {channel_link(opened.channel_id)}."
             )
@@ -289,7 +290,7 @@ class FormService:
         """Why `user_id` may not do what the button offers, by the slash command's rules."""
         if self.incidents.may_manage(incident, user_id):
             return None
-        is_comms = user_id in {p.id for p in incident.holders("comms")}
+        is_comms = user_id in {p.id for p in incident.holders(Role.COMMS)}
         if action == ActionId.HEADER_POST_UPDATE and is_comms:
             return None
         what, also = {

@@ -6,22 +6,22 @@ import re
 from dataclasses import dataclass, field
 
 from bot.errors import UsageError
+from bot.incidents.enums import Role, Severity
 from bot.slack.text import escape, to_plain
 
 MAX_TITLE = 150
 
-ROLES = ("commander", "comms", "resolver")
 ROLE_ALIASES = {
-    "commander": "commander",
-    "ic": "commander",
-    "lead": "commander",
-    "incident-commander": "commander",
-    "comms": "comms",
-    "communications": "comms",
-    "comm": "comms",
-    "resolver": "resolver",
-    "tech": "resolver",
-    "technical": "resolver",
+    "commander": Role.COMMANDER,
+    "ic": Role.COMMANDER,
+    "lead": Role.COMMANDER,
+    "incident-commander": Role.COMMANDER,
+    "comms": Role.COMMS,
+    "communications": Role.COMMS,
+    "comm": Role.COMMS,
+    "resolver": Role.RESOLVER,
+    "tech": Role.RESOLVER,
+    "technical": Role.RESOLVER,
 }
 SUBCOMMAND_ALIASES = {
     "declare": "declare",
@@ -101,14 +101,14 @@ class Declaration:
     """A new incident's title, and its severity when the command gave one."""
 
     title: str
-    severity: str | None
+    severity: Severity | None
 
 
 @dataclass(frozen=True)
 class RoleChange:
     """A role and the person to give it to."""
 
-    role: str
+    role: Role
     user: UserRef
 
 
@@ -149,7 +149,7 @@ def parse_declaration(args: str) -> Declaration:
     if words:
         match = _SEVERITY.match(words[-1])
         if match:
-            severity = f"sev{match.group(1)}"
+            severity = Severity(f"sev{match.group(1)}")
             words = words[:-1]
     title = " ".join(to_plain(" ".join(words)).split())
     if not title:

@@ -29,6 +29,7 @@ from bot.errors import (
     unexpected_failure_reply,
 )
 from bot.exports.review import ReviewService, parse_export_format
+from bot.incidents.enums import Severity, Status
 from bot.incidents.lifecycle import (
     LifecycleService,
     parse_postmortem_done,
@@ -176,7 +177,7 @@ class CommandService:
         view = outcome.incident
         if not outcome.changed:
             return Reply(f"{view.ref} is already {view.status}.")
-        if view.status == "resolved":
+        if view.status == Status.RESOLVED:
             return Reply(resolved_reply(view))
         return Reply(f"{view.ref} is now *{view.status}*.")
 
@@ -242,7 +243,7 @@ class CommandService:
         self.tasks.spawn(self.review.upload(incident, fmt, target), on_error=report_failure)
         return Reply(f"Uploading the {incident.ref} timeline ({fmt}) to {channel_link(target)}…")
 
-    def severities(self) -> list[str]:
+    def severities(self) -> list[Severity]:
         """The configured severities, most severe first."""
         return [s for s in SEVERITIES if s in self.config.severities] or list(SEVERITIES)
 
@@ -270,7 +271,7 @@ class CommandService:
     async def _declare(self, invocation: Invocation, command: Command) -> Reply:
         lone_severity = _LONE_SEVERITY.match(command.args.strip())
         if not command.args.strip() or lone_severity:
-            severity = f"sev{lone_severity.group(1)}" if lone_severity else None
+            severity = Severity(f"sev{lone_severity.group(1)}") if lone_severity else None
             return await self.open_declare_form(invocation, severity)
         declaration = parse_declaration(command.args)
         incident = await self.incidents.declare(invocation, declaration)

@@ -19,6 +19,7 @@ from bot.config import WarroomConfig
 from bot.durations import format_duration
 from bot.errors import NotFoundError, UsageError
 from bot.exports.redact import Redactor
+from bot.incidents.enums import Status
 from bot.incidents.readmodels import IncidentView, incident_view
 from bot.slack.text import to_plain
 from storage import incidents as incident_store
@@ -312,7 +313,7 @@ class Exporter:
         changes = timeline_store.events_of_kinds(
             self.session, incident_id=self.incident.id, kinds=("status_changed",)
         )
-        marks = [(self.incident.declared_at, "investigating")]
+        marks: list[tuple[datetime, str]] = [(self.incident.declared_at, Status.INVESTIGATING)]
         for change in changes:
             status = str((change.data or {}).get("to", ""))
             if status and status != marks[-1][1]:
@@ -320,7 +321,7 @@ class Exporter:
         total = max((end - self.incident.declared_at).total_seconds(), 1.0)
         phases = []
         for (start, status), following in zip(marks, [*marks[1:], (end, "")], strict=True):
-            if status == "resolved":
+            if status == Status.RESOLVED:
                 break
             seconds = max((following[0] - start).total_seconds(), 0.0)
             phases.append(

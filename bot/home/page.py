@@ -6,9 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from bot.incidents.enums import Role, Severity
 from bot.incidents.readmodels import IncidentView
 
-SEVERITY_ORDER = {"sev1": 1, "sev2": 2, "sev3": 3, "sev4": 4}
+SEVERITY_ORDER = {severity: rank for rank, severity in enumerate(Severity, start=1)}
 
 
 @dataclass(frozen=True)
@@ -19,12 +20,12 @@ class HomePage:
     now: datetime
     incidents: tuple[IncidentView, ...]
 
-    def roles_of_viewer(self, incident: IncidentView) -> list[str]:
+    def roles_of_viewer(self, incident: IncidentView) -> list[Role]:
         """The roles the viewer holds now in `incident`."""
         return viewer_roles(incident, self.viewer_id)
 
 
-def viewer_roles(incident: IncidentView, viewer_id: str) -> list[str]:
+def viewer_roles(incident: IncidentView, viewer_id: str) -> list[Role]:
     """The roles `viewer_id` holds now in `incident`."""
     return [r.role for r in incident.roles if r.relieved_at is None and r.user.id == viewer_id]
 

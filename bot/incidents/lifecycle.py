@@ -17,6 +17,7 @@ from bot.config import WarroomConfig
 from bot.durations import format_duration
 from bot.errors import NotAllowedError, UsageError
 from bot.exports.export import KEY_KINDS
+from bot.incidents.enums import Role, Severity, Status
 from bot.incidents.readmodels import IncidentView, Person, incident_view
 from bot.incidents.service import IncidentService, Invocation, command_event
 from bot.outbox.sender import OutboxSender
@@ -37,7 +38,6 @@ from storage import timeline as timeline_store
 from storage.db import Database
 from storage.models import Incident, TimelineEvent
 
-STATUSES = ("investigating", "identified", "monitoring", "resolved")
 SLACK_TEXT_LIMIT = 39_000
 _URL = re.compile(r"^<?(https?://[^\s|>]+)(?:\|[^>]*)?>?$")
 _SEVERITY = re.compile(r"^(?:sev-?)?([1-4])$", re.IGNORECASE)
@@ -54,20 +54,20 @@ class Outcome:
     cautions: list[str] = field(default_factory=list)
 
 
-def parse_status(args: str) -> str:
-    """The status `args` names; UsageError unless it is one of STATUSES."""
-    status = args.strip().lower()
-    if status not in STATUSES:
-        raise UsageError(f"Usage: `/incident status {'|'.join(STATUSES)}`")
-    return status
+def parse_status(args: str) -> Status:
+    """The status `args` names; UsageError unless it is one of Status."""
+    try:
+        return Status(args.strip().lower())
+    except ValueError:
+        raise UsageError(f"Usage: `/incident status {'|'.join(Status)}`") from None
 
 
-def parse_severity(args: str) -> str:
+def parse_severity(args: str) -> Severity:
     """`2`, `sev2` or `sev-2` -> `sev2`; UsageError for anything else."""
     match = _SEVERITY.match(args.strip())
     if not match:
         raise UsageError("Usage: `/incident sev 1-4`")
-    return f"sev{match.group(1)}"
+    return Severity(f"sev{match.group(1)}")
 
 
 def parse_postmortem_done(args: str) -> str:
@@ -115,7 +115,7 @@ class LifecycleService:
         the commander and admins may, and for customer updates (`comms`) the comms lead."""
         if self.incidents.may_manage(incident, user_id):
             return None
-        if comms and user_id in {p.id for p in incident.holders("comms")}:
+        if comms and user_id in {p.id for p in incident.holders(Role.COMMS)}:
             return None
         holder = incident.commander
         also = ", the comms lead" if comms else ""
@@ -127,20 +127,20 @@ class LifecycleService:
     # -- the commands ------------------------------------------------------------------------
 
     async def change_status(
-        self, incident: IncidentView, status: str, invocation: Invocation
+        self, incident: IncidentView, status: Status, invocation: Invocation
     ) -> Outcome:
         """Move the incident to `status` (commander or admin only); resolved stays resolved."""
-        if status == "resolved":
+        if status == Status.RESOLVED:
             return await self.resolve(incident, None, invocation)
 
         def _change(session: Session, row: Incident, now: datetime) -> Outcome:
-            if row.status == "resolved":
+            if row.status == Status.RESOLVED:
                 raise UsageError(f"{incident.ref} is resolved; it stays resolved.")
             if row.status == status:
                 return Outcome(incident_view(session, row), changed=False)
             previous = row.status
             row.status = status
-            if status == "monitoring" and row.mitigated_at is None:
+            if status == Status.MONITORING and row.mitigated_at is None:
                 row.mitigated_at = now  # mitigation is the first move to monitoring
             self._event(
                 session,
@@ -156,7 +156,7 @@ class LifecycleService:
         return await self._apply(incident, invocation, _change, managing="change the status")
 
     async def change_severity(
-        self, incident: IncidentView, severity: str, invocation: Invocation
+        self, incident: IncidentView, severity: Severity, invocation: Invocation
     ) -> Outcome:
         """Change the severity (commander or admin only) and restart the update and ack clocks."""
 
@@ -230,7 +230,7 @@ class LifecycleService:
                 self.incidents.take_role(
                     session,
                     row,
-                    "commander",
+                    Role.COMMANDER,
                     Person(invocation.user_id, invocation.user_name),
                     by=invocation.user_id,
                     at=now,
@@ -247,7 +247,7 @@ class LifecycleService:
         if outcome.changed and incident.commander is None and commander is not None:
             # Acknowledged from anywhere (`/incident INC-7 ack`): the new commander joins the room.
             self.tasks.spawn(
-                self.incidents.welcome(outcome.incident, "commander", invocation.user_id)
+                self.incidents.welcome(outcome.incident, Role.COMMANDER, invocation.user_id)
             )
         return outcome
 
@@ -257,10 +257,10 @@ class LifecycleService:
         """Resolve: stop the clocks, start post-mortem reminders, tell the announce channel."""
 
         def _resolve(session: Session, row: Incident, now: datetime) -> Outcome:
-            if row.status == "resolved":
+            if row.status == Status.RESOLVED:
                 return Outcome(incident_view(session, row), changed=False)
             previous = row.status
-            row.status = "resolved"
+            row.status = Status.RESOLVED
             row.resolved_at = now
             self._event(
                 session,
@@ -269,7 +269,7 @@ class LifecycleService:
                 now,
                 invocation,
                 f"Status {previous} → resolved",
-                {"from": previous, "to": "resolved"},
+                {"from": previous, "to": Status.RESOLVED},
             )
             self._event(
                 session,
@@ -311,7 +311,7 @@ class LifecycleService:
         """Close the post-mortem at `url` and stop its reminders; only once resolved."""
 
         def _done(session: Session, row: Incident, now: datetime) -> Outcome:
-            if row.status != "resolved":
+            if row.status != Status.RESOLVED:
                 raise UsageError(f"Resolve {incident.ref} before closing its post-mortem.")
             row.postmortem_url = url
             row.postmortem_done_at = now

@@ -7,6 +7,7 @@ from datetime import datetime
 
 from sqlmodel import Session
 
+from bot.incidents.enums import Role, Severity, Status
 from storage import incidents as incident_store
 from storage.models import Incident
 
@@ -28,7 +29,7 @@ class Person:
 class RoleView:
     """A role held, by whom, from when, and until when (None while still held)."""
 
-    role: str
+    role: Role
     user: Person
     assigned_at: datetime
     relieved_at: datetime | None
@@ -41,8 +42,8 @@ class IncidentView:
     id: int
     number: int
     title: str
-    severity: str
-    status: str
+    severity: Severity
+    status: Status
     channel_id: str | None
     channel_name: str | None
     declared_by: Person
@@ -62,14 +63,14 @@ class IncidentView:
         """The incident's name for people: `INC-7`."""
         return f"INC-{self.number}"
 
-    def holders(self, role: str) -> list[Person]:
+    def holders(self, role: Role) -> list[Person]:
         """Who holds `role` now."""
         return [r.user for r in self.roles if r.role == role and r.relieved_at is None]
 
     @property
     def commander(self) -> Person | None:
         """The commander now, or None when nobody is in command."""
-        holders = self.holders("commander")
+        holders = self.holders(Role.COMMANDER)
         return holders[0] if holders else None
 
 
@@ -81,8 +82,8 @@ def incident_view(session: Session, incident: Incident) -> IncidentView:
         id=incident.id,
         number=incident.number,
         title=incident.title,
-        severity=incident.severity,
-        status=incident.status,
+        severity=Severity(incident.severity),
+        status=Status(incident.status),
         channel_id=incident.channel_id,
         channel_name=incident.channel_name,
         declared_by=Person(incident.declared_by_id, incident.declared_by_name),
@@ -97,7 +98,7 @@ def incident_view(session: Session, incident: Incident) -> IncidentView:
         postmortem_done_at=incident.postmortem_done_at,
         roles=tuple(
             RoleView(
-                role=r.role,
+                role=Role(r.role),
                 user=Person(r.user_id, r.user_name),
                 assigned_at=r.assigned_at,
                 relieved_at=r.relieved_at,

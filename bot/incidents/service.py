@@ -22,6 +22,7 @@ from bot.errors import (
     NotFoundError,
     UsageError,
 )
+from bot.incidents.enums import Role
 from bot.incidents.naming import channel_name, name_candidates
 from bot.incidents.people import People
 from bot.incidents.readmodels import IncidentView, Person, incident_view
@@ -182,7 +183,7 @@ class IncidentService:
                 self.take_role(
                     session,
                     incident,
-                    "commander",
+                    Role.COMMANDER,
                     Person(invocation.user_id, declarer_name),
                     by=invocation.user_id,
                     at=now,
@@ -388,7 +389,7 @@ class IncidentService:
         await self.gateway.invite(incident.channel_id, invitees)
         commander = incident.commander
         if commander and commander.id:
-            await self.brief(incident, "commander", commander.id)
+            await self.brief(incident, Role.COMMANDER, commander.id)
 
     async def _post_header(self, incident: IncidentView) -> None:
         assert incident.channel_id is not None
@@ -442,7 +443,7 @@ class IncidentService:
             )
 
     async def assign_role(
-        self, incident: IncidentView, role: str, user: UserRef, invocation: Invocation
+        self, incident: IncidentView, role: Role, user: UserRef, invocation: Invocation
     ) -> tuple[IncidentView, bool]:
         """Give `role` to `user`; False when they already hold it. NotAllowedError if refused."""
         # Asked first so that a refused caller costs no Slack lookup, and again on the locked
@@ -479,7 +480,7 @@ class IncidentService:
         self,
         session: Session,
         incident: Incident,
-        role: str,
+        role: Role,
         person: Person,
         *,
         by: str,
@@ -496,7 +497,7 @@ class IncidentService:
         if any(r.user_id == person.id for r in current):
             return False
         previous = None
-        if role != "resolver":
+        if role != Role.RESOLVER:
             # Commander and comms are held by one person: the new holder relieves the old.
             for assignment in current:
                 incident_store.relieve_role(session, assignment=assignment, at=at)
@@ -510,7 +511,7 @@ class IncidentService:
             assigned_by_id=by,
             at=at,
         )
-        if role == "commander" and incident.acknowledged_at is None:
+        if role == Role.COMMANDER and incident.acknowledged_at is None:
             # Someone taking command acknowledges an alert; its escalation clock stops (a job
             # already scheduled finds the reminder inactive and does nothing).
             incident.acknowledged_at = at
@@ -533,14 +534,14 @@ class IncidentService:
         )
         return True
 
-    async def welcome(self, incident: IncidentView, role: str, user_id: str) -> None:
+    async def welcome(self, incident: IncidentView, role: Role, user_id: str) -> None:
         """A new role holder is invited, briefed, and shown in the topic and header."""
         if incident.channel_id:
             await self.gateway.invite(incident.channel_id, [user_id])
             await self.brief(incident, role, user_id)
         await self.refresh_war_room(incident.id)
 
-    async def brief(self, incident: IncidentView, role: str, user_id: str) -> None:
+    async def brief(self, incident: IncidentView, role: Role, user_id: str) -> None:
         """The role's briefing, shown to `user_id` in the war room."""
         assert incident.channel_id is not None
         text = self.templates.get_template(f"briefings/{role}.md.j2").render(incident=incident)
@@ -601,7 +602,7 @@ def roles_summary(incident: IncidentView, zone_name: str) -> str:
 
     zone = ZoneInfo(zone_name)
     lines = [f"*{incident.ref}: {escape(incident.title)}*"]
-    for role in ("commander", "comms", "resolver"):
+    for role in Role:
         current = [r for r in incident.roles if r.role == role and r.relieved_at is None]
         if not current:
             lines.append(f"• {role}: nobody")

@@ -9,6 +9,7 @@ from enum import StrEnum
 
 from bot.config import WarroomConfig
 from bot.durations import format_duration
+from bot.incidents.enums import Role, Status
 from bot.incidents.readmodels import IncidentView, Person
 from bot.slack.text import channel_link, escape, mention
 
@@ -29,7 +30,7 @@ def job_id(incident_id: int, kind: str) -> str:
 def first_update_due(incident: IncidentView, config: WarroomConfig) -> datetime | None:
     """The customer-update clock: from the last update, or from declaration if none yet."""
     every = config.policy(incident.severity).update_every
-    if every is None or incident.status == "resolved":
+    if every is None or incident.status == Status.RESOLVED:
         return None
     return (incident.last_update_at or incident.declared_at) + every
 
@@ -68,9 +69,9 @@ def next_after(due_at: datetime, every: timedelta, now: datetime) -> datetime:
 def still_wanted(kind: str, incident: IncidentView) -> bool:
     """False when the reason for a reminder has gone (resolved, acknowledged, written up)."""
     if kind == ReminderKind.UPDATE:
-        return incident.status != "resolved"
+        return incident.status != Status.RESOLVED
     if kind == ReminderKind.ACK:
-        return incident.acknowledged_at is None and incident.status != "resolved"
+        return incident.acknowledged_at is None and incident.status != Status.RESOLVED
     return incident.resolved_at is not None and incident.postmortem_done_at is None
 
 
@@ -99,7 +100,7 @@ class Notice:
 
 def update_reminder(incident: IncidentView, now: datetime) -> list[Notice]:
     """The nudge to post a customer update, to comms (else the commander), in the war room."""
-    comms = incident.holders("comms")
+    comms = incident.holders(Role.COMMS)
     target = comms[0] if comms else incident.commander
     since = incident.last_update_at or incident.declared_at
     what = "the last customer update" if incident.last_update_at else "declaration"

@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from bot.ids import ActionId, BlockId
+from bot.incidents.enums import Role, Status
 from bot.incidents.readmodels import IncidentView, Person
 from bot.slack.text import channel_link, escape, inert, mention
 
-ROLE_LABELS = {"commander": "Commander", "comms": "Comms", "resolver": "Resolver"}
+ROLE_LABELS = {Role.COMMANDER: "Commander", Role.COMMS: "Comms", Role.RESOLVER: "Resolver"}
 # Slack's limits (https://api.slack.com/reference/block-kit): past them a post is refused.
 SECTION_LIMIT = 3000
 HEADER_LIMIT = 150
@@ -88,7 +89,7 @@ def header_actions(incident: IncidentView) -> dict[str, Any]:
         button("Assign role", ActionId.HEADER_ASSIGN_ROLE, value),
         button("Post update", ActionId.HEADER_POST_UPDATE, value),
     ]
-    if incident.status != "resolved":
+    if incident.status != Status.RESOLVED:
         buttons += [
             button("Status / severity", ActionId.HEADER_CHANGE_STATUS, value),
             button("Resolve", ActionId.HEADER_RESOLVE, value, style="primary"),

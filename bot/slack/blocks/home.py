@@ -9,6 +9,7 @@ from typing import Any
 from bot.durations import format_duration
 from bot.home.page import HomePage
 from bot.ids import ActionId
+from bot.incidents.enums import Role, Severity
 from bot.incidents.readmodels import IncidentView, Person
 from bot.slack.blocks.common import (
     HEADER_LIMIT,
@@ -26,9 +27,9 @@ TITLE = "Open incidents"
 YOURS = "Where you hold a role"
 OTHERS = "Other open incidents"
 SEVERITY_MARKS = {
-    "sev1": ":red_circle:",
-    "sev2": ":large_orange_circle:",
-    "sev3": ":large_yellow_circle:",
+    Severity.SEV1: ":red_circle:",
+    Severity.SEV2: ":large_orange_circle:",
+    Severity.SEV3: ":large_yellow_circle:",
 }
 # A title in the list is one line's worth; the channel has the rest.
 TITLE_LIMIT = 200
@@ -65,7 +66,7 @@ def _people(people: list[Person]) -> str:
     return ", ".join(mention(p.id) if p.id else escape(p.label) for p in people)
 
 
-def incident_text(incident: IncidentView, *, now: datetime, viewer_roles: list[str]) -> str:
+def incident_text(incident: IncidentView, *, now: datetime, viewer_roles: list[Role]) -> str:
     """One incident as a section: ref and title, severity, status, age, channel, role holders."""
     title = escape(truncate(incident.title, TITLE_LIMIT))
     where = channel_link(incident.channel_id) if incident.channel_id else "_war room opening_"
@@ -86,7 +87,7 @@ def incident_text(incident: IncidentView, *, now: datetime, viewer_roles: list[s
 
 
 def incident_blocks(
-    incident: IncidentView, *, now: datetime, viewer_roles: list[str]
+    incident: IncidentView, *, now: datetime, viewer_roles: list[Role]
 ) -> list[dict[str, Any]]:
     """One incident on the Home tab: its section, then a divider."""
     return [

@@ -6,12 +6,13 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from jinja2 import Environment
 
 from bot.commands.parse import MAX_TITLE
 from bot.ids import BlockId, CallbackId
+from bot.incidents.enums import Role, Status
 from bot.incidents.readmodels import IncidentView
 from bot.slack.blocks.common import (
     MODAL_BLOCKS,
@@ -29,17 +30,19 @@ MODAL_BUTTON_LIMIT = 24
 INPUT_LIMIT = 3000
 METADATA_LIMIT = 3000
 STATUS_LABELS = {
-    "investigating": "Investigating",
-    "identified": "Identified",
-    "monitoring": "Monitoring",
+    Status.INVESTIGATING: "Investigating",
+    Status.IDENTIFIED: "Identified",
+    Status.MONITORING: "Monitoring",
 }
-ROLE_OPTIONS = {"commander": "Commander", "comms": "Comms lead", "resolver": "Resolver"}
+ROLE_OPTIONS = {Role.COMMANDER: "Commander", Role.COMMS: "Comms lead", Role.RESOLVER: "Resolver"}
 SPECULATION_CAUTION = (
     ":warning: *State facts, not guesses.* Say what is affected, what is being done and when "
     "the next update comes. Words like “probably”, “caused by” or “root cause” earn a caution: "
     "keep causes for the post-mortem."
 )
 FormValue = str | list[str] | None
+# An option's value: a plain string, or a domain word (Role, Status) that is one.
+V = TypeVar("V", bound=str)
 
 
 @dataclass(frozen=True)
@@ -75,7 +78,7 @@ def option(text: str, value: str) -> dict[str, Any]:
 
 
 def static_select(
-    block_id: str, options: Mapping[str, str], initial: str | None = None
+    block_id: str, options: Mapping[V, str], initial: V | None = None
 ) -> dict[str, Any]:
     """A single choice among `options` (value -> label)."""
     element: dict[str, Any] = {
