@@ -31,8 +31,9 @@ from storage.models import (
     RoleAssignment,
     TimelineEvent,
 )
-from tests.conftest import Reply, Warroom, WarroomFactory, missing
-from tests.fakes.slack_api import FakeSlack
+from tests.support.ci import missing
+from tests.support.fakes.slack_api import FakeSlack
+from tests.support.warroom import Reply, Warroom, WarroomFactory
 
 TOKEN = "alert-token-4f9c"
 ALERT_PATH = "/hooks/alertmanager"

@@ -3,21 +3,15 @@ read by a separate process while the server is up."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
 import sqlite3
-import sys
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests.conftest import Warroom
-
-REPO = Path(__file__).parents[1]
+from tests.support.cli import warroom_cli
+from tests.support.warroom import Warroom
 
 # DESIGN.md, "Export JSON": new keys may be added later, but these are the contract today.
 INCIDENT_KEYS = {
@@ -57,40 +51,6 @@ EVENT_KINDS = {
     "resolved",
     "postmortem",
 }
-
-
-@dataclass
-class Run:
-    returncode: int
-    stdout: str
-    stderr: str
-
-    @property
-    def json(self) -> Any:
-        return json.loads(self.stdout)
-
-
-async def warroom_cli(*args: str, database_url: str, cwd: Path) -> Run:
-    """`warroom ...` in its own process (the server keeps running in this one)."""
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": str(cwd),
-        "PYTHONPATH": str(REPO),
-        "DATABASE_URL": database_url,
-    }
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot.cli",
-        *args,
-        cwd=cwd,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
-    assert process.returncode is not None
-    return Run(process.returncode, stdout.decode("utf-8"), stderr.decode("utf-8"))
 
 
 def parse_iso_z(value: str) -> datetime:

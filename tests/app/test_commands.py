@@ -13,8 +13,8 @@ from sqlmodel import Session, col, select
 
 from bot.incidents.naming import MAX_CHANNEL_NAME
 from storage.models import Incident, RoleAssignment, TimelineEvent
-from tests.conftest import Reply, Warroom, WarroomFactory
-from tests.fakes.slack_api import BOT_USER
+from tests.support.fakes.slack_api import BOT_USER
+from tests.support.warroom import Reply, Warroom, WarroomFactory
 
 # A broadcast mention Slack would fire: markup, or a bare word (escape() puts U+2060 after @).
 LIVE_BROADCAST = re.compile(r"<!(?:channel|here|everyone)\b|@(?:channel|here|everyone)\b", re.I)

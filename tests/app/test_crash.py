@@ -19,10 +19,10 @@ from sqlmodel import select
 
 from storage.db import Database
 from storage.models import Incident, TimelineEvent
-from tests.conftest import SIGNING_SECRET
-from tests.fakes.slack_api import FakeSlack
-from tests.serving import Process, serve
-from tests.test_cli_export import warroom_cli
+from tests.support.cli import warroom_cli
+from tests.support.fakes.slack_api import FakeSlack
+from tests.support.serving import Process, serve
+from tests.support.warroom import SIGNING_SECRET
 
 BURST = 300
 IN_FLIGHT = 24  # requests open at once, as Slack sends a busy channel's events

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from bot.commands.parse import Declaration
 from bot.incidents.service import OPENING_CLAIM, Invocation
-from tests.conftest import Warroom, WarroomFactory
-from tests.home_helpers import Clock, ClockedFactory
+from tests.support.home import Clock, ClockedFactory
+from tests.support.warroom import Warroom, WarroomFactory
 
 
 async def test_declare_opens_a_war_room(warroom: Warroom) -> None:

@@ -16,8 +16,9 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
+from tests.support.paths import REPO
+
 WARROOM = Path(sys.executable).parent / "warroom"
-REPO = Path(__file__).resolve().parent.parent
 TITLE = "Checkout API returning 500s"
 # What the scripted incident leaves on the timeline, as plain text: messages (the edited one in
 # its new wording), a thread reply, roles, the customer update, the reminder and the resolution.

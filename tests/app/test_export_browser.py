@@ -18,10 +18,9 @@ import pytest
 
 from storage import timeline as timeline_store
 from storage.db import Database
-from tests.conftest import missing
-from tests.fakes.slack_api import FakeSlack
-from tests.test_export_routes import ExportServer, serve_exports
-from tests.test_exports import T0, build_incident, ts
+from tests.support.ci import missing
+from tests.support.exports import T0, ExportServer, build_incident, serve_exports, ts
+from tests.support.fakes.slack_api import FakeSlack
 
 CHROMIUM = os.environ.get("WARROOM_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [

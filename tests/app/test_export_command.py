@@ -6,7 +6,7 @@ import re
 
 import aiohttp
 
-from tests.conftest import WarroomFactory
+from tests.support.warroom import WarroomFactory
 
 
 async def test_without_links_the_file_is_uploaded_to_the_war_room(

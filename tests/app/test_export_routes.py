@@ -5,29 +5,29 @@ bearer token, or a signed link that has not expired), what they get, and that ev
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
-from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-import aiohttp
 import pytest
-from aiohttp.test_utils import TestServer
 
-from bot.app import build_services, build_web_app
-from bot.config import Settings, WarroomConfig
-from bot.exports.links import signed_query
 from storage import incidents as incident_store
 from storage.db import Database
-from storage.migrate import upgrade
-from tests.fakes.slack_api import FakeSlack
-from tests.test_exports import CONFIG, GOLDEN, NOW, T0, build_incident, parse_html
+from tests.support.exports import (
+    NOW,
+    T0,
+    TOKEN,
+    TTL,
+    ExportReply,
+    ExportServer,
+    build_incident,
+    parse_html,
+    serve_exports,
+)
+from tests.support.fakes.slack_api import FakeSlack
+from tests.support.paths import GOLDEN
 
-TOKEN = "t0k3n"
-TTL = timedelta(hours=1)
 MEDIA_TYPES = {
     "md": "text/markdown",
     "html": "text/html",
@@ -36,82 +36,6 @@ MEDIA_TYPES = {
 }
 # Bodies that would mean data got out.
 SECRET_BITS = ("Checkout", "ana@example.com", "INC-1:", "events")
-
-
-class Clock:
-    """The one thing faked by hand: link expiry is checked against it."""
-
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-@dataclass
-class Reply:
-    status: int
-    headers: Any
-    text: str
-
-
-@dataclass
-class ExportServer:
-    server: TestServer
-    http: aiohttp.ClientSession
-    clock: Clock
-    token: str | None
-
-    async def get(self, path: str, *, token: str | None = None, **headers: str) -> Reply:
-        if token is not None:
-            headers["Authorization"] = f"Bearer {token}"
-        async with self.http.get(self.server.make_url(path), headers=headers) as response:
-            return Reply(response.status, response.headers, await response.text())
-
-    def link(self, path: str, *, redact: bool = False, key: str | None = None) -> str:
-        """A signed link, made as the bot makes the ones it posts in Slack."""
-        key = key or self.token
-        assert key
-        return f"{path}?{signed_query(key, path, now=self.clock(), ttl=TTL, redact=redact)}"
-
-
-@asynccontextmanager
-async def serve_exports(
-    slack: FakeSlack,
-    tmp_path: Path,
-    *,
-    token: str | None = TOKEN,
-    prepare: Callable[[Database], Any] = build_incident,
-) -> AsyncIterator[ExportServer]:
-    """The real server (Bolt, exports and all) over a database holding the fixed INC-1."""
-    url = f"sqlite:///{tmp_path / 'routes.db'}"
-    db = Database(url)
-    try:
-        upgrade(db.engine)
-        prepare(db)
-    finally:
-        db.close()
-    settings = Settings(
-        _env_file=None,  # type: ignore[call-arg]
-        slack_bot_token="xoxb-test",
-        slack_signing_secret="test-signing-secret",
-        slack_api_url=slack.api_url,
-        database_url=url,
-        warroom_export_token=token,
-    )
-    config = WarroomConfig.model_validate(
-        {**CONFIG.model_dump(), "export_link_ttl": TTL, "announce_channel": "C0ANNOUNCE"}
-    )
-    clock = Clock(NOW)
-    services = build_services(settings, config, clock=clock)
-    server = TestServer(build_web_app(settings, config, services=services), host="127.0.0.1")
-    await server.start_server()
-    http = aiohttp.ClientSession()
-    try:
-        yield ExportServer(server, http, clock, token)
-    finally:
-        await http.close()
-        await server.close()
 
 
 @pytest.fixture
@@ -128,7 +52,7 @@ def without_nonce(page: str) -> str:
     return re.sub(r' nonce="[^"]+"', "", page)
 
 
-def assert_no_data(reply: Reply) -> None:
+def assert_no_data(reply: ExportReply) -> None:
     for bit in SECRET_BITS:
         assert bit not in reply.text, f"{bit!r} got out with a {reply.status}"
     assert "Content-Disposition" not in reply.headers

@@ -15,7 +15,7 @@ from sqlmodel import Session, select
 from bot.incidents.readmodels import incident_view
 from bot.slack.blocks.common import topic_text
 from storage.models import Incident, OutboxMessage
-from tests.conftest import Warroom, WarroomFactory
+from tests.support.warroom import Warroom, WarroomFactory
 
 # Seeds for the fault pattern, so that a failure can be replayed (call order still varies).
 SEEDS = (20261125, 7, 42)

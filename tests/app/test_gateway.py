@@ -17,9 +17,9 @@ from bot.slack import pacing
 from bot.slack.gateway import SlackGateway, SlackRetryPolicy, build_web_client, slack_error
 from bot.slack.identity import BotIdentity
 from bot.slack.pacing import ChannelPacer
-from tests.conftest import Warroom, WarroomFactory
-from tests.fakes.slack_api import FakeSlack
-from tests.serving import free_port
+from tests.support.fakes.slack_api import FakeSlack
+from tests.support.serving import free_port
+from tests.support.warroom import Warroom, WarroomFactory
 
 # -- the pacer, on an injected clock -------------------------------------------------------
 

@@ -27,9 +27,9 @@ from bot.slack.blocks.home import (
     incident_text,
 )
 from storage import incidents as incident_store
-from tests.conftest import Warroom
-from tests.factories import incident_view
-from tests.home_helpers import Clock, ClockedFactory, open_home
+from tests.support.factories import incident_view
+from tests.support.home import Clock, ClockedFactory, open_home
+from tests.support.warroom import Warroom
 
 T0 = datetime(2026, 3, 5, 9, 0, tzinfo=UTC)
 

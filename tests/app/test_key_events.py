@@ -18,9 +18,8 @@ from bot.slack.listeners.key_events import mark_from_pin, mark_from_reaction, re
 from bot.slack.listeners.shortcuts import mark_from_shortcut
 from bot.timeline.service import KeyMark
 from storage.models import Incident, TimelineEvent
-from tests.conftest import Warroom, WarroomFactory
-from tests.fakes.slack_api import BOT_USER
-from tests.home_helpers import (
+from tests.support.fakes.slack_api import BOT_USER
+from tests.support.home import (
     interaction,
     message_event,
     pin_event,
@@ -28,6 +27,7 @@ from tests.home_helpers import (
     run_shortcut,
     shortcut_payload,
 )
+from tests.support.warroom import Warroom, WarroomFactory
 
 MESSAGE_TS = "1700000100.000200"
 MESSAGE_TEXT = "rolling back <@U0CY|cy>'s deploy fixed it &amp; errors are down"

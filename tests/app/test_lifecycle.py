@@ -12,7 +12,7 @@ import pytest
 from sqlmodel import Session, select
 
 from storage.models import Incident, TimelineEvent
-from tests.conftest import Reply, Warroom, WarroomFactory
+from tests.support.warroom import Reply, Warroom, WarroomFactory
 
 TITLE = "Checkout API returning 500s"
 LIVE_BROADCAST = re.compile(r"<!(?:channel|here|everyone)\b|@(?:channel|here|everyone)\b", re.I)

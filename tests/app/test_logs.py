@@ -15,8 +15,6 @@ from pythonjsonlogger.json import JsonFormatter
 from bot.config import Settings
 from bot.logs import MASK, SecretMaskingFormatter
 
-REPO = Path(__file__).resolve().parents[1]
-
 
 def _log_through(formatter: logging.Formatter, message: str, *args: object) -> str:
     stream = io.StringIO()

@@ -13,8 +13,8 @@ from sqlmodel import Session, col, select
 
 from bot.ids import ActionId, BlockId, CallbackId
 from storage.models import Incident, RoleAssignment
-from tests.conftest import Reply, Warroom, WarroomFactory
-from tests.interactions import Interactions
+from tests.support.interactions import Interactions
+from tests.support.warroom import Reply, Warroom, WarroomFactory
 
 LIVE_BROADCAST = re.compile(r"<!(?:channel|here|everyone)\b|@(?:channel|here|everyone)\b", re.I)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import Warroom
+from tests.support.warroom import Warroom
 
 
 async def _get(room: Warroom, path: str) -> tuple[int, str, str]:

@@ -13,14 +13,14 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.support.paths import REPO
 
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
     built = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "-q", "-w", str(out)],
+        [sys.executable, "-m", "pip", "wheel", str(REPO), "--no-deps", "-q", "-w", str(out)],
         capture_output=True,
         text=True,
         timeout=300,
@@ -32,11 +32,11 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def shipped_sources() -> set[str]:
     """What the wheel must hold: every module of the packages, every template, every migration."""
-    wanted = {str(p.relative_to(ROOT)) for p in (ROOT / "bot").rglob("*.py")}
-    wanted |= {str(p.relative_to(ROOT)) for p in (ROOT / "storage").rglob("*.py")}
+    wanted = {str(p.relative_to(REPO)) for p in (REPO / "bot").rglob("*.py")}
+    wanted |= {str(p.relative_to(REPO)) for p in (REPO / "storage").rglob("*.py")}
     wanted |= {
-        "bot/templates/" + str(p.relative_to(ROOT / "templates"))
-        for p in (ROOT / "templates").rglob("*.j2")
+        "bot/templates/" + str(p.relative_to(REPO / "templates"))
+        for p in (REPO / "templates").rglob("*.j2")
     }
     return {name for name in wanted if "__pycache__" not in name}
 
@@ -96,7 +96,7 @@ def test_the_installed_command_runs_the_demo_outside_the_repository(
         timeout=60,
     )
     assert where.returncode == 0, where.stderr
-    assert str(ROOT) not in where.stdout, f"imported the checkout, not the wheel: {where.stdout}"
+    assert str(REPO) not in where.stdout, f"imported the checkout, not the wheel: {where.stdout}"
 
     demo = subprocess.run(
         [str(env_dir / "bin" / "warroom"), "demo", "--quiet", "--out", str(elsewhere / "out")],

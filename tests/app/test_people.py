@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.conftest import Warroom
+from tests.support.warroom import Warroom
 
 
 async def test_a_known_handle_is_answered_without_asking_slack(warroom: Warroom) -> None:

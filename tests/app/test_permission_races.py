@@ -9,7 +9,7 @@ from bot.commands.parse import UserRef
 from bot.errors import NotAllowedError
 from bot.incidents.readmodels import IncidentView
 from bot.incidents.service import Invocation
-from tests.conftest import Warroom
+from tests.support.warroom import Warroom
 
 
 async def stale_view_then_hand_over(warroom: Warroom) -> tuple[IncidentView, str]:

@@ -27,9 +27,9 @@ from storage import outbox as outbox_store
 from storage import reminders as reminder_store
 from storage.db import Database
 from storage.models import Incident, OutboxMessage, Reminder, TimelineEvent
-from tests.conftest import SIGNING_SECRET, Warroom, WarroomFactory
-from tests.fakes.slack_api import FakeSlack
-from tests.serving import Process, serve
+from tests.support.fakes.slack_api import FakeSlack
+from tests.support.serving import Process, serve
+from tests.support.warroom import SIGNING_SECRET, Warroom, WarroomFactory
 
 UPDATE = ":hourglass:"
 ESCALATION = ":warning:"

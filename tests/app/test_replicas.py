@@ -31,16 +31,11 @@ from bot.reminders.scheduler import Clocks
 from storage import outbox as outbox_store
 from storage.db import Database
 from storage.models import Counter, Incident, OutboxMessage, Reminder, TimelineEvent
-from tests.conftest import (
-    PG_URL,
-    SIGNING_SECRET,
-    WarroomFactory,
-    _migrate,
-    _pg_schema_url,
-    missing,
-)
-from tests.fakes.slack_api import FakeSlack
-from tests.serving import Process, serve
+from tests.support.ci import missing
+from tests.support.databases import PG_URL, migrate, pg_schema_url
+from tests.support.fakes.slack_api import FakeSlack
+from tests.support.serving import Process, serve
+from tests.support.warroom import SIGNING_SECRET, WarroomFactory
 
 UPDATE = ":hourglass:"
 EVERY = timedelta(seconds=4)
@@ -53,8 +48,8 @@ def pg_url() -> Iterator[str]:
     """A migrated, empty PostgreSQL schema (replicas need PostgreSQL)."""
     if not PG_URL:
         missing("WARROOM_TEST_DATABASE_URL is not set: replicas need PostgreSQL")
-    for url in _pg_schema_url(PG_URL):
-        _migrate(url)
+    for url in pg_schema_url(PG_URL):
+        migrate(url)
         yield url
 
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import aiohttp
 
-from tests.conftest import SIGNING_SECRET
-from tests.fakes.slack_api import FakeSlack
-from tests.serving import Process, serve
+from tests.support.fakes.slack_api import FakeSlack
+from tests.support.serving import Process, serve
+from tests.support.warroom import SIGNING_SECRET
 
 
 async def test_sigterm_finishes_the_work_under_way_and_exits_cleanly(

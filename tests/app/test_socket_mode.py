@@ -21,11 +21,10 @@ from sqlmodel import Session, col, select
 
 from storage.db import Database
 from storage.models import Incident, TimelineEvent
-from tests.fakes.slack_api import FakeSlack
-from tests.fakes.socket_mode import FakeSocketMode
-from tests.serving import Process, free_port, serve
-
-PAYLOADS = Path(__file__).parent / "payloads"
+from tests.support.fakes.slack_api import FakeSlack
+from tests.support.fakes.socket_mode import FakeSocketMode
+from tests.support.paths import PAYLOADS
+from tests.support.serving import Process, free_port, serve
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ import time
 from collections.abc import Callable
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,10 +22,10 @@ from sqlmodel import select
 
 from storage.db import Database
 from storage.models import Incident, TimelineEvent
-from tests.conftest import SIGNING_SECRET, Warroom, WarroomFactory
+from tests.support.paths import PAYLOADS, REPO
+from tests.support.warroom import SIGNING_SECRET, Warroom, WarroomFactory
 
-PAYLOADS = Path(__file__).parent / "payloads"
-MANIFEST = Path(__file__).parent.parent / "manifest.yml"
+MANIFEST = REPO / "manifest.yml"
 
 FIRST_TS = "1700000100.000200"  # the ts of payloads/message.json, which the others refer to
 FIRST_TEXT = "checkout is failing for EU customers"

@@ -1,4 +1,5 @@
-"""Signed App Home, shortcut, pin and reaction payloads, and a server whose clock a test moves."""
+"""Signed App Home, shortcut, pin and reaction payloads, and the clock a test moves (the
+`make_clocked_warroom` fixture hands it to the server)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
-import pytest
-
 from bot.ids import CallbackId
-from tests.conftest import Reply, Warroom, WarroomFactory
-from tests.fakes.slack_api import BOT_USER
+from tests.support.fakes.slack_api import BOT_USER
+from tests.support.warroom import Reply, Warroom
 
 
 def _real_now() -> datetime:
@@ -37,18 +36,6 @@ class Clock:
 
 
 ClockedFactory = Callable[..., Awaitable[Warroom]]
-
-
-@pytest.fixture
-def make_clocked_warroom(make_warroom: WarroomFactory) -> ClockedFactory:
-    """Like `make_warroom`, with the services' clock handed in first."""
-
-    async def _make(
-        clock: Clock, config: dict[str, Any] | None = None, database_url: str | None = None
-    ) -> Warroom:
-        return await make_warroom(config, database_url, clock=clock)
-
-    return _make
 
 
 # -- what Slack sends ----------------------------------------------------------------------
@@ -151,7 +138,6 @@ __all__ = [
     "Clock",
     "ClockedFactory",
     "interaction",
-    "make_clocked_warroom",
     "message_event",
     "open_home",
     "pin_event",

@@ -8,7 +8,7 @@ import uuid
 from typing import Any
 from urllib.parse import urlencode
 
-from tests.conftest import Reply, Warroom
+from tests.support.warroom import Reply, Warroom
 
 FORM = "application/x-www-form-urlencoded"
 

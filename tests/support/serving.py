@@ -8,18 +8,17 @@ import socket
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 import aiohttp
-import pytest
 from slack_sdk.signature import SignatureVerifier
 
-from tests.conftest import SIGNING_SECRET
-from tests.fakes.slack_api import FakeSlack
+from tests.support.fakes.slack_api import FakeSlack
+from tests.support.warroom import SIGNING_SECRET
 
 
 def free_port() -> int:
@@ -131,11 +130,3 @@ async def serve(
             except aiohttp.ClientConnectionError:
                 pass
             await asyncio.sleep(0.05)
-
-
-@pytest.fixture
-async def processes() -> AsyncIterator[list[Process]]:
-    started: list[Process] = []
-    yield started
-    for process in started:
-        await process.kill()

@@ -42,7 +42,7 @@ from bot.slack.blocks.modals import (
     update_modal,
 )
 from bot.slack.text import slack_encoded
-from tests.factories import incident_view
+from tests.support.factories import incident_view
 
 TEMPLATES = build_environment(None)
 

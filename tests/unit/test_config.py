@@ -13,8 +13,8 @@ import pytest
 
 from bot.config import DEFAULT_SEVERITIES, Settings, WarroomConfig, load_config
 from bot.errors import ConfigError
+from tests.support.paths import REPO
 
-REPO = Path(__file__).parents[1]
 SETTING_VARIABLES = (
     "SLACK_BOT_TOKEN",
     "SLACK_SIGNING_SECRET",

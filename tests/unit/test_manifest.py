@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,11 +17,11 @@ from slack_bolt.response import BoltResponse
 from bot.app import SLACK_PATH
 from bot.ids import ActionId, BotEvent, CallbackId, SlashCommand
 from bot.slack.listeners import register_listeners
-from tests.conftest import Warroom, WarroomFactory
+from tests.support.paths import REPO
+from tests.support.warroom import Warroom, WarroomFactory
 
-REPO = Path(__file__).parents[1]
 # CI clones the repository beside a copy of shared/.
-SCHEMA = Path(__file__).parents[2] / "shared" / "slack" / "manifest.schema.1.0.0.json"
+SCHEMA = REPO.parent / "shared" / "slack" / "manifest.schema.1.0.0.json"
 
 # What each bot event delivers on the wire: its type, and the channel type for message.*.
 CHANNEL_TYPES = {"channels": "channel", "groups": "group", "im": "im", "mpim": "mpim"}

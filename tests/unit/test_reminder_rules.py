@@ -20,7 +20,7 @@ from bot.reminders.rules import (
     still_wanted,
     update_reminder,
 )
-from tests.factories import incident_view
+from tests.support.factories import incident_view
 
 T0 = datetime(2026, 11, 25, 3, 0, tzinfo=UTC)
 
