@@ -1,16 +1,23 @@
 """`warroom export`: DESIGN.md's JSON schema for an incident declared through the real server,
-read by a separate process while the server is up."""
+read by a separate process while the server is up; and the fixed INC-1 of the export tests
+written by the CLI byte for byte as its golden files."""
 
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from datetime import datetime, timedelta
 from pathlib import Path
+from subprocess import CompletedProcess
 
 import pytest
 
-from tests.support.cli import warroom_cli
+from storage.db import Database
+from storage.migrate import upgrade
+from tests.support.cli import run_cli, warroom_cli, write_config
+from tests.support.exports import FORMATS, build_incident
+from tests.support.paths import GOLDEN
 from tests.support.warroom import Warroom
 
 # DESIGN.md, "Export JSON": new keys may be added later, but these are the contract today.
@@ -220,3 +227,58 @@ async def test_export_reads_while_a_request_is_in_flight(declared: Warroom, tmp_
     assert run.returncode == 0, run.stderr
     assert run.json["incident"]["id"] == "INC-2"
     await declared.settle()
+
+
+# -- the fixed INC-1 of the export tests, exported by the CLI with a config file -------------
+
+CLI_CONFIG = 'timezone: Europe/Berlin\nredact_patterns: ["ACME-\\\\d{4}"]\n'
+
+
+@pytest.fixture
+def inc1_url(tmp_path: Path) -> str:
+    """A SQLite file holding the fixed INC-1 (tests/support/exports.py)."""
+    url = f"sqlite:///{tmp_path / 'exports.db'}"
+    db = Database(url)
+    try:
+        upgrade(db.engine)
+        build_incident(db)
+    finally:
+        db.close()
+    return url
+
+
+def export_with_config(
+    *args: str, database_url: str, cwd: Path, config: str
+) -> CompletedProcess[str]:
+    """`warroom export ...` in its own process, with `config` as its config file."""
+    config_file = write_config(cwd, config)
+    env = {"DATABASE_URL": database_url, "WARROOM_CONFIG": str(config_file)}
+    return run_cli("export", *args, cwd=cwd, env=env)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_the_cli_writes_the_golden_file(inc1_url: str, fmt: str, tmp_path: Path) -> None:
+    """`warroom export` in its own process, with the config file and -o, writes the same bytes."""
+    out = tmp_path / f"out.{fmt}"
+    args = ("INC-1", "--format", fmt, "--redact", "-o", str(out))
+    run = export_with_config(*args, database_url=inc1_url, cwd=tmp_path, config=CLI_CONFIG)
+    assert run.returncode == 0, run.stderr
+    produced = out.read_bytes().decode("utf-8")
+    expected = (GOLDEN / f"INC-1-redacted.{fmt}").read_bytes().decode("utf-8")
+    # The page says when it was exported, and the CLI's clock is the real one.
+    stamp = re.compile(r"([Ee]xported) \d{4}-\d\d-\d\d \d\d:\d\d \w+")
+    assert stamp.sub(r"\1 …", produced) == stamp.sub(r"\1 …", expected)
+
+
+def test_the_cli_names_a_bad_redact_pattern(inc1_url: str, tmp_path: Path) -> None:
+    run = export_with_config(
+        "INC-1",
+        "--redact",
+        database_url=inc1_url,
+        cwd=tmp_path,
+        config='redact_patterns: ["("]\n',
+    )
+    assert run.returncode == 2
+    assert run.stdout == "" and "Traceback" not in run.stderr
+    [line] = run.stderr.strip().splitlines()
+    assert line.startswith("warroom: redact_patterns: '('")

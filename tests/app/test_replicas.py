@@ -1,7 +1,8 @@
 """Replicas: several real `warroom serve` processes on one PostgreSQL schema and one fake Slack.
 One of them runs the scheduler; when it is killed another takes over within seconds, and no
 reminder is lost or doubled. Any replica takes any request: incident numbers stay sequential,
-a message event redelivered to another replica lands once, an owed message is posted once."""
+a message event redelivered to another replica lands once, a reminder is posted once. (The
+claim that keeps an owed message to one sender: tests/storage/test_outbox_claims.py.)"""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ import asyncio
 import json
 import os
 import re
-import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
@@ -23,12 +23,9 @@ import yaml
 from sqlmodel import Session, col, select
 
 from bot.clock import utc_now
-from bot.config import Settings
-from bot.errors import ConfigError
 from bot.outbox.sender import OutboxSender
 from bot.reminders.leader import LEADER, election_key, lock_conninfo
 from bot.reminders.scheduler import Clocks
-from storage import outbox as outbox_store
 from storage.db import Database
 from storage.models import Counter, Incident, OutboxMessage, Reminder, TimelineEvent
 from tests.support.ci import missing
@@ -416,83 +413,3 @@ async def test_two_schedulers_firing_one_reminder_post_it_once(
     events = [e for e in room.timeline(1) if e.kind == "reminder"]
     assert len(events) == 1 and due(events[0]) == row.due_at
     assert posted(room.slack, channel) == [events[0].text]
-
-
-# -- an owed message is posted by one replica --------------------------------------------
-
-
-def test_an_owed_message_is_claimed_by_one_sender_at_a_time(database_url: str) -> None:
-    db = Database(database_url)
-    try:
-        _claim_race(db)
-    finally:
-        db.close()
-
-
-def _claim_race(db: Database) -> None:
-    now = datetime.now(UTC)
-    lease = timedelta(minutes=5)
-    with db.unit_of_work() as session:
-        message_id = outbox_store.enqueue(
-            session, channel_id="C0X", text="owed", at=now, incident_id=None
-        ).id
-    assert message_id is not None
-    racers = 8
-    barrier = threading.Barrier(racers)
-    won: list[str] = []
-
-    def claim(name: str) -> None:
-        barrier.wait()
-        with db.unit_of_work() as session:
-            taken = outbox_store.claim(
-                session, message_id=message_id, by=name, now=now, lease=lease
-            )
-            if taken is not None:
-                won.append(name)
-
-    threads = [threading.Thread(target=claim, args=(f"sender{n}",)) for n in range(racers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert len(won) == 1, won
-
-    with db.unit_of_work() as session:
-        # Held: nobody else gets it until the lease runs out, then someone may.
-        assert (
-            outbox_store.claim(session, message_id=message_id, by="late", now=now, lease=lease)
-            is None
-        )
-        later = now + lease + timedelta(seconds=1)
-        taken = outbox_store.claim(
-            session, message_id=message_id, by="late", now=later, lease=lease
-        )
-        assert taken is not None and taken.claimed_by == "late"
-        # A failure gives it back at once; once posted, it is nobody's again.
-        outbox_store.mark_failed(session, message_id=message_id, error="HTTP 500", by="late")
-        taken = outbox_store.claim(session, message_id=message_id, by="next", now=now, lease=lease)
-        assert taken is not None and taken.attempts == 1
-        outbox_store.mark_posted(session, message_id=message_id, ts="1.2", at=now)
-        assert (
-            outbox_store.claim(session, message_id=message_id, by="x", now=later, lease=lease)
-            is None
-        )
-
-
-@pytest.mark.parametrize(
-    ("one", "other"),
-    [(("warroom", "public"), ("warroom", "t_abc")), (("warroom", "public"), ("other", "public"))],
-)
-def test_the_election_key_differs_per_database_and_schema(
-    one: tuple[str, str], other: tuple[str, str]
-) -> None:
-    assert election_key(*one) == election_key(*one)
-    assert election_key(*one) != election_key(*other)
-    assert -(2**63) <= election_key(*one) < 2**63
-
-
-@pytest.mark.parametrize("value", ["0", "-1", "61", "soon"])
-def test_a_bad_election_interval_is_one_clear_error(value: str) -> None:
-    with pytest.raises(ConfigError, match="WARROOM_ELECTION_EVERY"):
-        Settings(_env_file=None, warroom_election_every=value)
-    assert Settings(_env_file=None, warroom_election_every="0.25").warroom_election_every == 0.25

@@ -1,6 +1,7 @@
 """Exports checked as a reviewer reads them: golden files for every format of one fixed incident,
 user text made inert in each format, redaction, and a 100,000-event timeline streamed in bounded
-memory. Set UPDATE_GOLDEN=1 to rewrite the golden files after a deliberate change."""
+memory, all read from a real SQLite file. Set UPDATE_GOLDEN=1 to rewrite the golden files after a
+deliberate change. The CLI writing them: tests/app/test_cli_export.py."""
 
 from __future__ import annotations
 
@@ -103,65 +104,6 @@ def check_golden(name: str, produced: str) -> None:
 def test_golden(db: Database, incident: int, fmt: str, redact: bool) -> None:
     suffix = "-redacted" if redact else ""
     check_golden(f"INC-1{suffix}.{fmt}", render(db, incident, fmt, redact=redact))
-
-
-@pytest.mark.parametrize("fmt", FORMATS)
-def warroom_cli(
-    *args: str, database_url: str, cwd: Path, config: str
-) -> subprocess.CompletedProcess[str]:
-    """`warroom ...` in its own process, with `config` as its config file."""
-    config_file = cwd / "warroom.yml"
-    config_file.write_text(config, encoding="utf-8")
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": str(cwd),
-        "PYTHONPATH": str(REPO),
-        "DATABASE_URL": database_url,
-        "WARROOM_CONFIG": str(config_file),
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "bot.cli", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-
-CLI_CONFIG = 'timezone: Europe/Berlin\nredact_patterns: ["ACME-\\\\d{4}"]\n'
-
-
-@pytest.mark.parametrize("fmt", FORMATS)
-def test_the_cli_writes_the_golden_file(
-    db: Database, incident: int, fmt: str, tmp_path: Path
-) -> None:
-    """`warroom export` in its own process, with the config file and -o, writes the same bytes."""
-    out = tmp_path / f"out.{fmt}"
-    args = ("export", "INC-1", "--format", fmt, "--redact", "-o", str(out))
-    run = warroom_cli(*args, database_url=db.url, cwd=tmp_path, config=CLI_CONFIG)
-    assert run.returncode == 0, run.stderr
-    produced = out.read_bytes().decode("utf-8")
-    expected = (GOLDEN / f"INC-1-redacted.{fmt}").read_bytes().decode("utf-8")
-    # The page says when it was exported, and the CLI's clock is the real one.
-    stamp = re.compile(r"([Ee]xported) \d{4}-\d\d-\d\d \d\d:\d\d \w+")
-    assert stamp.sub(r"\1 …", produced) == stamp.sub(r"\1 …", expected)
-
-
-def test_the_cli_names_a_bad_redact_pattern(db: Database, incident: int, tmp_path: Path) -> None:
-    run = warroom_cli(
-        "export",
-        "INC-1",
-        "--redact",
-        database_url=db.url,
-        cwd=tmp_path,
-        config='redact_patterns: ["("]\n',
-    )
-    assert run.returncode == 2
-    assert run.stdout == "" and "Traceback" not in run.stderr
-    [line] = run.stderr.strip().splitlines()
-    assert line.startswith("warroom: redact_patterns: '('")
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -369,22 +311,6 @@ def test_an_unknown_format_is_refused_before_anything_is_read(db: Database) -> N
         export_chunks(
             session, 1, "pdf", config=CONFIG, templates=build_environment(), redact=False, now=NOW
         )
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("<b>hi</b> & bye", "&lt;b&gt;hi&lt;/b&gt; &amp; bye"),
-        ("[x](javascript:alert(1))", "\\[x\\](javascript:alert(1))"),
-        ("a | b", "a \\| b"),
-        ("# title\n> quote\n- item", "\\# title<br>&gt; quote<br>\\- item"),
-        ("@channel and @here", "@\u2060channel and @\u2060here"),
-        ("mail ana@example.com", "mail ana@example.com"),
-        ("*bold* _it_ `code` ~~s~~", "\\*bold\\* \\_it\\_ \\`code\\` \\~\\~s\\~\\~"),
-    ],
-)
-def test_markdown_escape(text: str, expected: str) -> None:
-    assert markdown_escape(text) == expected
 
 
 # -- scale ------------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""manifest.yml against Slack's published schema, and against what the code actually handles."""
+"""manifest.yml against Slack's published schema, and against what the code actually handles (the
+scopes of the Web API methods it calls: tests/app/test_manifest_scopes.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ import json
 from typing import Any
 
 import pytest
-import yaml
 from jsonschema import Draft7Validator
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.listener.async_listener import AsyncListener
@@ -17,8 +17,8 @@ from slack_bolt.response import BoltResponse
 from bot.app import SLACK_PATH
 from bot.ids import ActionId, BotEvent, CallbackId, SlashCommand
 from bot.slack.listeners import register_listeners
+from tests.support.manifest import read_manifest
 from tests.support.paths import REPO
-from tests.support.warroom import Warroom, WarroomFactory
 
 # CI clones the repository beside a copy of shared/.
 SCHEMA = REPO.parent / "shared" / "slack" / "manifest.schema.1.0.0.json"
@@ -36,32 +36,11 @@ EVENT_SCOPES = {
     "pin_added": {"pins:read"},
     "reaction_added": {"reactions:read"},
 }
-# The scope each Web API method the app calls needs (a public channel war room).
-METHOD_SCOPES = {
-    "auth.test": None,
-    "conversations.create": "channels:manage",
-    "conversations.invite": "channels:manage",
-    "conversations.setTopic": "channels:manage",
-    "chat.postMessage": "chat:write",
-    "chat.update": "chat:write",
-    "chat.postEphemeral": "chat:write",
-    "pins.add": "pins:write",
-    "users.info": "users:read",
-    "users.list": "users:read",
-    "usergroups.users.list": "usergroups:read",
-    # Views (modals, the Home tab) need no scope of their own.
-    "views.open": None,
-    "views.push": None,
-    "views.update": None,
-    "views.publish": None,
-}
 
 
 @pytest.fixture(scope="module")
 def manifest() -> dict[str, Any]:
-    loaded = yaml.safe_load((REPO / "manifest.yml").read_text(encoding="utf-8"))
-    assert isinstance(loaded, dict)
-    return loaded
+    return read_manifest()
 
 
 @pytest.fixture(scope="module")
@@ -130,26 +109,6 @@ def test_bot_events_have_their_scopes(manifest: dict[str, Any]) -> None:
         assert event in EVENT_SCOPES, f"say which scope {event} needs"
         needed = EVENT_SCOPES[event]
         assert not needed or needed & scopes, f"{event} needs one of {needed}"
-
-
-async def test_web_api_methods_the_app_calls_have_their_scopes(
-    manifest: dict[str, Any], make_warroom: WarroomFactory
-) -> None:
-    room: Warroom = await make_warroom({"severities": {"sev1": {"invite": ["S0ONCALL"]}}})
-    room.slack.usergroups["S0ONCALL"] = ["U0CY"]
-    incident = await room.declare("Checkout down sev1")
-    await room.command("role comms @bo", channel=incident.channel_id)
-    await room.command("role resolver <@U0CY>", channel=incident.channel_id)
-    reply = await room.event({"type": "app_home_opened", "user": "U0BO", "tab": "home"})
-    assert reply.status == 200
-    await room.settle()
-    assert "U0BO" in room.slack.homes, "the Home tab was published, so its method is checked"
-
-    scopes = set(manifest["oauth_config"]["scopes"]["bot"])
-    for method in {c.method for c in room.slack.calls}:
-        assert method in METHOD_SCOPES, f"say which scope {method} needs"
-        needed = METHOD_SCOPES[method]
-        assert needed is None or needed in scopes, f"{method} needs {needed}"
 
 
 # -- the enums are what the listeners register -------------------------------------------
