@@ -17,7 +17,9 @@ from bot.config import Settings, WarroomConfig
 from bot.outbox.sender import FLUSH_EVERY_SECONDS
 from tests.support.ci import missing
 from tests.support.databases import PG_URL, migrate, pg_schema_url
+from tests.support.fakes.held import HeldSlack
 from tests.support.fakes.slack_api import FakeSlack
+from tests.support.fakes.workspace import add_workspace
 from tests.support.home import Clock, ClockedFactory
 from tests.support.serving import Process
 from tests.support.warroom import SIGNING_SECRET, Warroom, WarroomFactory
@@ -48,13 +50,23 @@ def sqlite_url(tmp_path: Path) -> str:
 @pytest.fixture
 async def slack() -> AsyncIterator[FakeSlack]:
     fake = FakeSlack()
-    for user_id, name in (("U0ANA", "ana"), ("U0BO", "bo"), ("U0CY", "cy"), ("U0ADMIN", "root")):
-        fake.add_user(user_id, name)
-    fake.add_channel("C0GENERAL", "general")
-    fake.add_channel("C0ANNOUNCE", "incidents")
+    add_workspace(fake)
     await fake.start()
     yield fake
     await fake.close()
+
+
+@pytest.fixture
+async def held_slack() -> AsyncIterator[HeldSlack]:
+    """The fake Slack that can keep its answers back until the test releases them."""
+    fake = HeldSlack()
+    add_workspace(fake)
+    await fake.start()
+    try:
+        yield fake
+    finally:
+        fake.release_all()
+        await fake.close()
 
 
 @pytest.fixture
