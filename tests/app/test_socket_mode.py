@@ -12,6 +12,7 @@ import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +20,11 @@ import aiohttp
 import pytest
 from sqlmodel import Session, col, select
 
+from storage import outbox as outbox_store
 from storage.db import Database
 from storage.models import Incident, TimelineEvent
+from tests.support.databases import migrate
+from tests.support.fakes.held import HeldSlack
 from tests.support.fakes.slack_api import FakeSlack
 from tests.support.fakes.socket_mode import FakeSocketMode
 from tests.support.paths import PAYLOADS
@@ -213,6 +217,72 @@ async def test_a_refused_app_token_stops_start_up_with_one_line(
     env = _env(slack, tmp_path, SLACK_APP_TOKEN="xapp-revoked")
     code, err = await _serve_and_fail(env, tmp_path)
     assert code == 2, err
-    assert "warroom: Slack refused SLACK_APP_TOKEN (invalid_auth)" in err.splitlines()
-    assert "Traceback" not in err
+    assert "warroom: Slack refused SLACK_APP_TOKEN (invalid_auth)" in err.splitlines(), err
+    assert "xapp-revoked" not in err
+    # That nothing else is said is checked below, with the scheduler's first job under way when
+    # the refusal comes: here it may or may not be, depending on how busy the machine is.
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a start-up stopped by a cleanup context does not unwind the ones already entered: "
+    "web.run_app never calls runner.cleanup() when setup fails, so the clocks started by "
+    "`lifecycle` (bot/app.py) are cancelled mid-job at loop teardown and APScheduler logs a "
+    "traceback; fix in main (bot/app.py or bot/cli.py), then drop this mark",
+)
+async def test_a_refused_app_token_says_one_line_even_with_work_under_way(
+    held_slack: HeldSlack, tmp_path: Path
+) -> None:
+    """The race behind the one-line promise, made to happen every time: a message owed from
+    before the restart is being posted (the outbox's first flush) when Slack refuses the app
+    token. Start-up stops with one line, and what it had started ends quietly."""
+    slack = held_slack
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    migrate(url)
+    db = Database(url)
+    try:
+        with db.unit_of_work() as session:
+            outbox_store.enqueue(
+                session, channel_id="C0GENERAL", text="owed", at=datetime.now(UTC), incident_id=None
+            )
+    finally:
+        db.close()
+    slack.fail("apps.connections.open", error="invalid_auth")
+    posting = slack.hold("chat.postMessage")  # never answered: the post stays under way
+    refusing = slack.hold("apps.connections.open")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot.cli",
+        "serve",
+        "--socket-mode",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(free_port()),
+        cwd=tmp_path,
+        env=_env(slack, tmp_path, SLACK_APP_TOKEN="xapp-revoked", DATABASE_URL=url),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        # Bounds on waiting (a hang fails the test), not on how long anything took.
+        await asyncio.wait_for(refusing.arrived.wait(), timeout=60)
+        if slack.calls_to("auth.test"):
+            # Start-up had started the services (the first thing they do is ask Slack who the
+            # bot is), so the outbox flushes: the refusal goes once the owed message is being
+            # posted. A start-up that checks the app token before starting anything has
+            # nothing under way to cut off, and gets its refusal at once.
+            await asyncio.wait_for(posting.arrived.wait(), timeout=60)
+        refusing.release()
+        _, stderr = await asyncio.wait_for(proc.communicate(), timeout=60)
+    finally:
+        slack.release_all()
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    err = stderr.decode()
+    assert proc.returncode == 2, err
+    assert "warroom: Slack refused SLACK_APP_TOKEN (invalid_auth)" in err.splitlines(), err
+    assert "Traceback" not in err, err
     assert "xapp-revoked" not in err
