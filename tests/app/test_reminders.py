@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -647,9 +646,10 @@ async def test_reminders_survive_a_crash_and_fire_once_late(
 
             second = await serve(tmp_path, env, "second")
             processes.append(second)
+            # Fired at start-up, not an interval later: it is the missed due time that fires
+            # (below), and the wait is counted from the moment the server answers, not from
+            # the spawn (a busy machine takes seconds just to start Python).
             await slack.wait_for(lambda: len(in_room()) >= 1, timeout=5)
-            late = time.monotonic() - second.started_at
-            assert late < 5, f"the late reminder took {late:.1f}s after start"
             [fired] = reminders()
             assert due(fired) == due_at, "the first missed due time fires, once"
             assert fired.data["late_seconds"] > every.total_seconds()

@@ -34,7 +34,6 @@ class Process:
     proc: asyncio.subprocess.Process
     base: str
     log: Path
-    started_at: float
 
     def output(self) -> str:
         return self.log.read_text(encoding="utf-8", errors="replace")
@@ -117,7 +116,7 @@ async def serve(
             stdout=out,
             stderr=out,
         )
-    process = Process(proc, f"http://127.0.0.1:{port}", log, time.monotonic())
+    process = Process(proc, f"http://127.0.0.1:{port}", log)
     deadline = time.monotonic() + 20
     async with aiohttp.ClientSession() as http:
         while True:
