@@ -1,65 +1,28 @@
-"""Fixtures: a fake Slack Web API server, real databases, and the real warroom server."""
+"""Fixtures: a fake Slack Web API server, real databases, and the real warroom server. The
+helpers they hand out live in tests/support, which is where tests import them from."""
 
 from __future__ import annotations
 
-import json
-import os
-import time
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Any, NoReturn
-from urllib.parse import urlencode
+from typing import Any
 
-import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
-from slack_sdk.signature import SignatureVerifier
-from sqlalchemy import create_engine, text
-from sqlmodel import Session, col, select
 
-from bot.app import Services, build_services, build_web_app
+from bot.app import build_services, build_web_app
 from bot.clock import utc_now
 from bot.config import Settings, WarroomConfig
 from bot.outbox.sender import FLUSH_EVERY_SECONDS
-from storage.db import Database
-from storage.migrate import upgrade
-from storage.models import Incident, TimelineEvent
-from tests.fakes.slack_api import FakeSlack
-
-# Fixtures for tests that run `warroom serve` as a real process, and for a server with a clock
-# the test moves.
-pytest_plugins = ["tests.serving", "tests.home_helpers"]
-
-SIGNING_SECRET = "test-signing-secret"
-PG_URL = os.environ.get("WARROOM_TEST_DATABASE_URL")
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-
-
-def missing(reason: str) -> NoReturn:
-    """Something a test needs is not here: in CI (`.ci/run` sets CI=true) that fails the
-    build; on a developer's machine the test is skipped, with the reason printed."""
-    if IN_CI:
-        pytest.fail(f"CI=true but {reason}", pytrace=False)
-    print(f"skipping: {reason}")
-    pytest.skip(reason)
-
-
-def _pg_schema_url(base: str) -> Iterator[str]:
-    """A fresh PostgreSQL schema for one test, dropped afterwards."""
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(base.replace("postgresql://", "postgresql+psycopg://", 1))
-    with admin.begin() as connection:
-        connection.execute(text(f"CREATE SCHEMA {schema}"))
-    separator = "&" if "?" in base else "?"
-    try:
-        yield f"{base}{separator}options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as connection:
-            connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
+from tests.support.ci import missing
+from tests.support.databases import PG_URL, migrate, pg_schema_url
+from tests.support.fakes.held import HeldSlack
+from tests.support.fakes.slack_api import FakeSlack
+from tests.support.fakes.workspace import add_workspace
+from tests.support.home import Clock, ClockedFactory
+from tests.support.serving import Process
+from tests.support.warroom import SIGNING_SECRET, Warroom, WarroomFactory
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -67,180 +30,43 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     """A migrated, empty database: a SQLite file, and PostgreSQL when it is configured."""
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'warroom.db'}"
-        _migrate(url)
+        migrate(url)
         yield url
         return
     if not PG_URL:
         missing("WARROOM_TEST_DATABASE_URL is not set, so PostgreSQL is not tested here")
-    for url in _pg_schema_url(PG_URL):
-        _migrate(url)
+    for url in pg_schema_url(PG_URL):
+        migrate(url)
         yield url
 
 
 @pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
     url = f"sqlite:///{tmp_path / 'warroom.db'}"
-    _migrate(url)
+    migrate(url)
     return url
-
-
-def _migrate(url: str) -> None:
-    db = Database(url)
-    try:
-        upgrade(db.engine)
-    finally:
-        db.close()
 
 
 @pytest.fixture
 async def slack() -> AsyncIterator[FakeSlack]:
     fake = FakeSlack()
-    for user_id, name in (("U0ANA", "ana"), ("U0BO", "bo"), ("U0CY", "cy"), ("U0ADMIN", "root")):
-        fake.add_user(user_id, name)
-    fake.add_channel("C0GENERAL", "general")
-    fake.add_channel("C0ANNOUNCE", "incidents")
+    add_workspace(fake)
     await fake.start()
     yield fake
     await fake.close()
 
 
-@dataclass
-class Reply:
-    status: int
-    text: str
-
-    @property
-    def json(self) -> Any:
-        return json.loads(self.text)
-
-    @property
-    def message(self) -> str:
-        return str(self.json.get("text", ""))
-
-
-class Warroom:
-    """The real server on a free port, and a Slack that signs what it sends to it."""
-
-    def __init__(self, server: TestServer, services: Services, slack: FakeSlack) -> None:
-        self.server = server
-        self.services = services
-        self.slack = slack
-        self.verifier = SignatureVerifier(SIGNING_SECRET)
-        self.http = aiohttp.ClientSession()
-        self._triggers = 0
-
-    @property
-    def url(self) -> str:
-        return str(self.server.make_url("/slack/events"))
-
-    async def post(
-        self,
-        body: str,
-        content_type: str,
-        *,
-        timestamp: int | None = None,
-        signature: str | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> Reply:
-        ts = str(timestamp if timestamp is not None else int(time.time()))
-        sent = {
-            "Content-Type": content_type,
-            "X-Slack-Request-Timestamp": ts,
-            "X-Slack-Signature": signature
-            or self.verifier.generate_signature(timestamp=ts, body=body),
-            **(headers or {}),
-        }
-        async with self.http.post(self.url, data=body.encode(), headers=sent) as response:
-            return Reply(response.status, await response.text())
-
-    def command_body(
-        self,
-        text: str,
-        *,
-        user: str = "U0ANA",
-        channel: str = "C0GENERAL",
-        user_name: str | None = None,
-    ) -> str:
-        self._triggers += 1
-        return urlencode(
-            {
-                "command": "/incident",
-                "text": text,
-                "user_id": user,
-                "user_name": user_name or self.slack.users.get(user, {}).get("name", "someone"),
-                "channel_id": channel,
-                "channel_name": "x",
-                "team_id": "T0TEST",
-                "trigger_id": f"trigger-{uuid.uuid4().hex}",
-                "response_url": self.slack.response_url(f"r{self._triggers}"),
-                "api_app_id": "A0WARROOM",
-            }
-        )
-
-    async def command(self, text: str, **kwargs: Any) -> Reply:
-        return await self.post(
-            self.command_body(text, **kwargs), "application/x-www-form-urlencoded"
-        )
-
-    def event_body(self, event: dict[str, Any], *, event_id: str | None = None) -> str:
-        return json.dumps(
-            {
-                "token": "x",
-                "team_id": "T0TEST",
-                "api_app_id": "A0WARROOM",
-                "type": "event_callback",
-                "event_id": event_id or f"Ev{uuid.uuid4().hex[:10].upper()}",
-                "event_time": int(time.time()),
-                "authorizations": [{"team_id": "T0TEST", "user_id": "UBOT0001", "is_bot": True}],
-                "event": event,
-            }
-        )
-
-    async def event(
-        self, event: dict[str, Any], *, event_id: str | None = None, retry: int | None = None
-    ) -> Reply:
-        headers = (
-            {"X-Slack-Retry-Num": str(retry), "X-Slack-Retry-Reason": "http_timeout"}
-            if retry
-            else None
-        )
-        return await self.post(
-            self.event_body(event, event_id=event_id), "application/json", headers=headers
-        )
-
-    async def settle(self) -> None:
-        """Wait for the work that runs after acks (channel creation, invitations, names)."""
-        await self.services.tasks.join()
-
-    async def declare(
-        self, text: str = "Checkout API returning 500s sev1", user: str = "U0ANA"
-    ) -> Incident:
-        reply = await self.command(f"declare {text}", user=user)
-        assert reply.status == 200, reply.text
-        await self.settle()
-        with Session(self.services.db.engine) as session:
-            incident = session.exec(select(Incident).order_by(col(Incident.number).desc())).first()
-        assert incident is not None and incident.channel_id, "the war room was not opened"
-        return incident
-
-    def stored(self, number: int) -> Incident:
-        """The incident row as it is in the database now."""
-        with Session(self.services.db.engine) as session:
-            return session.exec(select(Incident).where(Incident.number == number)).one()
-
-    def timeline(self, number: int | None = None) -> list[TimelineEvent]:
-        with Session(self.services.db.engine) as session:
-            query = select(TimelineEvent).order_by(col(TimelineEvent.at), col(TimelineEvent.id))
-            if number is not None:
-                incident = session.exec(select(Incident).where(Incident.number == number)).one()
-                query = query.where(TimelineEvent.incident_id == incident.id)
-            return list(session.exec(query).all())
-
-    def kinds(self, number: int | None = None) -> list[str]:
-        return [e.kind for e in self.timeline(number)]
-
-
-WarroomFactory = Callable[..., Awaitable[Warroom]]
+@pytest.fixture
+async def held_slack() -> AsyncIterator[HeldSlack]:
+    """The fake Slack that can keep its answers back until the test releases them."""
+    fake = HeldSlack()
+    add_workspace(fake)
+    await fake.start()
+    try:
+        yield fake
+    finally:
+        fake.release_all()
+        await fake.close()
 
 
 @pytest.fixture
@@ -256,7 +82,7 @@ async def make_warroom(slack: FakeSlack, tmp_path: Path) -> AsyncIterator[Warroo
         clock: Callable[[], datetime] = utc_now,
     ) -> Warroom:
         url = database_url or f"sqlite:///{tmp_path / 'warroom.db'}"
-        _migrate(url)
+        migrate(url)
         settings = Settings(
             _env_file=None,  # type: ignore[call-arg]
             slack_bot_token="xoxb-test",
@@ -287,3 +113,24 @@ async def make_warroom(slack: FakeSlack, tmp_path: Path) -> AsyncIterator[Warroo
 @pytest.fixture
 async def warroom(make_warroom: WarroomFactory) -> Warroom:
     return await make_warroom()
+
+
+@pytest.fixture
+def make_clocked_warroom(make_warroom: WarroomFactory) -> ClockedFactory:
+    """Like `make_warroom`, with the services' clock handed in first."""
+
+    async def _make(
+        clock: Clock, config: dict[str, Any] | None = None, database_url: str | None = None
+    ) -> Warroom:
+        return await make_warroom(config, database_url, clock=clock)
+
+    return _make
+
+
+@pytest.fixture
+async def processes() -> AsyncIterator[list[Process]]:
+    """`warroom serve` processes a test started (tests/support/serving.py), killed after it."""
+    started: list[Process] = []
+    yield started
+    for process in started:
+        await process.kill()
