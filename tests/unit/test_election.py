@@ -7,7 +7,7 @@ import pytest
 
 from bot.config import Settings
 from bot.errors import ConfigError
-from bot.reminders.leader import election_key
+from storage.election import election_key
 
 
 @pytest.mark.parametrize(
