@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlmodel import Session
 
@@ -17,6 +17,9 @@ from storage import users as user_store
 from storage.db import Database
 
 LOOKUP_TIMEOUT = 2.0
+# How long "Slack has no such user" is believed before users.info is asked again. Without it,
+# every message of such an author costs a database lookup and a Slack call.
+UNKNOWN_FOR = timedelta(minutes=10)
 
 
 class People:
@@ -34,15 +37,29 @@ class People:
         self.clock = clock
         self._names: dict[str, str] = {}
         self._resolving: set[str] = set()
+        self._unknown_until: dict[str, datetime] = {}
 
     def remembered(self, user_id: str) -> str | None:
         """A name already in memory; no database, no Slack."""
         return self._names.get(user_id)
 
+    def _not_to_look_up(self, user_id: str) -> bool:
+        # Being asked of Slack now (the first miss already read the database; the entries
+        # recorded meanwhile are named when the answer comes), or known to be unknown.
+        if user_id in self._resolving:
+            return True
+        until = self._unknown_until.get(user_id)
+        if until is None:
+            return False
+        if self.clock() < until:
+            return True
+        del self._unknown_until[user_id]
+        return False
+
     def known_name(self, session: Session, user_id: str) -> str | None:
         """A name from memory or the database, inside the caller's unit of work; no Slack call."""
         name = self._names.get(user_id)
-        if name is None:
+        if name is None and not self._not_to_look_up(user_id):
             name = user_store.user_name(session, user_id=user_id)
             if name is not None:
                 self._names[user_id] = name
@@ -52,6 +69,8 @@ class People:
         """The user's name from memory or the database, None if unknown; never asks Slack."""
         if user_id in self._names:
             return self._names[user_id]
+        if self._not_to_look_up(user_id):
+            return None
         return await self.db.run(lambda s: self.known_name(s, user_id))
 
     async def resolve(self, ref: UserRef) -> SlackProfile | None:
@@ -85,13 +104,15 @@ class People:
 
     async def learn(self, user_id: str) -> None:
         """Resolve a name Slack has not told us yet and name the events already recorded."""
-        if user_id in self._names or user_id in self._resolving:
+        if user_id in self._names or self._not_to_look_up(user_id):
             return
         self._resolving.add(user_id)
         try:
             profile = await self.gateway.user_profile(user_id)
             if profile is not None:
                 await self._save(profile)
+            else:
+                self._unknown_until[user_id] = self.clock() + UNKNOWN_FOR
         finally:
             self._resolving.discard(user_id)
 
