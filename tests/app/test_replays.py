@@ -244,3 +244,23 @@ async def test_a_refused_click_sent_again_is_told_once(room: Warroom, war_room: 
     assert [(e.actor_id, e.text) for e in refused] == [("U0CY", "/incident INC-1 resolve")]
     assert room.slack.calls_to("views.open") == [], "no modal for a refused click"
     assert stored(room).status == "investigating"
+
+
+async def test_the_status_form_submitted_again_closes_as_the_first_did(
+    room: Warroom, war_room: str
+) -> None:
+    ui = Interactions(room)
+    view = await open_modal(room, ui, ActionId.HEADER_CHANGE_STATUS, war_room)
+    answers = {BlockId.STATUS: "monitoring", BlockId.SEVERITY: "sev2"}
+    request = ui.signed(ui.submission_payload(view, answers))
+    assert_closes(await room.send(request))
+    await room.settle()
+    before = record(room)
+    # Read against today's state the form would change nothing; it is known as done before.
+    assert_closes(await room.send(request))
+    await room.settle()
+    assert record(room) == before
+    incident = stored(room)
+    assert (incident.status, incident.severity) == ("monitoring", "sev2")
+    told = [t for t in ephemerals(room, "U0ANA") if t.startswith("INC-1 is now *monitoring*")]
+    assert len(told) == 1, told
