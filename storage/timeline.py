@@ -145,6 +145,14 @@ def _batch_insert_sql(dialect_name: str, paramstyle: str, row_count: int) -> str
     )
 
 
+def has_key(session: Session, *, dedupe_key: str) -> bool:
+    """Whether an event with this dedupe key is stored (a request seen before, say)."""
+    found = session.exec(
+        select(TimelineEvent.id).where(TimelineEvent.dedupe_key == dedupe_key).limit(1)
+    ).first()
+    return found is not None
+
+
 def events_for(
     session: Session, *, incident_id: int, threaded: bool = False
 ) -> Iterator[TimelineEvent]:

@@ -79,7 +79,8 @@ class Actor:
             user_name=self.user_name,
             channel_id=self.channel_id or "",
             text=text,
-            trigger_id=f"{self.trigger_id}{key}",
+            # No trigger, no key: `:1` alone would make every such submission one request.
+            trigger_id=f"{self.trigger_id}{key}" if self.trigger_id else None,
         )
 
 
@@ -168,7 +169,9 @@ class FormService:
                 {BlockId.TITLE: "This form has declared its incident already; see your DMs."}
             ) from None
         try:
-            incident = await self._staff(incident, invocation, commander, responders, form)
+            # Under the declaration's record: no command records of their own.
+            staffing = replace(invocation, follow_up=True)
+            incident = await self._staff(incident, staffing, commander, responders, form)
         except WarroomError as exc:
             # The incident is committed: the declarer hears about the rest, not a form error
             # (a form error would invite a second submission, and a second incident).
@@ -256,9 +259,12 @@ class FormService:
         refusal = self.refusal(action, incident, actor.user_id)
         if refusal:
             invocation = actor.invocation(f"{incident.ref} {verb}")
-            await self.incidents.record_command(
-                incident.id, invocation, refused=True, reason=refusal
-            )
+            try:
+                await self.incidents.record_command(
+                    incident.id, invocation, refused=True, reason=refusal
+                )
+            except DuplicateCommandError:
+                return  # the same click again (a replay): it was refused and told once
             self._tell(actor.user_id, actor.channel_id or incident.channel_id, refusal)
             return
         if action == ActionId.HEADER_ASSIGN_ROLE:
@@ -319,12 +325,20 @@ class FormService:
         except ValueError:
             raise FormError({ERROR_BLOCKS[callback]: "This form is out of date."}) from None
         ref = f"INC-{number}"
+        if await self._handled(actor.invocation("")):
+            # The same submission again: closed as the first was, before the form is read
+            # against today's state (which could answer "nothing changed").
+            return
         commands = await self._commands_for(callback, ref, number, form)
         replies = []
+        # The first command is keyed on the submission's trigger alone, whatever the form now
+        # stands for: a replay of the submission is stopped there, before anything changes.
         for key, (block, text) in enumerate(commands):
             invocation = actor.invocation(text, key=f":{key}" if key else "")
             try:
                 replies.append((await self.commands.run(invocation)).text)
+            except DuplicateCommandError:
+                return  # the same submission again: it was carried out, and the modal closes
             except WarroomError as exc:
                 raise FormError({block: exc.message}) from exc
         incident = await self.incidents.find(number=number, channel_id="")
@@ -368,6 +382,14 @@ class FormService:
         return commands
 
     # -- shared steps ------------------------------------------------------------------------
+
+    async def _handled(self, invocation: Invocation) -> bool:
+        """Whether this request's command is on record already. A read, to answer a replay
+        early; what keeps it from running twice is the record's insert with the effect."""
+        key = invocation.dedupe_key
+        if key is None:
+            return False
+        return await self.db.run(lambda s: timeline_store.has_key(s, dedupe_key=key))
 
     async def _incident_and_last_update(self, number: int) -> tuple[IncidentView, str | None]:
         """The incident and its last customer update's text, in one round trip."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import uuid
@@ -21,6 +22,7 @@ from bot.commands.parse import (
 from bot.config import SEVERITIES, WarroomConfig
 from bot.durations import format_duration
 from bot.errors import (
+    DuplicateCommandError,
     NotAllowedError,
     NotFoundError,
     UsageError,
@@ -169,7 +171,9 @@ class CommandService:
         return Reply(f"Noted on the {incident.ref} timeline.")
 
     async def _roles(self, incident: IncidentView, _command: Command, inv: Invocation) -> Reply:
-        await self.incidents.record_command(incident.id, inv)
+        # Read only: asked again (a replay), it answers again and records nothing more.
+        with contextlib.suppress(DuplicateCommandError):
+            await self.incidents.record_command(incident.id, inv)
         return Reply(roles_summary(incident, self.config.timezone))
 
     async def _status(self, incident: IncidentView, command: Command, inv: Invocation) -> Reply:
@@ -226,7 +230,12 @@ class CommandService:
 
     async def _export(self, incident: IncidentView, command: Command, inv: Invocation) -> Reply:
         fmt = parse_export_format(command.args)
-        await self.incidents.record_command(incident.id, inv)
+        try:
+            await self.incidents.record_command(incident.id, inv)
+        except DuplicateCommandError:
+            # A link changes nothing and is answered again; an upload is not made twice.
+            if not self.review.links_enabled:
+                raise
         if self.review.links_enabled:
             link = self.review.link(incident, fmt)
             ttl = format_duration(self.config.export_link_ttl or timedelta(hours=24))

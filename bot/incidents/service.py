@@ -42,6 +42,9 @@ log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 
+# The answer to a request made again (a replay of the same signed request): nothing is redone.
+ALREADY_HANDLED = "That request was handled already; it is not run twice."
+
 
 # How long one process may take to open a war room before another may try (a new leader after
 # a crash, or the next round of retries after Slack failed): far above a normal opening.
@@ -58,6 +61,9 @@ class Invocation:
     text: str
     trigger_id: str | None = None
     response_url: str | None = None
+    # A further step of a command already on record (the declare form's roles and summary):
+    # it needs no record of its own, and is no replay of the command it belongs to.
+    follow_up: bool = False
 
     @property
     def dedupe_key(self) -> str | None:
@@ -74,8 +80,13 @@ def command_event(
     kind: str = "command",
     data: Mapping[str, object] | None = None,
 ) -> bool:
-    """Put a slash command on the timeline (once, keyed on its trigger id)."""
-    return timeline_store.add_event(
+    """Put a slash command on the timeline, once: the same request again (its trigger id) is a
+    replay, and DuplicateCommandError rolls back the unit of work it came to change."""
+    if invocation.follow_up:
+        return False
+    # The record and the effect commit together, so this insert is what gates the effect: a
+    # replay racing its original waits on the unique key and finds it taken.
+    if not timeline_store.add_event(
         session,
         incident_id=incident_id,
         kind=kind,
@@ -85,7 +96,9 @@ def command_event(
         text=f"/incident {invocation.text}".strip(),
         data=dict(data or {}),
         dedupe_key=invocation.dedupe_key,
-    )
+    ):
+        raise DuplicateCommandError(ALREADY_HANDLED)
+    return True
 
 
 def declared_event(session: Session, incident: Incident) -> None:

@@ -8,7 +8,7 @@ import uuid
 from typing import Any
 from urllib.parse import urlencode
 
-from tests.support.warroom import Reply, Warroom
+from tests.support.warroom import Reply, Signed, Warroom
 
 FORM = "application/x-www-form-urlencoded"
 
@@ -76,6 +76,28 @@ class Interactions:
         trigger_id: str | None = None,
     ) -> Reply:
         """A button click: on a message in `channel`, else on the App Home tab."""
+        return await self.post_payload(
+            self.click_payload(
+                action_id,
+                value,
+                user=user,
+                channel=channel,
+                message_ts=message_ts,
+                trigger_id=trigger_id,
+            )
+        )
+
+    def click_payload(
+        self,
+        action_id: str,
+        value: str = "",
+        *,
+        user: str = "U0ANA",
+        channel: str | None = None,
+        message_ts: str | None = None,
+        trigger_id: str | None = None,
+    ) -> dict[str, Any]:
+        """The block_actions payload `click` sends."""
         payload: dict[str, Any] = {
             "type": "block_actions",
             "team": {"id": "T0TEST", "domain": "test"},
@@ -103,24 +125,31 @@ class Interactions:
             payload["channel"] = {"id": channel, "name": "war-room"}
         else:
             payload["container"] = {"type": "view", "view_id": "VHOME"}
-        return await self.post_payload(payload)
+        return payload
 
     async def submit(
         self, view: dict[str, Any], answers: dict[str, Any] | None = None, *, user: str = "U0ANA"
     ) -> Reply:
         """Submit a modal the fake Slack opened, with `answers` by block id."""
-        submitted = {**view, "state": filled_state(view, answers or {})}
-        return await self.post_payload(
-            {
-                "type": "view_submission",
-                "team": {"id": "T0TEST", "domain": "test"},
-                "user": user_of(self.room, user),
-                "api_app_id": "A0WARROOM",
-                "token": "x",
-                "trigger_id": new_trigger(),
-                "view": submitted,
-            }
-        )
+        return await self.post_payload(self.submission_payload(view, answers, user=user))
+
+    def submission_payload(
+        self, view: dict[str, Any], answers: dict[str, Any] | None = None, *, user: str = "U0ANA"
+    ) -> dict[str, Any]:
+        """The view_submission payload `submit` sends."""
+        return {
+            "type": "view_submission",
+            "team": {"id": "T0TEST", "domain": "test"},
+            "user": user_of(self.room, user),
+            "api_app_id": "A0WARROOM",
+            "token": "x",
+            "trigger_id": new_trigger(),
+            "view": {**view, "state": filled_state(view, answers or {})},
+        }
+
+    def signed(self, payload: dict[str, Any]) -> Signed:
+        """`payload` form-encoded and signed as Slack sends it, to send (again) with `send`."""
+        return self.room.sign(urlencode({"payload": json.dumps(payload)}), FORM)
 
     def opened(self, callback_id: str | None = None) -> dict[str, Any]:
         """The last modal opened (with that callback id), as the fake Slack holds it."""

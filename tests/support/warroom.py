@@ -37,6 +37,17 @@ class Reply:
         return str(self.json.get("text", ""))
 
 
+@dataclass(frozen=True)
+class Signed:
+    """One request as Slack signed it: sent again, it is the very same bytes and headers (a
+    replay within the signature's 5-minute window)."""
+
+    body: str
+    content_type: str
+    timestamp: str
+    signature: str
+
+
 class Warroom:
     """The real server on a free port, and a Slack that signs what it sends to it."""
 
@@ -71,6 +82,21 @@ class Warroom:
         }
         async with self.http.post(self.url, data=body.encode(), headers=sent) as response:
             return Reply(response.status, await response.text())
+
+    def sign(self, body: str, content_type: str) -> Signed:
+        """`body` signed now, to be sent (and sent again) with `send`."""
+        ts = str(int(time.time()))
+        signature = self.verifier.generate_signature(timestamp=ts, body=body)
+        return Signed(body, content_type, ts, signature)
+
+    async def send(self, request: Signed) -> Reply:
+        """Post a signed request exactly as it was signed."""
+        return await self.post(
+            request.body,
+            request.content_type,
+            timestamp=int(request.timestamp),
+            signature=request.signature,
+        )
 
     def command_body(
         self,
