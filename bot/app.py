@@ -117,6 +117,7 @@ def build_services(
         people=people,
         clocks=clocks,
         clock=clock,
+        metrics=metrics,
     )
     lifecycle = LifecycleService(
         db=db,

@@ -15,6 +15,7 @@ from typing import Any
 
 from bot.errors import SlackCallError
 from bot.slack.gateway import SlackGateway
+from bot.slack.pacing import Lane
 from storage import outbox as outbox_store
 from storage.db import Database
 
@@ -107,8 +108,14 @@ class OutboxSender:
             return claimed
 
         try:
+            # Owed posts are the urgent ones (customer updates, reminders, escalations):
+            # they never wait behind the announcements of other incidents.
             ts = await self.gateway.post_message_if(
-                message.channel_id, message.text, still_wanted=claim
+                message.channel_id,
+                message.text,
+                still_wanted=claim,
+                lane=Lane.URGENT,
+                incident_id=message.incident_id,
             )
         except Exception as exc:
             if not claimed:
