@@ -17,6 +17,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PlainSerializer,
     ValidationError,
     field_validator,
     model_validator,
@@ -69,7 +70,12 @@ def _rate_limit_or_none(value: Any) -> RateLimit | None:
     return RateLimit(count=int(match.group(1)), window=window)
 
 
-Limit = Annotated[RateLimit | None, BeforeValidator(_rate_limit_or_none)]
+# Dumped as it is written (`5/10m`), so a dumped config validates again.
+Limit = Annotated[
+    RateLimit | None,
+    BeforeValidator(_rate_limit_or_none),
+    PlainSerializer(lambda limit: None if limit is None else str(limit)),
+]
 
 
 def _duration(value: Any) -> timedelta:

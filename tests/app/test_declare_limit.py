@@ -4,6 +4,7 @@ alerts are not limited. Refusals are ephemeral, change nothing, and are logged a
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from datetime import timedelta
@@ -159,3 +160,20 @@ async def test_the_declare_form_is_refused_on_its_field(
     assert reply.json["errors"] == {BlockId.TITLE: REFUSAL.format(wait="5 minutes")}
     assert numbers(room) == [1, 2, 3, 4, 5]
     assert refused_count(room) == 1
+
+
+async def test_declarations_sent_at_once_are_counted_one_after_the_other(
+    make_clocked_warroom: ClockedFactory, database_url: str
+) -> None:
+    # Eight at once (on PostgreSQL, on eight database threads, as on several replicas): each
+    # is counted after the ones committed before it, so five are declared, not eight.
+    clock = Clock()
+    room = await make_clocked_warroom(clock, None, database_url)
+    replies = await asyncio.gather(
+        *(room.command(f"declare Outage {n}", user="U0BO") for n in range(8))
+    )
+    texts = [ephemeral(reply) for reply in replies]
+    assert sum("Declared" in t for t in texts) == 5, texts
+    assert sum("that is the limit" in t for t in texts) == 3, texts
+    await room.settle()
+    assert numbers(room) == [1, 2, 3, 4, 5]

@@ -128,6 +128,8 @@ def test_declarations_are_limited_and_shutdown_bounded_by_default() -> None:
     assert config.declare_limit == RateLimit(count=5, window=timedelta(minutes=10))
     assert str(config.declare_limit) == "5/10m"
     assert config.shutdown_grace == timedelta(seconds=20)
+    # A dumped config validates again, limit and all (tests build configs that way).
+    assert WarroomConfig.model_validate(config.model_dump()) == config
 
 
 @pytest.mark.parametrize(
