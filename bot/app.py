@@ -307,7 +307,7 @@ def build_web_app(
             await election.start()
             retrying = asyncio.get_running_loop().create_task(retry_unopened_war_rooms())
             yield
-        except BaseException:
+        except (Exception, asyncio.CancelledError):
             # Start-up failed (Socket Mode refused its token, say): no request was taken, so
             # nothing was promised; what was under way stops now and stays owed.
             await stop_services(retrying, grace=0.0)

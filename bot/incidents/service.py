@@ -219,10 +219,9 @@ class IncidentService:
         if self.metrics is not None:
             self.metrics.commands_refused.labels(reason="declare_limit").inc()
         log.warning(
-            "command_refused: declare by %s: %d declarations in %s (declare_limit %s)",
+            "command_refused: declare by %s: %d declarations already (declare_limit %s)",
             user_id,
             len(earlier),
-            limit.window,
             limit,
         )
         raise DeclareLimitError(
