@@ -55,6 +55,8 @@ CONFIG = {
     "announce_channel": ANNOUNCE,
     "admins": ["U0ADMIN"],
     "severities": {"sev2": {"invite": [ONCALL, "U0CY"]}},
+    # One person declares every war room measured: not the flood the limit is for.
+    "declare_limit": None,
 }
 # The milestones, in the order they are printed; "ready" is the last of the first five.
 MILESTONES = ("created", "invited", "topic", "posted", "pinned")

@@ -51,6 +51,8 @@ log = logging.getLogger(__name__)
 SLACK_PATH = "/slack/events"
 # How often the leader looks for war rooms left unopened (their claims last a minute).
 RESUME_EVERY_SECONDS = 30.0
+# After shutdown_grace, how long cancelled work may take to end (giving owed posts back).
+CANCEL_SECONDS = 5.0
 
 
 @dataclass
@@ -117,6 +119,7 @@ def build_services(
         people=people,
         clocks=clocks,
         clock=clock,
+        metrics=metrics,
     )
     lifecycle = LifecycleService(
         db=db,
@@ -288,20 +291,58 @@ def build_web_app(
             metrics.count_request("unsigned", "401", time.perf_counter() - started)
         return await to_aiohttp_response(bolt_response)
 
-    async def lifecycle(_app: web.Application) -> AsyncIterator[None]:
+    grace = config.shutdown_grace.total_seconds()
+    stop_began: list[float] = []
+
+    async def note_stop(_app: web.Application) -> None:
+        # The stop's clock starts here, before aiohttp waits for the requests in flight: the
+        # whole stop fits in shutdown_grace.
+        stop_began.append(asyncio.get_running_loop().time())
+
+    @contextlib.asynccontextmanager
+    async def services_running() -> AsyncIterator[None]:
         await services.identity.load()
-        await election.start()
-        retrying = asyncio.get_running_loop().create_task(retry_unopened_war_rooms())
-        yield
-        retrying.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await retrying
+        retrying: asyncio.Task[None] | None = None
+        try:
+            await election.start()
+            retrying = asyncio.get_running_loop().create_task(retry_unopened_war_rooms())
+            yield
+        except (Exception, asyncio.CancelledError):
+            # Start-up failed (Socket Mode refused its token, say): no request was taken, so
+            # nothing was promised; what was under way stops now and stays owed.
+            await stop_services(retrying, grace=0.0)
+            raise
+        else:
+            began = stop_began[0] if stop_began else asyncio.get_running_loop().time()
+            await stop_services(retrying, grace=grace - (asyncio.get_running_loop().time() - began))
+
+    async def stop_services(retrying: asyncio.Task[None] | None, *, grace: float) -> None:
+        if retrying is not None:
+            retrying.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await retrying
         # Stops the clocks, then lets go of the scheduler lock for the next replica.
-        await election.stop()
-        # Let work that was promised to users finish before the database goes.
-        await services.tasks.join()
+        await election.stop(drain=False)
+        # Let work that was promised to users finish before the database goes, for as long as
+        # shutdown_grace allows: with Slack down it would retry for minutes. What is cut off
+        # stays owed (the outbox, war rooms not yet opened) for the next start or the leader.
+        await finish_or_cancel(services, grace)
         await services.client.session.close() if services.client.session else None
         services.db.close()
+
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        # One context, so that a start-up stopped by Socket Mode unwinds the services it had
+        # started (aiohttp's run_app leaves the cleanup contexts already entered as they are).
+        async with contextlib.AsyncExitStack() as stack:
+            await stack.enter_async_context(services_running())
+            if socket_mode:
+                assert settings.slack_app_token is not None
+                # After the services start, before they stop.
+                connection = socket_mode_connection(
+                    bolt, settings.slack_app_token, services.in_flight
+                )
+                await stack.enter_async_context(contextlib.asynccontextmanager(connection)(app))
+            yield
 
     web_app = web.Application(client_max_size=1024**2)
     web_app[SERVICES] = services
@@ -321,11 +362,36 @@ def build_web_app(
         templates=services.templates,
         clock=services.clock,
     ).register(web_app)
+    web_app.on_shutdown.append(note_stop)
     web_app.cleanup_ctx.append(lifecycle)
-    if socket_mode:
-        assert settings.slack_app_token is not None
-        # After the services start, before they stop: cleanup contexts unwind in reverse.
-        web_app.cleanup_ctx.append(
-            socket_mode_connection(bolt, settings.slack_app_token, services.in_flight)
-        )
     return web_app
+
+
+async def finish_or_cancel(services: Services, grace: float) -> None:
+    """Wait up to `grace` seconds for the posts and background work under way, then cancel
+    what is left (each owed post gives its message back to the outbox as it ends)."""
+    if not services.tasks.pending and not services.outbox.posting:
+        return
+    work = asyncio.get_running_loop().create_task(_finish(services))
+    done, _ = await asyncio.wait({work}, timeout=max(0.0, grace))
+    if done:
+        return
+    log.warning(
+        "stopping: cutting off the work still under way; "
+        "what is owed stays in the outbox for the next start"
+    )
+    work.cancel()
+    cancelling = asyncio.get_running_loop().create_task(_cancel(services))
+    done, _ = await asyncio.wait({work, cancelling}, timeout=CANCEL_SECONDS)
+    if len(done) < 2:
+        log.warning("stopping: background work did not end when cancelled; left behind")
+
+
+async def _finish(services: Services) -> None:
+    await services.outbox.drain()
+    await services.tasks.join()
+
+
+async def _cancel(services: Services) -> None:
+    await services.tasks.cancel()
+    await services.outbox.cancel()

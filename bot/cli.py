@@ -100,7 +100,9 @@ def cmd_serve(args: argparse.Namespace) -> None:
         )
     else:
         print(f"warroom listening on http://{args.host}:{args.port}/slack/events", flush=True)
-    web.run_app(app, host=args.host, port=args.port, print=None, shutdown_timeout=30)
+    # The requests in flight get the grace too; the stop as a whole keeps within it.
+    grace = config.shutdown_grace.total_seconds()
+    web.run_app(app, host=args.host, port=args.port, print=None, shutdown_timeout=grace)
 
 
 def cmd_db(args: argparse.Namespace) -> None:

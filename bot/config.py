@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import re
 import string
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -16,6 +17,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PlainSerializer,
     ValidationError,
     field_validator,
     model_validator,
@@ -23,7 +25,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
-from bot.durations import parse_duration
+from bot.durations import format_duration, parse_duration
 from bot.errors import ConfigError
 from bot.incidents.enums import Severity
 
@@ -39,6 +41,52 @@ def _duration_or_none(value: Any) -> timedelta | None:
 
 
 Duration = Annotated[timedelta | None, BeforeValidator(_duration_or_none)]
+
+_RATE = re.compile(r"^\s*(\d+)\s*/\s*(\S+)\s*$")
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """At most `count` in any `window`: `5/10m` in the config file."""
+
+    count: int
+    window: timedelta
+
+    def __str__(self) -> str:
+        return f"{self.count}/{format_duration(self.window)}"
+
+
+def _rate_limit_or_none(value: Any) -> RateLimit | None:
+    if value is None or isinstance(value, RateLimit):
+        return value
+    match = _RATE.match(str(value))
+    problem = f"{str(value)[:40]!r} is not a limit like 5/10m (at most 5 in any 10 minutes)"
+    if not match or int(match.group(1)) < 1:
+        raise ValueError(problem)
+    try:
+        window = parse_duration(match.group(2))
+    except ValueError:
+        raise ValueError(problem) from None
+    return RateLimit(count=int(match.group(1)), window=window)
+
+
+# Dumped as it is written (`5/10m`), so a dumped config validates again.
+Limit = Annotated[
+    RateLimit | None,
+    BeforeValidator(_rate_limit_or_none),
+    PlainSerializer(lambda limit: None if limit is None else str(limit)),
+]
+
+
+def _duration(value: Any) -> timedelta:
+    if value is None:
+        raise ValueError("needs a duration like 45s, 30m, 2h or 5d")
+    duration = _duration_or_none(value)
+    assert duration is not None
+    return duration
+
+
+RequiredDuration = Annotated[timedelta, BeforeValidator(_duration)]
 
 
 def _election_every(value: Any) -> float:
@@ -163,6 +211,11 @@ class WarroomConfig(BaseModel):
     templates_dir: Path | None = None
     # Reactions that mark a war-room message as a key event (names without colons).
     key_event_reactions: list[str] = Field(default_factory=lambda: ["pushpin", "star"])
+    # Declarations a person (not an alert, not an admin) may make in any window; null: no limit.
+    declare_limit: Limit = RateLimit(count=5, window=timedelta(minutes=10))
+    # How long `warroom serve` may take to stop after SIGTERM: posts still owed by then stay
+    # in the outbox for the next start (or the leader of the other replicas).
+    shutdown_grace: RequiredDuration = timedelta(seconds=20)
 
     @field_validator("channel_pattern")
     @classmethod

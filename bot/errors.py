@@ -23,6 +23,10 @@ class NotAllowedError(WarroomError):
     """The caller may not do this to this incident."""
 
 
+class DeclareLimitError(NotAllowedError):
+    """The caller has declared as many incidents as `declare_limit` allows for now."""
+
+
 class NotFoundError(WarroomError):
     """The thing named does not exist."""
 

@@ -85,6 +85,14 @@ class Metrics:
             buckets=LATE_BUCKETS,
             registry=self.registry,
         )
+        # Refusals with no incident to put them on (a declaration over the limit); the others
+        # are `command_refused` timeline events, counted in warroom_timeline_events.
+        self.commands_refused = Counter(
+            "warroom_commands_refused",
+            "Commands refused before any incident was involved, by reason.",
+            ["reason"],
+            registry=self.registry,
+        )
         self.scheduler_running = Gauge(
             "warroom_scheduler_running",
             "1 while this process runs the reminder scheduler.",

@@ -46,6 +46,14 @@ class BackgroundTasks:
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
+    async def cancel(self) -> None:
+        """Cancel the background work left (shutdown's bound has passed) and wait for it to end."""
+        while self._tasks:
+            tasks = list(self._tasks)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
 
 class InFlight:
     """Requests being handled now, so that shutdown can wait for their acks (Socket Mode: the

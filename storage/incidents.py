@@ -108,6 +108,22 @@ def open_incidents(session: Session) -> Sequence[Incident]:
     ).all()
 
 
+def declared_by_since(
+    session: Session, *, user_id: str, since: datetime, source: str = "slack"
+) -> list[datetime]:
+    """When `user_id` declared the incidents they declared (from `source`) after `since`,
+    oldest first: what a per-person declaration limit is counted on."""
+    return list(
+        session.exec(
+            select(Incident.declared_at)
+            .where(Incident.declared_by_id == user_id)
+            .where(Incident.source == source)
+            .where(Incident.declared_at > since)
+            .order_by(col(Incident.declared_at))
+        ).all()
+    )
+
+
 def count_by_status_and_severity(session: Session) -> list[tuple[str, str, int]]:
     """How many incidents there are of each status and severity, as (status, severity, count)."""
     rows = session.exec(

@@ -17,6 +17,7 @@ from bot.clock import utc_now
 from bot.commands.parse import Declaration, UserRef
 from bot.config import WarroomConfig
 from bot.errors import (
+    DeclareLimitError,
     DuplicateCommandError,
     NotAllowedError,
     NotFoundError,
@@ -26,6 +27,7 @@ from bot.incidents.enums import Role
 from bot.incidents.naming import channel_name, name_candidates
 from bot.incidents.people import People
 from bot.incidents.readmodels import IncidentView, Person, incident_view
+from bot.metrics import Metrics
 from bot.reminders.rules import ReminderKind
 from bot.reminders.scheduler import ClockChange, Clocks, start_clocks
 from bot.slack.blocks.common import announcement_text, header_blocks, header_text, topic_text
@@ -130,8 +132,10 @@ class IncidentService:
         people: People,
         clocks: Clocks,
         clock: Clock = utc_now,
+        metrics: Metrics | None = None,
     ) -> None:
         self.db = db
+        self.metrics = metrics
         self.gateway = gateway
         self.config = config
         self.templates = templates
@@ -191,6 +195,10 @@ class IncidentService:
             assert incident.id is not None
             if not command_event(session, incident_id=incident.id, invocation=invocation, at=now):
                 raise DuplicateCommandError("That command was already handled.")
+            if source == "slack":
+                # Counted after the new incident took its number: that locks the counter row,
+                # so declarations racing on other replicas are counted one after the other.
+                self._within_declare_limit(session, invocation.user_id, now)
             declared_event(session, incident)
             if source == "slack":
                 self.take_role(
@@ -209,6 +217,30 @@ class IncidentService:
         # Off the ack path: the reminder rows are committed, and they are what counts.
         self.tasks.spawn(self.clocks.follow(clocks))
         return view
+
+    def _within_declare_limit(self, session: Session, user_id: str, now: datetime) -> None:
+        """Raise DeclareLimitError when `user_id` has declared more than `declare_limit`
+        allows, the incident being declared included (admins have no limit)."""
+        limit = self.config.declare_limit
+        if limit is None or user_id in self.config.admins:
+            return
+        times = incident_store.declared_by_since(session, user_id=user_id, since=now - limit.window)
+        if len(times) <= limit.count:
+            return
+        earlier = times[:-1]  # the one being declared is the newest
+        free_at = earlier[len(earlier) - limit.count] + limit.window
+        if self.metrics is not None:
+            self.metrics.commands_refused.labels(reason="declare_limit").inc()
+        log.warning(
+            "command_refused: declare by %s: %d declarations already (declare_limit %s)",
+            user_id,
+            len(earlier),
+            limit,
+        )
+        raise DeclareLimitError(
+            f"You have declared {len(earlier)} incidents in the last {spoken(limit.window)}; "
+            f"that is the limit. Try again {_in(free_at - now)}, or ask an admin to declare it."
+        )
 
     def new_incident(
         self,
@@ -407,7 +439,10 @@ class IncidentService:
     async def _post_header(self, incident: IncidentView) -> None:
         assert incident.channel_id is not None
         ts = await self.gateway.post_message(
-            incident.channel_id, header_text(incident), header_blocks(incident)
+            incident.channel_id,
+            header_text(incident),
+            header_blocks(incident),
+            incident_id=incident.id,
         )
         await self.db.run(
             lambda s: incident_store.set_header_ts(s, incident_id=incident.id, header_ts=ts)
@@ -417,7 +452,7 @@ class IncidentService:
     async def _announce(self, incident: IncidentView) -> None:
         if self.config.announce_channel:
             await self.gateway.post_message(
-                self.config.announce_channel, announcement_text(incident)
+                self.config.announce_channel, announcement_text(incident), incident_id=incident.id
             )
 
     async def refresh_war_room(self, incident_id: int) -> None:
@@ -607,6 +642,21 @@ class IncidentService:
             return incident_view(session, session.get_one(Incident, incident_id))
 
         return await self.db.run(_load)
+
+
+def spoken(delta: timedelta) -> str:
+    """A duration as a person says it: `10 minutes`, `2 hours`, `45 seconds`."""
+    seconds = int(delta.total_seconds())
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size and seconds % size == 0:
+            count = seconds // size
+            return f"{count} {unit}{'s' if count != 1 else ''}"
+    return f"{seconds} seconds"
+
+
+def _in(delta: timedelta) -> str:
+    minutes = -(-int(delta.total_seconds()) // 60)  # rounded up: never too early
+    return "in a minute" if minutes <= 1 else f"in {minutes} minutes"
 
 
 def roles_summary(incident: IncidentView, zone_name: str) -> str:

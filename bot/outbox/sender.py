@@ -15,6 +15,7 @@ from typing import Any
 
 from bot.errors import SlackCallError
 from bot.slack.gateway import SlackGateway
+from bot.slack.pacing import Lane
 from storage import outbox as outbox_store
 from storage.db import Database
 
@@ -65,6 +66,19 @@ class OutboxSender:
         """Wait for the posts under way; whatever is still owed waits in the outbox."""
         await asyncio.gather(*self._posting, return_exceptions=True)
 
+    @property
+    def posting(self) -> int:
+        """How many tracked posts (and flushes) are under way."""
+        return len(self._posting)
+
+    async def cancel(self) -> None:
+        """Stop the posts under way (shutdown's bound has passed) and wait until they have
+        given their messages back: they stay owed, for the next flush here or elsewhere."""
+        posting = list(self._posting)
+        for task in posting:
+            task.cancel()
+        await asyncio.gather(*posting, return_exceptions=True)
+
     def _track(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.get_running_loop().create_task(work)
         self._posting.add(task)
@@ -107,9 +121,28 @@ class OutboxSender:
             return claimed
 
         try:
+            # Owed posts are the urgent ones (customer updates, reminders, escalations):
+            # they never wait behind the announcements of other incidents.
             ts = await self.gateway.post_message_if(
-                message.channel_id, message.text, still_wanted=claim
+                message.channel_id,
+                message.text,
+                still_wanted=claim,
+                lane=Lane.URGENT,
+                incident_id=message.incident_id,
             )
+        except asyncio.CancelledError:
+            if claimed:
+                # Stopped while Slack had not answered: given back at once, so the next start
+                # (or another replica) sends it without waiting out the lease. Slack may have
+                # taken it after all: at least once, as after any failure.
+                await asyncio.shield(
+                    self.db.run(
+                        lambda s: outbox_store.mark_failed(
+                            s, message_id=message_id, error="stopped", by=self.sender_id
+                        )
+                    )
+                )
+            raise
         except Exception as exc:
             if not claimed:
                 raise  # nothing was tried: the message is as it was

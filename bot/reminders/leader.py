@@ -67,10 +67,11 @@ class SchedulerElection:
         await self._round()
         self._campaign_task = asyncio.get_running_loop().create_task(self._campaign())
 
-    async def stop(self) -> None:
-        """Stop campaigning and scheduling, let go of the lock for the next replica, then let
-        the posts under way finish: another replica may lead while they do (each owed post
-        is claimed, each reminder checked against its row), rather than wait on them."""
+    async def stop(self, *, drain: bool = True) -> None:
+        """Stop campaigning and scheduling, let go of the lock for the next replica, then (with
+        `drain`) let the posts under way finish: another replica may lead while they do (each
+        owed post is claimed, each reminder checked against its row), rather than wait on
+        them."""
         if self._campaign_task is not None:
             self._campaign_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -79,7 +80,7 @@ class SchedulerElection:
         await self.clocks.step_down()
         self.leading = False
         await self._let_go()
-        await self.clocks.stop()
+        await self.clocks.stop(drain=drain)
 
     async def _campaign(self) -> None:
         while True:

@@ -4,6 +4,7 @@ reminder rows so that every reminder fires once, late after downtime but never t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -91,14 +92,21 @@ class SharedEngineJobStore(SQLAlchemyJobStore):  # type: ignore[misc]
 async def fire_reminder_job(reminder_id: int, seq: int) -> None:
     """Scheduler job: fire one reminder if it is still due and still wanted."""
     if _running is not None:
-        await _running.fire(reminder_id, seq)
+        # A stopping scheduler cancels its jobs under way: a fire's unit of work commits or
+        # not (its posts wait in the outbox either way), and a cancelled job ends quietly
+        # rather than as a logged traceback.
+        with contextlib.suppress(asyncio.CancelledError):
+            await _running.fire(reminder_id, seq)
 
 
 async def flush_outbox_job() -> None:
     """Scheduler job: send what the bot still owes Slack (after failures or a restart)."""
     if _running is not None:
         clocks = _running
-        await clocks.outbox.flush(still_wanted=lambda: clocks._leading)
+        # The flush is shielded and tracked (stopping waits for it, within shutdown_grace);
+        # the job that started it ends quietly when the stopping scheduler cancels it.
+        with contextlib.suppress(asyncio.CancelledError):
+            await clocks.outbox.flush(still_wanted=lambda: clocks._leading)
 
 
 class Clocks:
@@ -174,14 +182,16 @@ class Clocks:
         )
         self.scheduler.resume()
 
-    async def stop(self) -> None:
-        """Stop for good (the process is shutting down)."""
+    async def stop(self, *, drain: bool = True) -> None:
+        """Stop for good (the process is shutting down); with `drain`, wait for the posts
+        under way (without, the caller waits for them, within its own bound)."""
         if self._stopping:
             return  # stopped already (a test, then the app's cleanup)
         self._stopping = True
         await self._halt()
-        # Posts already under way finish; whatever is still owed waits in the outbox.
-        await self.outbox.drain()
+        if drain:
+            # Posts already under way finish; whatever is still owed waits in the outbox.
+            await self.outbox.drain()
 
     async def step_down(self) -> None:
         """Stop scheduling because another replica may lead now; start() may come again."""

@@ -22,7 +22,7 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot.errors import SlackCallError, ViewNotOpenedError, WarroomError
 from bot.metrics import Metrics
-from bot.slack.pacing import ChannelPacer
+from bot.slack.pacing import ChannelPacer, Lane
 
 log = logging.getLogger(__name__)
 
@@ -383,10 +383,15 @@ class SlackGateway:
             await self.client.conversations_setTopic(channel=channel_id, topic=topic)
 
     async def post_message(
-        self, channel_id: str, text: str, blocks: list[dict[str, Any]] | None = None
+        self,
+        channel_id: str,
+        text: str,
+        blocks: list[dict[str, Any]] | None = None,
+        *,
+        incident_id: int | None = None,
     ) -> str:
-        """Post once the channel's turn comes; the message's ts."""
-        ts = await self.post_message_if(channel_id, text, blocks)
+        """Post once the channel's turn comes (routine lane); the message's ts."""
+        ts = await self.post_message_if(channel_id, text, blocks, incident_id=incident_id)
         assert ts is not None
         return ts
 
@@ -398,10 +403,14 @@ class SlackGateway:
         blocks: list[dict[str, Any]] | None = None,
         *,
         still_wanted: Callable[[], Awaitable[bool]] | None = None,
+        lane: Lane = Lane.ROUTINE,
+        incident_id: int | None = None,
     ) -> str | None:
         """Post once the channel's turn comes, if `still_wanted()` then says so (None if not):
-        a check made after the wait, which can be long while Slack is rate-limiting."""
-        async with self.pacer.turn(channel_id):
+        a check made after the wait, which can be long while Slack is rate-limiting. An
+        urgent `lane` goes before routine posts waiting for the channel (`incident_id` keeps
+        an incident's own posts in order)."""
+        async with self.pacer.turn(channel_id, lane=lane, incident_id=incident_id):
             if still_wanted is not None and not await still_wanted():
                 return None
             response = await self.client.chat_postMessage(

@@ -68,6 +68,8 @@ def env(pg_url: str, slack: FakeSlack, tmp_path: Path) -> dict[str, str]:
                 "announce_channel": "C0ANNOUNCE",
                 "severities": {"sev2": {"update_every": f"{int(EVERY.total_seconds())}s"}},
                 "postmortem_remind_every": None,
+                # One person declares a dozen incidents here, on purpose.
+                "declare_limit": None,
             }
         ),
         encoding="utf-8",

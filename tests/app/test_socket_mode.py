@@ -223,13 +223,6 @@ async def test_a_refused_app_token_stops_start_up_with_one_line(
     # the refusal comes: here it may or may not be, depending on how busy the machine is.
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a start-up stopped by a cleanup context does not unwind the ones already entered: "
-    "web.run_app never calls runner.cleanup() when setup fails, so the clocks started by "
-    "`lifecycle` (bot/app.py) are cancelled mid-job at loop teardown and APScheduler logs a "
-    "traceback; fix in main (bot/app.py or bot/cli.py), then drop this mark",
-)
 async def test_a_refused_app_token_says_one_line_even_with_work_under_way(
     held_slack: HeldSlack, tmp_path: Path
 ) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import DEFAULT_SEVERITIES, Settings, WarroomConfig, load_config
+from bot.config import DEFAULT_SEVERITIES, RateLimit, Settings, WarroomConfig, load_config
 from bot.errors import ConfigError
 from tests.support.cli import write_config
 
@@ -123,6 +123,34 @@ def test_no_file_means_the_built_in_defaults() -> None:
     assert config.policy("sev4").update_every is None
 
 
+def test_declarations_are_limited_and_shutdown_bounded_by_default() -> None:
+    config = load_config(None)
+    assert config.declare_limit == RateLimit(count=5, window=timedelta(minutes=10))
+    assert str(config.declare_limit) == "5/10m"
+    assert config.shutdown_grace == timedelta(seconds=20)
+    # A dumped config validates again, limit and all (tests build configs that way).
+    assert WarroomConfig.model_validate(config.model_dump()) == config
+
+
+@pytest.mark.parametrize(
+    ("text", "limit"),
+    [
+        ("declare_limit: 3/1h\n", RateLimit(count=3, window=timedelta(hours=1))),
+        ("declare_limit: ' 10 / 30s '\n", RateLimit(count=10, window=timedelta(seconds=30))),
+        ("declare_limit: null\n", None),
+    ],
+)
+def test_the_declare_limit_from_the_file(
+    tmp_path: Path, text: str, limit: RateLimit | None
+) -> None:
+    assert load_config(write_config(tmp_path, text)).declare_limit == limit
+
+
+def test_the_shutdown_grace_from_the_file(tmp_path: Path) -> None:
+    config = load_config(write_config(tmp_path, "shutdown_grace: 2s\n"))
+    assert config.shutdown_grace == timedelta(seconds=2)
+
+
 @pytest.mark.parametrize("text", ["", "# nothing but a comment\n", "{}\n"])
 def test_an_empty_file_means_the_defaults(tmp_path: Path, text: str) -> None:
     assert load_config(write_config(tmp_path, text)) == WarroomConfig()
@@ -205,6 +233,14 @@ def test_a_severity_left_out_keeps_its_defaults(tmp_path: Path) -> None:
         ("channel_pattern: 'inc-{slug}'\n", "channel_pattern: must contain {number}"),
         ("channel_pattern: 'inc-{}'\n", "channel_pattern: unknown placeholder {}"),
         ("channel_pattern: 'inc-{number'\n", "channel_pattern:"),
+        # Limits and the shutdown bound
+        ("declare_limit: 5\n", "declare_limit: '5' is not a limit like 5/10m"),
+        ("declare_limit: 0/10m\n", "declare_limit: '0/10m' is not a limit like 5/10m"),
+        ("declare_limit: 5/10 minutes\n", "declare_limit: '5/10 minutes' is not a limit"),
+        ("declare_limit: five/10m\n", "declare_limit: 'five/10m' is not a limit"),
+        ("shutdown_grace: soon\n", "shutdown_grace: 'soon' is not a duration like 45s"),
+        ("shutdown_grace: 0s\n", "shutdown_grace: '0s' is not a positive duration"),
+        ("shutdown_grace: null\n", "shutdown_grace: needs a duration like 45s"),
         # Shapes
         ("admins: U0ADMIN\n", "admins:"),
         ("- just\n- a list\n", "the config must be a mapping"),

@@ -29,14 +29,21 @@ class HeldSlack(FakeSlack):
     def __init__(self) -> None:
         super().__init__()
         self._holds: dict[str, Hold] = {}
+        self._unheld: list[Hold] = []
 
     def hold(self, method: str) -> Hold:
         """Keep back the answers to `method` (faults and all) until the hold is released."""
         hold = self._holds[method] = Hold()
         return hold
 
+    def unhold(self, method: str) -> None:
+        """Answer `method` at once from now on; the calls held so far stay held (until
+        `release_all`)."""
+        if method in self._holds:
+            self._unheld.append(self._holds.pop(method))
+
     def release_all(self) -> None:
-        for hold in self._holds.values():
+        for hold in [*self._holds.values(), *self._unheld]:
             hold.release()
 
     async def _handle(self, request: web.Request) -> web.Response:
