@@ -22,6 +22,7 @@ from tests.support.fakes.slack_api import FakeSlack
 from tests.support.fakes.workspace import add_workspace
 from tests.support.home import Clock, ClockedFactory
 from tests.support.serving import Process
+from tests.support.stopping import stop_within
 from tests.support.warroom import SIGNING_SECRET, Warroom, WarroomFactory
 
 
@@ -107,7 +108,7 @@ async def make_warroom(slack: FakeSlack, tmp_path: Path) -> AsyncIterator[Warroo
     yield _make
     for room in started:
         await room.http.close()
-        await room.server.close()
+        await stop_within(room.server.close(), "the warroom server")
 
 
 @pytest.fixture
