@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from aiohttp import web
+from aiohttp import web, web_response
 from jinja2 import Environment
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
@@ -41,6 +41,7 @@ from bot.reminders.scheduler import Clocks
 from bot.slack.gateway import SlackGateway, build_web_client
 from bot.slack.identity import BotIdentity
 from bot.slack.listeners import register_listeners
+from bot.slack.signing import SlackSigning, is_ssl_check
 from bot.slack.socket_mode import socket_mode_connection
 from bot.tasks import BackgroundTasks, InFlight
 from bot.timeline.service import TimelineService
@@ -49,6 +50,7 @@ from storage.db import Database, is_sqlite
 log = logging.getLogger(__name__)
 
 SLACK_PATH = "/slack/events"
+SERVER_NAME = "warroom"
 # How often the leader looks for war rooms left unopened (their claims last a minute).
 RESUME_EVERY_SECONDS = 30.0
 # After shutdown_grace, how long cancelled work may take to end (giving owed posts back).
@@ -282,13 +284,26 @@ def build_web_app(
 
     metrics.watch_leadership(lambda: election.leading)
 
+    signing = SlackSigning(settings.slack_signing_secret or "")
+
     async def slack_events(request: web.Request) -> web.Response:
         started = time.perf_counter()
+        body = await request.read()
+        refusal = signing.refusal(body, request.headers)
+        if refusal is not None and not (refusal.status == 401 and is_ssl_check(body)):
+            # Nothing of the body is logged: only what the request is, and why it is refused.
+            log.info(
+                "refused %s %s (%d bytes): %s",
+                request.method,
+                request.path,
+                len(body),
+                refusal.reason,
+            )
+            kind = "unsigned" if refusal.status == 401 else "malformed"
+            metrics.count_request(kind, str(refusal.status), time.perf_counter() - started)
+            return web.Response(status=refusal.status, text=f"{refusal.reason}\n")
         bolt_request = await to_bolt_request(request)
         bolt_response = await bolt.async_dispatch(bolt_request)
-        if bolt_response.status == 401:
-            # Refused before any middleware of ours runs: counted here.
-            metrics.count_request("unsigned", "401", time.perf_counter() - started)
         return await to_aiohttp_response(bolt_response)
 
     grace = config.shutdown_grace.total_seconds()
@@ -344,6 +359,9 @@ def build_web_app(
                 await stack.enter_async_context(contextlib.asynccontextmanager(connection)(app))
             yield
 
+    # `Server: warroom` rather than aiohttp's and Python's versions, on every answer: aiohttp
+    # answers a malformed request itself, before any application hook could set the header.
+    web_response.SERVER_SOFTWARE = SERVER_NAME  # type: ignore[attr-defined]
     web_app = web.Application(client_max_size=1024**2)
     web_app[SERVICES] = services
     if not socket_mode:
@@ -353,6 +371,7 @@ def build_web_app(
         metrics=metrics,
         role=lambda: election.role,
         scheduling_missing=lambda: election.leading and not services.clocks.running,
+        metrics_token=settings.warroom_metrics_token,
     ).register(web_app)
     AlertRoutes(settings=settings, alerts=services.alerts).register(web_app)
     ExportRoutes(

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from bot.config import Settings, load_config
 from bot.errors import ConfigError, WarroomError
-from bot.logs import configure_logging
+from bot.logs import AccessLogger, configure_logging
 
 if TYPE_CHECKING:
     from storage.db import Database
@@ -102,7 +102,14 @@ def cmd_serve(args: argparse.Namespace) -> None:
         print(f"warroom listening on http://{args.host}:{args.port}/slack/events", flush=True)
     # The requests in flight get the grace too; the stop as a whole keeps within it.
     grace = config.shutdown_grace.total_seconds()
-    web.run_app(app, host=args.host, port=args.port, print=None, shutdown_timeout=grace)
+    web.run_app(
+        app,
+        host=args.host,
+        port=args.port,
+        print=None,
+        shutdown_timeout=grace,
+        access_log_class=AccessLogger,
+    )
 
 
 def cmd_db(args: argparse.Namespace) -> None:

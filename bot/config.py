@@ -128,6 +128,8 @@ class Settings(BaseSettings):
     # Where reviewers reach this server, for the signed links that `/incident export` posts.
     warroom_public_url: str | None = None
     warroom_alert_token: str | None = None
+    # When set, /metrics wants it as a bearer token (incident counts are not for everyone).
+    warroom_metrics_token: str | None = None
     # Seconds between scheduler elections on PostgreSQL: how often a follower tries to take
     # over, and a leader checks its lock (so roughly how long a failover takes).
     warroom_election_every: Annotated[float, BeforeValidator(_election_every)] = 1.0
@@ -148,6 +150,7 @@ class Settings(BaseSettings):
             self.slack_app_token,
             self.warroom_export_token,
             self.warroom_alert_token,
+            self.warroom_metrics_token,
         ]
         # An unparsable URL is reported where it is used, not here.
         with contextlib.suppress(Exception):

@@ -1,32 +1,126 @@
-"""Logging: plain lines, or one JSON object a line (LOG_FORMAT=json); secrets never appear."""
+"""Logging: plain lines, or one JSON object a line (LOG_FORMAT=json). Every line is masked and
+bounded: no secret, token, response_url or signed-link query appears, user text cannot start a
+line of its own, and no line runs past MAX_LINE characters."""
 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable
 
+from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+from aiohttp.http_exceptions import HttpProcessingError
 from pythonjsonlogger.json import JsonFormatter
 
 PLAIN = "%(asctime)s %(levelname)s %(name)s %(message)s"
 MASK = "[secret]"
+# A log line longer than this is cut, saying how much was left out.
+MAX_LINE = 4096
+
+# Credentials that may reach a line without being this deployment's own (another app's token
+# pasted into a message, Slack's response_urls, which anyone may post to for 30 minutes).
+_CREDENTIALS = (
+    (re.compile(r"\bxox[a-z]-[A-Za-z0-9-]+"), "xox?-" + MASK),
+    (re.compile(r"\bxapp-[A-Za-z0-9-]+"), "xapp-" + MASK),
+    (
+        re.compile(r"https://hooks\.slack(?:-gov)?\.com/[^\s'\"<>]+"),
+        "https://hooks.slack.com/" + MASK,
+    ),
+    # A signed export link's signature (and any other `sig` or `token` query value).
+    (re.compile(r"([?&;](?:sig|signature|token)=)[^&\s'\"]+"), r"\1" + MASK),
+)
+# Characters that would end a line, or reorder one, in a terminal or a log viewer.
+_LINE_BREAKERS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\x85\u2028\u2029]|\r|\n|\t")
+# Noisy at DEBUG and INFO, and they log request bodies and URLs there: warnings only.
+_QUIET_LOGGERS = ("slack_bolt", "slack_sdk", "alembic.runtime.plugins")
+
+
+def _escaped(text: str) -> str:
+    return _LINE_BREAKERS.sub(lambda m: repr(m.group())[1:-1], text)
+
+
+def _bounded(text: str, limit: int = MAX_LINE) -> str:
+    if len(text) <= limit:
+        return text
+    cut = limit - 40
+    return f"{text[:cut]}… [{len(text) - cut} more characters]"
 
 
 class SecretMaskingFormatter(logging.Formatter):
-    """Formats with another formatter, then masks every configured secret in the result (a
-    token can reach a log through an exception message or a URL as easily as by mistake)."""
+    """Formats with another formatter, then masks every configured secret and every credential
+    pattern in the result (a token can reach a log through an exception message or a URL as
+    easily as by mistake). With `one_line`, the message's own line breaks are escaped and a
+    traceback's lines are indented under it, so no text can pass for a line of its own."""
 
-    def __init__(self, inner: logging.Formatter, secrets: Iterable[str]) -> None:
+    def __init__(
+        self, inner: logging.Formatter, secrets: Iterable[str], *, one_line: bool = False
+    ) -> None:
         super().__init__()
         self.inner = inner
+        self.one_line = one_line
         # Longest first, so that a secret containing another is masked whole.
         self.secrets = sorted({s for s in secrets if s and len(s) >= 6}, key=len, reverse=True)
 
     def format(self, record: logging.LogRecord) -> str:
-        """The inner formatter's line, with every secret in it replaced by `[secret]`."""
-        text = self.inner.format(record)
+        """The inner formatter's line, masked, its message bounded (and, with `one_line`,
+        escaped); each line of the result at most MAX_LINE characters."""
+        message = _bounded(record.getMessage())
+        if self.one_line:
+            message = _escaped(message)
+        # A copy, so that other handlers see the record as it was logged.
+        shown = logging.makeLogRecord(record.__dict__)
+        shown.msg, shown.args = message, None
+        text = self._masked(self.inner.format(shown))
+        lines = text.split("\n")
+        if self.one_line and len(lines) > 1:
+            lines = [lines[0], *(f"    | {_escaped(line)}" for line in lines[1:])]
+        return "\n".join(_bounded(line) for line in lines)
+
+    def _masked(self, text: str) -> str:
+        # This deployment's own secrets first: a pattern could cut one in two.
         for secret in self.secrets:
             text = text.replace(secret, MASK)
+        for pattern, replacement in _CREDENTIALS:
+            text = pattern.sub(replacement, text)
         return text
+
+
+class MalformedHttpFilter(logging.Filter):
+    """aiohttp logs a request it cannot parse as an ERROR with a traceback quoting the bytes
+    sent: anyone can send those. One INFO line naming the kind of error instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Rewrite aiohttp's record of a malformed request; pass everything else."""
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError):
+            record.levelno, record.levelname = logging.INFO, "INFO"
+            record.msg, record.args = (
+                "refused a malformed HTTP request: %s %s",
+                (
+                    exc.code,
+                    type(exc).__name__,
+                ),
+            )
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+class AccessLogger(AbstractAccessLogger):
+    """One line a request: client, method, path without its query (a signed link's signature
+    is in it), status, size and time. No Referer, which can carry the same query."""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        """Log one answered request."""
+        self.logger.info(
+            '%s "%s %s" %s %s %.1fms',
+            request.remote,
+            request.method,
+            request.path,
+            response.status,
+            response.body_length,
+            time * 1000,
+        )
 
 
 def configure_logging(
@@ -41,9 +135,12 @@ def configure_logging(
     else:
         inner = logging.Formatter(PLAIN)
     handler = logging.StreamHandler()
-    handler.setFormatter(SecretMaskingFormatter(inner, secrets))
+    handler.setFormatter(SecretMaskingFormatter(inner, secrets, one_line=not json_lines))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    # Alembic announces each of its plugins at INFO as it loads: noise before a one-line error.
-    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    for name in _QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+    server = logging.getLogger("aiohttp.server")
+    if not any(isinstance(f, MalformedHttpFilter) for f in server.filters):
+        server.addFilter(MalformedHttpFilter())

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import hmac
-
 from aiohttp import web
 
 from bot.alerts.alertmanager import MAX_BODY, notification_key, parse_notification
 from bot.alerts.service import AlertService
 from bot.config import Settings
 from bot.errors import UsageError
+from bot.http.auth import bearer_matches
 
 ALERT_PATH = "/hooks/alertmanager"
 
@@ -32,7 +31,7 @@ class AlertRoutes:
             raise web.HTTPForbidden(
                 text="The alert webhook is off: WARROOM_ALERT_TOKEN is not set.\n"
             )
-        if not _bearer_matches(request.headers.get("Authorization", ""), token):
+        if not bearer_matches(request.headers.get("Authorization", ""), token):
             raise web.HTTPUnauthorized(
                 text="Send Authorization: Bearer <WARROOM_ALERT_TOKEN>.\n",
                 headers={"WWW-Authenticate": 'Bearer realm="warroom-alerts"'},
@@ -54,16 +53,6 @@ class AlertRoutes:
                 "recorded": outcome.recorded,
             }
         )
-
-
-def _bearer_matches(header: str, token: str) -> bool:
-    """`Bearer <token>` (the scheme in any case), compared in constant time. Bytes, not str:
-    `compare_digest` refuses non-ASCII text, and a stray header must get 401, not 500."""
-    scheme, _, credentials = header.strip().partition(" ")
-    if scheme.lower() != "bearer":
-        return False
-    given = credentials.strip().encode("utf-8", "surrogateescape")
-    return hmac.compare_digest(given, token.encode("utf-8", "surrogateescape"))
 
 
 async def _read_at_most(request: web.Request, limit: int) -> bytes:

@@ -4,7 +4,6 @@ needs the export token as a bearer token, or a signed link that has not expired.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import secrets
 import threading
 from collections.abc import Callable, Iterator
@@ -19,6 +18,7 @@ from bot.config import Settings, WarroomConfig
 from bot.errors import NotFoundError
 from bot.exports.export import FORMATS, MEDIA_TYPES, export_chunks, load_incident
 from bot.exports.links import signed_path, verify
+from bot.http.auth import bearer_matches
 from bot.incidents.readmodels import incident_view
 from storage import incidents as incident_store
 from storage.db import Database
@@ -70,11 +70,7 @@ class ExportRoutes:
         token = self.settings.warroom_export_token
         if not token:
             raise web.HTTPForbidden(text="HTTP exports are off: WARROOM_EXPORT_TOKEN is not set.\n")
-        scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
-        # The scheme is case-insensitive (RFC 9110); compare bytes, as a header may be any text.
-        if scheme.lower() == "bearer" and hmac.compare_digest(
-            credentials.strip().encode("utf-8", "replace"), token.encode("utf-8", "replace")
-        ):
+        if bearer_matches(request.headers.get("Authorization", ""), token):
             return True
         query = request.query
         if verify(

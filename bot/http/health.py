@@ -9,6 +9,7 @@ from collections.abc import Callable
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from bot.http.auth import bearer_matches
 from bot.metrics import Metrics
 from storage.db import Database
 
@@ -25,6 +26,7 @@ class HealthRoutes:
         metrics: Metrics,
         role: Callable[[], str],
         scheduling_missing: Callable[[], bool],
+        metrics_token: str | None = None,
     ) -> None:
         self.db = db
         self.metrics = metrics
@@ -32,6 +34,7 @@ class HealthRoutes:
         # (a leader) but is not.
         self.role = role
         self.scheduling_missing = scheduling_missing
+        self.metrics_token = metrics_token
 
     def register(self, app: web.Application) -> None:
         """Add the routes to `app`."""
@@ -59,7 +62,14 @@ class HealthRoutes:
             {"ready": not problems, "problems": problems, "role": self.role()}, status=status
         )
 
-    async def handle_metrics(self, _request: web.Request) -> web.Response:
-        """Prometheus' text format; the stored counts are read now, off the event loop."""
+    async def handle_metrics(self, request: web.Request) -> web.Response:
+        """Prometheus' text format; the stored counts are read now, off the event loop. With
+        WARROOM_METRICS_TOKEN set, only for a scraper that sends it."""
+        token = self.metrics_token
+        if token and not bearer_matches(request.headers.get("Authorization", ""), token):
+            raise web.HTTPUnauthorized(
+                text="Send Authorization: Bearer <WARROOM_METRICS_TOKEN>.\n",
+                headers={"WWW-Authenticate": 'Bearer realm="warroom-metrics"'},
+            )
         body = await asyncio.to_thread(generate_latest, self.metrics.registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

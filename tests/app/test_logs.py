@@ -1,13 +1,28 @@
-"""Logs from the CLI in its own process: one JSON object a line with LOG_FORMAT=json, and never
-a token (the masking alone: tests/unit/test_log_masking.py)."""
+"""Logs from the CLI in its own process: one JSON object a line with LOG_FORMAT=json, never a
+token (the masking alone: tests/unit/test_log_masking.py), no signed link's query in the access
+log, and no response_url at any level."""
 
 from __future__ import annotations
 
+import asyncio
+import io
 import json
+import logging
 import os
+import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from bot.logs import configure_logging
+from tests.support.fakes.slack_api import FakeSlack
+from tests.support.serving import Process, serve
+from tests.support.warroom import SIGNING_SECRET, Warroom
 
 
 def test_the_cli_logs_json_lines_when_asked(tmp_path: Path) -> None:
@@ -60,3 +75,88 @@ def test_a_bad_log_format_is_refused_by_name(tmp_path: Path) -> None:
     assert run.returncode == 2
     assert run.stderr.strip() == "warroom: LOG_FORMAT must be plain or json, not 'xml'"
     assert not (tmp_path / "w.db").exists(), "nothing was done"
+
+
+async def test_the_access_log_keeps_no_signed_link_query_and_bad_http_no_traceback(
+    slack: FakeSlack, tmp_path: Path, processes: list[Process]
+) -> None:
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "WARROOM_"))},
+        "SLACK_BOT_TOKEN": "xoxb-test",
+        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+        "SLACK_API_URL": slack.api_url,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'w.db'}",
+        "WARROOM_EXPORT_TOKEN": "export-token-for-links",
+    }
+    process = await serve(tmp_path, env, "access")
+    processes.append(process)
+    link = "/incidents/1/timeline.json?expires=4102444800&sig=5eca1ed5eca1ed&redact=0"
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(process.base + link, headers={"Referer": process.base + link}) as response,
+    ):
+        assert response.status in (401, 404)
+    # A request aiohttp cannot parse: one INFO line, not its traceback quoting what was sent.
+    reader, writer = await asyncio.open_connection("127.0.0.1", int(process.base.rsplit(":", 1)[1]))
+    writer.write(b"GET / HTTP/1.1\r\nHost: x\r\nForged\nCRITICAL Line\r\n\r\n")
+    await writer.drain()
+    assert (await asyncio.wait_for(reader.read(4096), timeout=30)).startswith(b"HTTP/1.0 400")
+    writer.close()
+    # Stopped, not killed: the access line is written after the answer has gone.
+    process.proc.send_signal(signal.SIGTERM)
+    assert await asyncio.wait_for(process.proc.wait(), timeout=30) == 0
+    log = process.output()
+    assert '"GET /incidents/1/timeline.json" ' in log, log
+    assert "5eca1ed5eca1ed" not in log and "expires=" not in log
+    assert "INFO aiohttp.server refused a malformed HTTP request: 400 BadHttpMessage" in log
+    assert "Traceback" not in log and "CRITICAL" not in log
+
+
+@pytest.fixture
+def debug_logging() -> Iterator[io.StringIO]:
+    """The process's logging as `warroom serve` sets it up, at DEBUG, into a buffer rather than
+    stderr; put back afterwards."""
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)
+    quiet = {name: logging.getLogger(name).level for name in ("slack_bolt", "slack_sdk")}
+    configure_logging(["xoxb-test", SIGNING_SECRET], level=logging.DEBUG)
+    logged = io.StringIO()
+    [handler] = root.handlers
+    assert isinstance(handler, logging.StreamHandler)
+    handler.setStream(logged)
+    yield logged
+    root.handlers[:], level = saved
+    root.setLevel(level)
+    for name, was in quiet.items():
+        logging.getLogger(name).setLevel(was)
+
+
+async def test_a_response_url_slack_will_not_take_is_never_logged(
+    warroom: Warroom, debug_logging: io.StringIO
+) -> None:
+    tried: list[str] = []
+
+    async def refuse(request: web.Request) -> web.Response:
+        tried.append(request.path)
+        return web.Response(status=500, text="try later")
+
+    hooks = web.Application()
+    hooks.router.add_post("/commands/{team}/{id}/{secret}", refuse)
+    # A stand-in for Slack's hooks endpoint: its own access log would be its, not warroom's.
+    runner = web.AppRunner(hooks, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        port = runner.addresses[0][1]
+        response_url = f"http://127.0.0.1:{port}/commands/T0TEST/4242/HookPathCredential"
+        body = warroom.command_body("declare Checkout down sev2", response_url=response_url)
+        reply = await warroom.post(body, "application/x-www-form-urlencoded")
+        assert reply.status == 200
+        await warroom.settle()
+    finally:
+        await runner.cleanup()
+    assert len(tried) > 1, "the reply was tried, and retried"
+    logged = debug_logging.getvalue()
+    assert "response_url reply refused: HTTP 500" in logged
+    assert "HookPathCredential" not in logged

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support.warroom import Warroom
+from tests.support.warroom import Warroom, WarroomFactory
 
 
 async def _get(room: Warroom, path: str) -> tuple[int, str, str]:
@@ -87,3 +89,41 @@ async def test_unsigned_requests_are_counted_and_refused(warroom: Warroom) -> No
     samples = _samples(body)
     unsigned = (("outcome", "401"), ("type", "unsigned"))
     assert samples[("warroom_slack_requests_total", unsigned)] == 1
+
+
+async def test_a_metrics_token_keeps_metrics_from_those_without_it(
+    make_warroom: WarroomFactory,
+) -> None:
+    room = await make_warroom(env={"warroom_metrics_token": "scrape-me-please"})
+    await room.declare("Checkout API returning 500s sev1")
+    url = room.server.make_url("/metrics")
+    async with aiohttp.ClientSession() as http:
+        for sent in ({}, {"Authorization": "Bearer wrong-token"}, {"Authorization": "Basic x"}):
+            async with http.get(url, headers=sent) as response:
+                assert response.status == 401
+                assert response.headers["WWW-Authenticate"].startswith("Bearer")
+                assert "warroom_incidents" not in await response.text()
+        headers = {"Authorization": "bearer scrape-me-please"}
+        async with http.get(url, headers=headers) as response:
+            assert response.status == 200
+            assert "warroom_incidents" in await response.text()
+        # Health stays open for load balancers.
+        async with http.get(room.server.make_url("/readyz")) as response:
+            assert response.status == 200
+
+
+async def test_no_answer_names_the_servers_versions(warroom: Warroom) -> None:
+    async with aiohttp.ClientSession() as http:
+        for path in ("/healthz", "/no-such-route", "/incidents/1"):
+            async with http.get(warroom.server.make_url(path)) as response:
+                assert response.headers["Server"] == "warroom", path
+    # A request aiohttp cannot parse is answered by aiohttp itself, before the app.
+    url = warroom.server.make_url("/")
+    reader, writer = await asyncio.open_connection(url.host, url.port)
+    writer.write(b"GET / HTTP/1.1\r\nHost: x\r\nNot A Header\r\n\r\n")
+    await writer.drain()
+    head = (await asyncio.wait_for(reader.read(4096), timeout=30)).split(b"\r\n\r\n")[0]
+    writer.close()
+    assert head.startswith(b"HTTP/1.0 400")
+    assert b"\r\nServer: warroom\r\n" in head + b"\r\n"
+    assert b"aiohttp" not in head and b"Python" not in head

@@ -105,6 +105,7 @@ class Warroom:
         user: str = "U0ANA",
         channel: str = "C0GENERAL",
         user_name: str | None = None,
+        response_url: str | None = None,
     ) -> str:
         self._triggers += 1
         return urlencode(
@@ -117,7 +118,7 @@ class Warroom:
                 "channel_name": "x",
                 "team_id": "T0TEST",
                 "trigger_id": f"trigger-{uuid.uuid4().hex}",
-                "response_url": self.slack.response_url(f"r{self._triggers}"),
+                "response_url": response_url or self.slack.response_url(f"r{self._triggers}"),
                 "api_app_id": "A0WARROOM",
             }
         )

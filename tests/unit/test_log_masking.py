@@ -9,7 +9,7 @@ import logging
 from pythonjsonlogger.json import JsonFormatter
 
 from bot.config import Settings
-from bot.logs import MASK, SecretMaskingFormatter
+from bot.logs import MASK, MAX_LINE, PLAIN, SecretMaskingFormatter, configure_logging
 
 
 def _log_through(formatter: logging.Formatter, message: str, *args: object) -> str:
@@ -48,3 +48,57 @@ def test_secrets_are_masked_in_messages_arguments_and_tracebacks() -> None:
     record = json.loads(line)
     assert record["levelname"] == "ERROR"
     assert MASK in record["message"] and MASK in record["exc_info"]
+
+
+def _plain() -> SecretMaskingFormatter:
+    return SecretMaskingFormatter(logging.Formatter(PLAIN), ["xoxb-1234-secret"], one_line=True)
+
+
+def test_user_text_cannot_start_a_line_of_its_own_in_plain_logs() -> None:
+    forged = "ok\n2026-12-03 07:20:00,000 CRITICAL bot.app wiped\r\u2028\u2029\x00\x1b[2J"
+    text = _log_through(_plain(), "message from %s", forged)
+    lines = text.splitlines()
+    assert not [line for line in lines if line.startswith("2026-12-03 07:20")]
+    [first, *traceback] = lines
+    assert first.endswith(
+        "message from ok\\n2026-12-03 07:20:00,000 CRITICAL bot.app wiped"
+        "\\r\\u2028\\u2029\\x00\\x1b[2J"
+    )
+    # The traceback stays readable, each of its lines marked as part of the record above.
+    assert traceback and all(line.startswith("    | ") for line in traceback)
+
+
+def test_credentials_that_are_not_ours_are_masked_too() -> None:
+    formatter = SecretMaskingFormatter(JsonFormatter("%(message)s %(url)s"), [])
+    record = logging.makeLogRecord(
+        {
+            "msg": "posting to %s with xoxp-99-another-apps-token and xapp-1-A0-app-level",
+            "args": ("https://hooks.slack.com/commands/T0/1234/AbCdEfSecretPath",),
+            "url": "/incidents/1/timeline.csv?expires=4102444800&sig=5eca1ed&redact=1",
+        }
+    )
+    line = formatter.format(record)
+    for credential in ("AbCdEfSecretPath", "another-apps-token", "A0-app-level", "5eca1ed"):
+        assert credential not in line, line
+    assert "expires=4102444800&sig=[secret]&redact=1" in line
+
+
+def test_a_huge_message_makes_one_bounded_line() -> None:
+    text = _log_through(_plain(), "body %s", "A" * 5_000_000)
+    [first, *_] = text.splitlines()
+    assert len(first) <= MAX_LINE
+    assert first.endswith(" more characters]")
+
+
+def test_third_party_loggers_that_log_bodies_stay_quiet_below_warning() -> None:
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)
+    try:
+        configure_logging(level=logging.DEBUG)
+        for name in ("slack_bolt.AsyncApp", "slack_sdk.webhook.async_client", "slack_sdk.web"):
+            assert not logging.getLogger(name).isEnabledFor(logging.INFO), name
+            assert logging.getLogger(name).isEnabledFor(logging.WARNING), name
+        assert logging.getLogger("bot.app").isEnabledFor(logging.DEBUG)
+    finally:
+        root.handlers[:], level = saved
+        root.setLevel(level)
