@@ -37,7 +37,7 @@ from bot.slack.blocks.modals import (
     update_modal,
 )
 from bot.slack.gateway import SlackGateway
-from bot.slack.text import channel_link, slack_encoded, to_plain
+from bot.slack.text import channel_link, escape, slack_encoded, to_plain
 from bot.tasks import BackgroundTasks
 from storage import incidents as incident_store
 from storage import timeline as timeline_store
@@ -306,10 +306,8 @@ class FormService:
             ActionId.HEADER_RESOLVE: ("resolve the incident", ""),
         }[action]
         holder = incident.commander
-        return (
-            f"Only the commander ({holder.label if holder else 'nobody'}){also} or an admin "
-            f"can {what} in {incident.ref}."
-        )
+        commander = escape(holder.label) if holder else "nobody"
+        return f"Only the commander ({commander}){also} or an admin can {what} in {incident.ref}."
 
     async def submit_incident_form(
         self,

@@ -119,10 +119,8 @@ class LifecycleService:
             return None
         holder = incident.commander
         also = ", the comms lead" if comms else ""
-        return (
-            f"Only the commander ({holder.label if holder else 'nobody'}){also} or an admin "
-            f"can {what} in {incident.ref}."
-        )
+        commander = escape(holder.label) if holder else "nobody"
+        return f"Only the commander ({commander}){also} or an admin can {what} in {incident.ref}."
 
     # -- the commands ------------------------------------------------------------------------
 

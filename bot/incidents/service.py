@@ -486,7 +486,7 @@ class IncidentService:
         if not self.may_manage(incident, user_id):
             holder = incident.commander
             raise NotAllowedError(
-                f"Only the commander ({holder.label if holder else 'nobody'}) or an admin "
+                f"Only the commander ({escape(holder.label) if holder else 'nobody'}) or an admin "
                 f"can assign roles in {incident.ref}."
             )
 

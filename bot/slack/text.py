@@ -9,6 +9,7 @@ from collections.abc import Mapping
 _MARKUP = re.compile(r"<([^<>]*)>")
 _BROADCAST_WORDS = re.compile(r"@(channel|here|everyone)\b", re.IGNORECASE)
 _ZERO_WIDTH_JOINER = "\u2060"
+_SPECIAL_MARKUP = re.compile(r"<(?=[!@#])")
 
 
 def _plain_token(token: str, names: Mapping[str, str]) -> str:
@@ -44,9 +45,10 @@ def escape(text: str) -> str:
 
 
 def inert(text: str) -> str:
-    """Text for a `plain_text` field, shown as it is (no entities): only keep anything that
-    looks like a broadcast mention, `@here` or `<!here>`, from firing."""
-    text = text.replace("<!", "<" + _ZERO_WIDTH_JOINER + "!")
+    """Text for a `plain_text` field or a channel topic, shown as it is (no entities): only keep
+    anything that looks like a broadcast or a mention (`@here`, `<!here>`, `<@U…>`, `<#C…>`)
+    from firing."""
+    text = _SPECIAL_MARKUP.sub("<" + _ZERO_WIDTH_JOINER, text)
     return _BROADCAST_WORDS.sub(lambda m: "@" + _ZERO_WIDTH_JOINER + m.group(1), text)
 
 

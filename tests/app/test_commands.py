@@ -640,6 +640,31 @@ async def test_broadcast_mentions_are_never_echoed_live(
     assert sent == [], "Slack was sent a live broadcast mention"
 
 
+async def test_a_display_name_never_becomes_a_mention_in_the_topic_or_a_refusal(
+    warroom: Warroom,
+) -> None:
+    # Anyone may set their display name to markup; it must stay text everywhere it is shown.
+    hostile = "<!channel> @here <@U0ADMIN> <#C0GENERAL>"
+    warroom.slack.add_user("U0EVIL", "evil", display_name=hostile)
+    declared = await warroom.declare("Checkout API returning 500s sev1")
+    # Handed command by id alone, so that the name shown is the one Slack gives for U0EVIL.
+    handed = await warroom.command("role commander <@U0EVIL>", channel=declared.channel_id)
+    assert handed.status == 200
+    await warroom.settle()
+    refusal = assert_ephemeral(
+        await warroom.command("role comms <@U0BO|bo>", channel=declared.channel_id, user="U0CY")
+    )
+    assert refusal.startswith("Only the commander (")
+    await warroom.settle()
+    topics = [c.args["topic"] for c in warroom.slack.calls_to("conversations.setTopic")]
+    assert "@\u2060here" in topics[-1], topics  # the name is shown, made inert
+    for text in [*topics, refusal]:
+        assert not LIVE_BROADCAST.search(text), text
+        assert "<@U0ADMIN>" not in text and "<#C0GENERAL>" not in text, text
+    sent = [s for s in everything_slack_received(warroom) if LIVE_BROADCAST.search(s)]
+    assert sent == [], "Slack was sent a live broadcast mention"
+
+
 async def test_a_declared_broadcast_title_is_stored_as_read(warroom: Warroom) -> None:
     message = assert_ephemeral(await warroom.command("declare <!channel> checkout is down"))
     assert "@\u2060channel checkout is down" in message

@@ -68,7 +68,8 @@ def _people(people: list[Person], *, mentions: bool) -> str:
         return "nobody yet"
     if mentions:
         return ", ".join(mention(p.id) if p.id else escape(p.label) for p in people)
-    return ", ".join(p.label for p in people)
+    # Topics show text as it is: names kept as typed, only a broadcast or mention made inert.
+    return ", ".join(inert(p.label) for p in people)
 
 
 def topic_text(incident: IncidentView) -> str:
