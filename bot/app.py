@@ -239,6 +239,9 @@ def build_bolt_app(settings: Settings, services: Services) -> AsyncApp:
         # functions, which warroom does not use, on every event it is sent.
         attaching_conversation_kwargs_enabled=False,
         attaching_function_token_enabled=False,
+        # Every Bolt logger takes this one's level (configure_logging keeps it at WARNING):
+        # below that Bolt logs request bodies, and a body holds a response_url.
+        logger=logging.getLogger("slack_bolt"),
     )
 
     app.use(ProvideServices(services))

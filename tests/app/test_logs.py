@@ -132,8 +132,9 @@ def debug_logging() -> Iterator[io.StringIO]:
 
 
 async def test_a_response_url_slack_will_not_take_is_never_logged(
-    warroom: Warroom, debug_logging: io.StringIO
+    debug_logging: io.StringIO, warroom: Warroom
 ) -> None:
+    # Logging is set up first, as `warroom serve` does: Bolt copies its loggers' levels then.
     tried: list[str] = []
 
     async def refuse(request: web.Request) -> web.Response:
@@ -160,3 +161,5 @@ async def test_a_response_url_slack_will_not_take_is_never_logged(
     logged = debug_logging.getvalue()
     assert "response_url reply refused: HTTP 500" in logged
     assert "HookPathCredential" not in logged
+    assert " DEBUG slack_bolt" not in logged and " INFO slack_bolt" not in logged
+    assert " DEBUG apscheduler" in logged, "the test logged at DEBUG"
