@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
+import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from bot.config import Settings, load_config
-from bot.errors import ConfigError, WarroomError
+from bot.errors import ConfigError, UsageError, WarroomError
 from bot.logs import AccessLogger, configure_logging
 
 if TYPE_CHECKING:
@@ -137,11 +139,52 @@ def cmd_check_config(_args: argparse.Namespace) -> None:
     )
 
 
+@contextmanager
+def _template_errors(templates_dir: Path | None) -> Iterator[None]:
+    """A team's own export template that fails as it renders: one line naming it."""
+    from jinja2 import TemplateError
+
+    try:
+        yield
+    except TemplateError as exc:
+        where = f"templates_dir {templates_dir}" if templates_dir else "template"
+        raise ConfigError(f"{where}: {type(exc).__name__}: {exc}") from None
+
+
 def _output(path: str | None) -> AbstractContextManager[TextIO]:
-    """The file to write, or standard output (left open)."""
-    if path is None:
+    """Standard output (left open) for no `-o` or `-o -`; else the file, written whole or not
+    at all (a temporary file beside it takes its name only once everything is in)."""
+    if path is None or path == "-":
         return nullcontext(sys.stdout)
-    return Path(path).open("w", encoding="utf-8")
+    if not path.strip():
+        raise UsageError("-o needs a file name (or - for standard output)")
+    target = Path(path)
+    if target.is_dir():
+        raise UsageError(f"-o {path}: is a directory; name a file in it")
+    if not target.parent.is_dir():
+        raise UsageError(f"-o {path}: there is no directory {target.parent}")
+    return _written_whole(target)
+
+
+@contextmanager
+def _written_whole(target: Path) -> Iterator[TextIO]:
+    try:
+        handle, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+    except OSError as exc:
+        raise UsageError(f"-o {target}: cannot write there ({exc.strerror})") from None
+    os.close(handle)
+    temporary = Path(name)
+    try:
+        # As open() would have made it (mkstemp makes it readable by its owner alone).
+        umask = os.umask(0)
+        os.umask(umask)
+        temporary.chmod(0o666 & ~umask)
+        with temporary.open("w", encoding="utf-8") as out:
+            yield out
+        temporary.replace(target)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
 
 
 def cmd_export(args: argparse.Namespace) -> None:
@@ -165,7 +208,7 @@ def cmd_export(args: argparse.Namespace) -> None:
                 redact=args.redact,
                 now=utc_now(),
             )
-            with _output(args.output) as out:
+            with _template_errors(config.templates_dir), _output(args.output) as out:
                 for chunk in chunks:
                     out.write(chunk)
     finally:

@@ -25,6 +25,7 @@ from bot.ids import ActionId, BlockId, CallbackId
 from bot.incidents.enums import Role
 from bot.incidents.people import People
 from bot.incidents.readmodels import IncidentView, incident_view
+from bot.incidents.refs import incident_number
 from bot.incidents.service import IncidentService, Invocation
 from bot.slack.blocks.modals import (
     FormValue,
@@ -247,9 +248,13 @@ class FormService:
 
     # -- the header's buttons ----------------------------------------------------------------
 
-    async def open_incident_form(self, action: ActionId, number: int, actor: Actor) -> None:
+    async def open_incident_form(self, action: ActionId, number: int | None, actor: Actor) -> None:
         """Open the modal a header button stands for; someone the command would refuse is
-        told why (ephemeral) and the attempt is logged, as for the slash command."""
+        told why (ephemeral) and the attempt is logged, as for the slash command. A button
+        whose value names no incident (`number` None: forged, or not a number) is told so."""
+        if number is None:
+            self._tell(actor.user_id, actor.channel_id, "That button names no incident.")
+            return
         try:
             incident, last_update = await self._incident_and_last_update(number)
         except WarroomError as exc:
@@ -318,10 +323,9 @@ class FormService:
     ) -> None:
         """Run the slash command(s) a header modal stands for; refusals and bad input come
         back as FormError (already on the timeline, as for the command)."""
-        try:
-            number = int(private_metadata)
-        except ValueError:
-            raise FormError({ERROR_BLOCKS[callback]: "This form is out of date."}) from None
+        number = incident_number(private_metadata)
+        if number is None:
+            raise FormError({ERROR_BLOCKS[callback]: "This form is out of date."})
         ref = f"INC-{number}"
         if await self._handled(actor.invocation("")):
             # The same submission again: closed as the first was, before the form is read

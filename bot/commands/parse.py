@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from bot.errors import UsageError
 from bot.incidents.enums import Role, Severity
+from bot.incidents.refs import incident_number
 from bot.slack.text import escape, to_plain
 
 MAX_TITLE = 150
@@ -64,7 +65,6 @@ USAGE = {
     "help": "/incident help",
 }
 
-_INCIDENT_ID = re.compile(r"^(?:inc-?)?(\d{1,9})$", re.IGNORECASE)
 _SEVERITY = re.compile(r"^sev-?([1-4])$", re.IGNORECASE)
 _USER_ESCAPED = re.compile(r"^<@([UW][A-Z0-9]{2,})(?:\|([^>]*))?>$")
 _USER_HANDLE = re.compile(r"^@([\w.\-]{1,80})$")
@@ -117,10 +117,9 @@ def parse_command(text: str) -> Command:
     words = text.split()
     number: int | None = None
     if words and words[0].upper().startswith("INC"):
-        match = _INCIDENT_ID.match(words[0])
-        if not match:
+        number = incident_number(words[0])
+        if number is None:
             raise UsageError(f"`{_quoted(words[0])}` is not an incident id; write it like INC-7.")
-        number = int(match.group(1))
         words = words[1:]
     if not words:
         return Command(name="help", incident_number=number)
@@ -138,8 +137,7 @@ def parse_command(text: str) -> Command:
 def incident_number_in(text: str) -> int | None:
     """The incident a command names first (`INC-7 ...`), even when the rest will not parse."""
     words = text.split(None, 1)
-    match = _INCIDENT_ID.match(words[0]) if words and words[0].upper().startswith("INC") else None
-    return int(match.group(1)) if match else None
+    return incident_number(words[0]) if words and words[0].upper().startswith("INC") else None
 
 
 def parse_declaration(args: str) -> Declaration:

@@ -21,6 +21,7 @@ from bot.errors import NotFoundError, UsageError
 from bot.exports.redact import Redactor
 from bot.incidents.enums import Status
 from bot.incidents.readmodels import IncidentView, incident_view
+from bot.incidents.refs import incident_number
 from bot.slack.text import to_plain
 from storage import incidents as incident_store
 from storage import timeline as timeline_store
@@ -125,10 +126,10 @@ def event_document(event: TimelineEvent, redactor: Redactor | None = None) -> di
 
 def parse_incident_ref(ref: str) -> int:
     """The number in `INC-7` or `7`; UsageError for anything else."""
-    text = ref.strip().upper().removeprefix("INC-").removeprefix("INC")
-    if not text.isdigit():
+    number = incident_number(ref)
+    if number is None:
         raise UsageError(f"{ref!r} is not an incident id; write it like INC-7")
-    return int(text)
+    return number
 
 
 def load_incident(session: Session, number: int) -> IncidentView:

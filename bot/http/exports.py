@@ -20,6 +20,7 @@ from bot.exports.export import FORMATS, MEDIA_TYPES, export_chunks, load_inciden
 from bot.exports.links import signed_path, verify
 from bot.http.auth import bearer_matches
 from bot.incidents.readmodels import incident_view
+from bot.incidents.refs import incident_number
 from storage import incidents as incident_store
 from storage.db import Database
 
@@ -58,9 +59,10 @@ class ExportRoutes:
     def register(self, app: web.Application) -> None:
         """Add the incident list, page and timeline export routes to `app`."""
         app.router.add_get("/incidents", self.handle_incident_list)
-        app.router.add_get(r"/incidents/{number:\d+}", self.handle_incident_page)
+        # ASCII digits: `\d` would take other scripts' digits too.
+        app.router.add_get(r"/incidents/{number:[0-9]+}", self.handle_incident_page)
         app.router.add_get(
-            r"/incidents/{number:\d+}/timeline.{fmt:[a-z]+}", self.handle_timeline_export
+            r"/incidents/{number:[0-9]+}/timeline.{fmt:[a-z]+}", self.handle_timeline_export
         )
 
     # -- access --------------------------------------------------------------------------------
@@ -119,7 +121,7 @@ class ExportRoutes:
 
     async def handle_incident_page(self, request: web.Request) -> web.StreamResponse:
         """The incident's HTML timeline page; 404 when there is no such incident."""
-        return await self._export(request, int(request.match_info["number"]), "html")
+        return await self._export(request, _number(request), "html")
 
     async def handle_timeline_export(self, request: web.Request) -> web.StreamResponse:
         """The timeline in its file name's format; 404 for an unknown format or incident."""
@@ -127,7 +129,7 @@ class ExportRoutes:
         self._check_access(request)  # a stranger learns nothing, not even which formats exist
         if fmt not in FORMATS:
             raise web.HTTPNotFound(text=f"No export format {fmt!r}; use md, html, json or csv.\n")
-        return await self._export(request, int(request.match_info["number"]), fmt)
+        return await self._export(request, _number(request), fmt)
 
     async def _export(self, request: web.Request, number: int, fmt: str) -> web.StreamResponse:
         # Access before existence, so that nobody can probe which incidents exist.
@@ -205,3 +207,11 @@ def _page_headers(nonce: str) -> dict[str, str]:
         "Referrer-Policy": "no-referrer",
         "Cache-Control": "private, no-store",
     }
+
+
+def _number(request: web.Request) -> int:
+    """The incident number in the path; 404 for one that no incident can have."""
+    number = incident_number(request.match_info["number"])
+    if number is None:
+        raise web.HTTPNotFound(text="No such incident.\n")
+    return number

@@ -184,6 +184,78 @@ async def test_a_malformed_incident_id(declared: Warroom, tmp_path: Path) -> Non
     assert "INC-x" in line and "INC-7" in line
 
 
+def files_in(folder: Path) -> list[str]:
+    """Every file and folder below `folder`, by name (a temporary file left behind shows)."""
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+
+
+@pytest.mark.parametrize(
+    ("ref", "named"),
+    [("INC-²", "INC-²"), ("INC-99999999999999999999999", "INC-9999"), ("INC-0", "INC-0")],
+)
+async def test_an_incident_id_no_incident_can_have_is_one_line(
+    declared: Warroom, tmp_path: Path, ref: str, named: str
+) -> None:
+    run = await warroom_cli("export", ref, database_url=database_url(declared), cwd=tmp_path)
+    assert run.returncode == 2 and run.stdout == ""
+    [line] = run.stderr.strip().splitlines()
+    assert line.startswith("warroom: ") and named in line and "INC-7" in line
+
+
+async def test_dash_o_dash_is_standard_output(declared: Warroom, tmp_path: Path) -> None:
+    run = await warroom_cli(
+        "export", "INC-1", "-o", "-", database_url=database_url(declared), cwd=tmp_path
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.json["incident"]["id"] == "INC-1"
+    assert not (tmp_path / "-").exists()
+
+
+@pytest.mark.parametrize(
+    ("output", "reason"),
+    [
+        ("", "-o needs a file name (or - for standard output)"),
+        ("out", "-o out: is a directory; name a file in it"),
+        ("missing/inc-1.json", "-o missing/inc-1.json: there is no directory missing"),
+    ],
+)
+async def test_an_output_that_cannot_be_written_is_one_line_and_no_file(
+    declared: Warroom, tmp_path: Path, output: str, reason: str
+) -> None:
+    (tmp_path / "out").mkdir()
+    before = files_in(tmp_path)
+    run = await warroom_cli(
+        "export", "INC-1", "-o", output, database_url=database_url(declared), cwd=tmp_path
+    )
+    assert run.returncode == 2 and run.stdout == ""
+    assert run.stderr.strip() == f"warroom: {reason}"
+    assert files_in(tmp_path) == before
+
+
+async def test_a_failed_export_leaves_no_partial_file_and_keeps_the_old_one(
+    declared: Warroom, tmp_path: Path
+) -> None:
+    # A team's own Markdown template that breaks after the header has been written out.
+    templates = tmp_path / "templates" / "exports"
+    templates.mkdir(parents=True)
+    (templates / "timeline.md.j2").write_text(
+        "# {{ page.title }}\n{% for e in events %}{{ e.no_such_field }}{% endfor %}\n"
+    )
+    (tmp_path / "warroom.yml").write_text(f"templates_dir: {tmp_path / 'templates'}\n")
+    (tmp_path / ".env").write_text(f"WARROOM_CONFIG={tmp_path / 'warroom.yml'}\n")
+    target = tmp_path / "inc.md"
+    target.write_text("the export from yesterday")
+    run = await warroom_cli(
+        "export", "INC-1", "--format", "md", "-o", "inc.md",
+        database_url=database_url(declared), cwd=tmp_path,
+    )  # fmt: skip
+    assert run.returncode == 2
+    [line] = run.stderr.strip().splitlines()
+    assert line.startswith("warroom: templates_dir ") and "no_such_field" in line
+    assert target.read_text() == "the export from yesterday"
+    assert [name for name in files_in(tmp_path) if name.startswith(".inc")] == []
+
+
 async def test_a_database_without_the_schema_is_one_line(tmp_path: Path) -> None:
     run = await warroom_cli(
         "export", "INC-1", database_url=f"sqlite:///{tmp_path / 'empty.db'}", cwd=tmp_path

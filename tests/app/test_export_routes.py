@@ -254,6 +254,22 @@ async def test_an_unknown_incident_is_404_once_in(exports: ExportServer) -> None
         assert (await exports.get(path)).status == 401
 
 
+@pytest.mark.parametrize(
+    "number",
+    ["99999999999999999999999", "2147483648", "0", "0" * 5000 + "1", "%C2%B2", "%EF%BC%91"],
+)
+async def test_a_number_no_incident_can_have_is_404_not_an_error(
+    slack: FakeSlack, tmp_path: Path, database_url: str, number: str
+) -> None:
+    # On PostgreSQL the number column is 32 bits: a larger number must not reach the query.
+    async with serve_exports(slack, tmp_path, database_url=database_url) as exports:
+        for path in (f"/incidents/{number}", f"/incidents/{number}/timeline.json"):
+            reply = await exports.get(path, token=TOKEN)
+            assert reply.status == 404, (path, reply.text)
+            assert "Traceback" not in reply.text and "rror" not in reply.text
+        assert (await exports.get("/incidents/1", token=TOKEN)).status == 200
+
+
 async def test_an_unknown_format_is_404_once_in(exports: ExportServer) -> None:
     reply = await exports.get("/incidents/1/timeline.pdf", token=TOKEN)
     assert reply.status == 404

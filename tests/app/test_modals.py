@@ -566,3 +566,18 @@ async def test_a_form_submitted_again_declares_one_incident(
     again = field_errors(await ui.submit(form, answers))
     assert again == {BlockId.TITLE: "This form has declared its incident already; see your DMs."}
     assert [i.number for i in stored_incidents(warroom)] == [1]
+
+
+@pytest.mark.parametrize("value", ["99999999999999999999999", "2147483648", "²", "1e3", "-1"])
+async def test_a_button_whose_number_no_incident_can_have_is_refused_politely(
+    make_warroom: WarroomFactory, database_url: str, value: str
+) -> None:
+    room = await make_warroom(database_url=database_url)
+    declared = await room.declare("Checkout down sev1")
+    ui = Interactions(room)
+    reply = await ui.click(ActionId.HEADER_RESOLVE, value, channel=declared.channel_id)
+    assert reply.status == 200 and "Traceback" not in reply.text
+    await room.settle()
+    assert room.slack.calls_to("views.open") == []
+    assert "That button names no incident." in ephemerals(room, "U0ANA")
+    assert stored_incidents(room)[0].status == "investigating"

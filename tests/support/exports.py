@@ -287,9 +287,11 @@ async def serve_exports(
     *,
     token: str | None = TOKEN,
     prepare: Callable[[Database], Any] = build_incident,
+    database_url: str | None = None,
 ) -> AsyncIterator[ExportServer]:
-    """The real server (Bolt, exports and all) over a database holding the fixed INC-1."""
-    url = f"sqlite:///{tmp_path / 'routes.db'}"
+    """The real server (Bolt, exports and all) over a database holding the fixed INC-1 (a
+    SQLite file, unless `database_url` names another, empty one)."""
+    url = database_url or f"sqlite:///{tmp_path / 'routes.db'}"
     db = Database(url)
     try:
         upgrade(db.engine)

@@ -9,6 +9,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp
 
 from bot.commands.forms import Actor, FormError, FormService
 from bot.ids import ActionId, CallbackId
+from bot.incidents.refs import incident_number
 from bot.slack.blocks.modals import form_values
 
 HEADER_BUTTONS = (
@@ -48,8 +49,8 @@ async def handle_header_button(
 ) -> None:
     """A header button: open its modal (or tell the clicker why not), then ack."""
     value = str(action.get("value") or "")
-    # ASCII digits only: `isdigit` alone accepts '²', which int() refuses.
-    number = int(value) if value.isascii() and value.isdigit() else 0
+    # A forged value names no incident (None), and is refused politely as such.
+    number = incident_number(value)
     await forms.open_incident_form(ActionId(action["action_id"]), number, actor_from(body))
     await ack()
 
