@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bot.errors import UsageError
 from bot.incidents.enums import Severity
-from bot.slack.text import escape
+from bot.slack.text import escape, printable_data
 
 MAX_BODY = 1024 * 1024
 MAX_TITLE = 150
@@ -69,7 +69,8 @@ def parse_notification(body: bytes) -> Notification:
     except RecursionError:
         raise UsageError("body is not JSON: nested too deeply") from None
     try:
-        return Notification.model_validate(raw)
+        # Labels and annotations become titles and posts: printable, as user text is.
+        return Notification.model_validate(printable_data(raw))
     except ValidationError as exc:
         error = exc.errors()[0]
         where = ".".join(str(part) for part in error["loc"]) or "body"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -22,7 +23,7 @@ from bot.exports.redact import Redactor
 from bot.incidents.enums import Status
 from bot.incidents.readmodels import IncidentView, incident_view
 from bot.incidents.refs import incident_number
-from bot.slack.text import to_plain
+from bot.slack.text import printable, to_plain
 from storage import incidents as incident_store
 from storage import timeline as timeline_store
 from storage import users as user_store
@@ -67,7 +68,9 @@ CSV_COLUMNS = (
 # 100,000-event export is a few hundred writes, small enough that memory stays flat.
 CHUNK_SIZE = 64 * 1024
 # A spreadsheet runs a cell that starts with one of these as a formula.
-_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+# What a spreadsheet runs as a formula: = + - @ (or their fullwidth forms, which some
+# spreadsheets fold to ASCII) first, even after spaces; or a leading tab or carriage return.
+_FORMULA_START = re.compile(r"[\t\r]|\s*[=+\-@\uff1d\uff0b\uff0d\uff20]")
 
 
 def iso(at: datetime | None) -> str | None:
@@ -285,7 +288,7 @@ class Exporter:
         end = incident.resolved_at or self.now
         return Page(
             incident=incident,
-            title=self.redactor.text(incident.title) or "",
+            title=printable(self.redactor.text(incident.title) or ""),
             declared_local=self._local(incident.declared_at, "%Y-%m-%d %H:%M %Z"),
             durations={
                 "acknowledge": _span(incident.declared_at, incident.acknowledged_at),
@@ -349,9 +352,10 @@ class Exporter:
             kind=event.kind,
             key=event.kind in KEY_KINDS,
             actor_id=event.actor_id or "",
-            actor=self.redactor.text(event.actor_name or event.actor_id) or "warroom",
-            text=text,
-            previous_text=self._plain(previous) if isinstance(previous, str) else None,
+            actor=printable(self.redactor.text(event.actor_name or event.actor_id) or "warroom"),
+            # Printable: text stored before warroom cleaned it at the edge may still reorder.
+            text=printable(text),
+            previous_text=printable(self._plain(previous)) if isinstance(previous, str) else None,
             reply=bool(event.thread_ts and event.thread_ts != event.slack_ts),
             thread_ts=event.thread_ts,
             files=[
@@ -414,8 +418,10 @@ def _span(start: datetime, end: datetime | None) -> str:
 
 
 def _inert_cell(value: str) -> str:
-    """A cell a spreadsheet shows as text, never runs: formula prefixes get a leading quote."""
-    return "'" + value if value.startswith(_FORMULA_PREFIXES) else value
+    """A cell a spreadsheet shows as text, never runs: formula prefixes get a leading quote.
+    Text stored before warroom cleaned it at the edge is made printable here too."""
+    value = printable(value)
+    return "'" + value if _FORMULA_START.match(value) else value
 
 
 def export_chunks(

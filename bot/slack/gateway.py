@@ -23,6 +23,7 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 from bot.errors import SlackCallError, ViewNotOpenedError, WarroomError
 from bot.metrics import Metrics
 from bot.slack.pacing import ChannelPacer, Lane
+from bot.slack.text import printable
 
 log = logging.getLogger(__name__)
 
@@ -519,6 +520,10 @@ def _profile(user: dict[str, Any]) -> SlackProfile:
         or user.get("name")
         or user["id"]
     )
+    handle = user.get("name")
     return SlackProfile(
-        user_id=user["id"], name=name, handle=user.get("name"), is_bot=bool(user.get("is_bot"))
+        user_id=user["id"],
+        name=printable(name),
+        handle=printable(handle) if handle else handle,
+        is_bot=bool(user.get("is_bot")),
     )

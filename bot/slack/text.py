@@ -5,11 +5,19 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Mapping
+from typing import Any
 
 _MARKUP = re.compile(r"<([^<>]*)>")
 _BROADCAST_WORDS = re.compile(r"@(channel|here|everyone)\b", re.IGNORECASE)
 _ZERO_WIDTH_JOINER = "\u2060"
 _SPECIAL_MARKUP = re.compile(r"<(?=[!@#])")
+# What user text must not carry into storage or out again: control characters (a NUL fails
+# PostgreSQL's insert; tab and newline stay, a CR becomes a newline), lone surrogates (not
+# UTF-8 at all), and the bidi embeddings, overrides and isolates that reorder what follows
+# them (shown as their code point instead, so a reviewer sees they were there).
+_UNPRINTABLE = re.compile(
+    "\r\n?|[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]|[\ud800-\udfff]|[\u202a-\u202e\u2066-\u2069]"
+)
 
 
 def _plain_token(token: str, names: Mapping[str, str]) -> str:
@@ -60,3 +68,30 @@ def mention(user_id: str) -> str:
 def channel_link(channel_id: str) -> str:
     """A link to the channel, which Slack shows as its name."""
     return f"<#{channel_id}>"
+
+
+def printable(text: str) -> str:
+    """`text` safe to store and show: see _UNPRINTABLE for what goes and what it becomes."""
+    return _UNPRINTABLE.sub(_printable_stand_in, text)
+
+
+def printable_data(value: Any) -> Any:
+    """Every string in a JSON-like value (keys too) made printable."""
+    if isinstance(value, str):
+        return printable(value)
+    if isinstance(value, dict):
+        return {printable_data(k): printable_data(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [printable_data(v) for v in value]
+    return value
+
+
+def _printable_stand_in(match: re.Match[str]) -> str:
+    char = match.group()
+    if char[0] == "\r":
+        return "\n"
+    if "\ud800" <= char <= "\udfff":
+        return "\ufffd"
+    if "\u202a" <= char <= "\u202e" or "\u2066" <= char <= "\u2069":
+        return f"[U+{ord(char):04X}]"
+    return ""

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from bot.slack.text import printable, printable_data
+
 # Joins and leaves arrive twice: as these messages and as member_* events; keep the events.
 _SKIPPED = {"channel_join", "channel_leave", "group_join", "group_leave", "message_replied"}
 
@@ -32,6 +34,15 @@ class Entry:
     data: dict[str, Any] = field(default_factory=dict)
     # For an edit or deletion that arrives without the old text: look it up by this ts.
     previous_ts: str | None = None
+
+    def __post_init__(self) -> None:
+        # Whatever Slack sent, what is stored is printable (a NUL would fail PostgreSQL).
+        if self.text:
+            object.__setattr__(self, "text", printable(self.text))
+        if self.actor_name:
+            object.__setattr__(self, "actor_name", printable(self.actor_name))
+        if self.data:
+            object.__setattr__(self, "data", printable_data(self.data))
 
 
 def _files(message: dict[str, Any]) -> list[dict[str, Any]]:

@@ -197,6 +197,38 @@ def test_markdown_is_inert_and_pastes_cleanly(db: Database, incident: int) -> No
     assert page.endswith("by warroom._\n")
 
 
+DISGUISED_FORMULAS = (
+    " =SUM(A1)",
+    "\t=1+1",
+    "  +1",
+    " -2",
+    " @cmd",
+    "＝SUM(A1)",
+    "＋1",
+    "－2",
+    "＠cmd",
+)
+
+
+def test_csv_quotes_formulas_behind_spaces_and_fullwidth_signs(db: Database, incident: int) -> None:
+    # Text stored before the edge cleaned it: a right-to-left override too.
+    with db.unit_of_work() as session:
+        for n, text in enumerate((*DISGUISED_FORMULAS, "paid \u202egnp.exe")):
+            timeline_store.add_event(
+                session, incident_id=incident, kind="message", at=T0, text=text,
+                actor_id="U0ANA", actor_name=" =HYPERLINK(1)", dedupe_key=f"disguised:{n}",
+            )  # fmt: skip
+    page = render(db, incident, "csv")
+    rows = list(csv.DictReader(io.StringIO(page, newline="")))
+    texts = [r["text"] for r in rows]
+    for formula in DISGUISED_FORMULAS:
+        assert "'" + formula in texts, formula
+    assert " =HYPERLINK(1)" not in [r["actor_name"] for r in rows]
+    assert "paid [U+202E]gnp.exe" in texts
+    for fmt in ("csv", "md", "html"):
+        assert "\u202e" not in render(db, incident, fmt), fmt
+
+
 def test_csv_is_one_row_per_event_and_runs_no_formula(db: Database, incident: int) -> None:
     page = render(db, incident, "csv")
     rows = list(csv.DictReader(io.StringIO(page, newline="")))

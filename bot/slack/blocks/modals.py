@@ -23,7 +23,7 @@ from bot.slack.blocks.common import (
     truncate,
     within_limit,
 )
-from bot.slack.text import escape, to_plain
+from bot.slack.text import escape, printable, to_plain
 
 MODAL_TITLE_LIMIT = 24
 MODAL_BUTTON_LIMIT = 24
@@ -332,7 +332,8 @@ def form_values(
             elif kind == "multi_users_select":
                 values[block_id] = list(state.get("selected_users") or [])
             else:
-                values[block_id] = state.get("value")
+                typed = state.get("value")
+                values[block_id] = printable(typed) if isinstance(typed, str) else typed
     return values
 
 

@@ -9,15 +9,16 @@ from slack_bolt.async_app import AsyncAck, AsyncApp
 from bot.commands.service import CommandService
 from bot.ids import SlashCommand
 from bot.incidents.service import Invocation
+from bot.slack.text import printable
 
 
 def invocation_from(command: dict[str, Any]) -> Invocation:
     """The Slack-neutral Invocation in a slash command's payload."""
     return Invocation(
         user_id=command["user_id"],
-        user_name=command.get("user_name"),
+        user_name=printable(command.get("user_name") or "") or None,
         channel_id=command["channel_id"],
-        text=command.get("text", "").strip(),
+        text=printable(command.get("text", "")).strip(),
         trigger_id=command.get("trigger_id"),
         response_url=command.get("response_url"),
     )
