@@ -224,8 +224,9 @@ def cmd_demo(args: argparse.Namespace) -> None:
     # The demo's own lines tell the story; the app's INFO logs (and Alembic's) would bury them.
     logging.getLogger().setLevel(logging.WARNING)
     # Bolt warns that the client's token wins over SLACK_BOT_TOKEN: true, and how warroom wires
-    # it. A filter, because Bolt resets that logger's level from the root's when it builds.
-    logging.getLogger("slack_bolt.AsyncApp").addFilter(lambda r: r.levelno >= logging.ERROR)
+    # it. A filter on Bolt's base logger (warroom hands Bolt that one), because Bolt resets
+    # levels from the root's when it builds; Bolt copies the base's filters to its own loggers.
+    logging.getLogger("slack_bolt").addFilter(lambda r: r.levelno >= logging.ERROR)
     out_dir = Path(args.out)
     echo = (lambda _line: None) if args.quiet else (lambda line: print(line, flush=True))
     result = asyncio.run(run_demo(out_dir, echo=echo))
