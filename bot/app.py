@@ -226,6 +226,14 @@ class ProvideServices(AsyncMiddleware):
         return response
 
 
+def _bolt_logger() -> logging.Logger:
+    """Bolt's base logger, kept at WARNING whoever set up logging (not only configure_logging):
+    nothing Bolt writes below that level is safe to keep."""
+    logger = logging.getLogger("slack_bolt")
+    logger.setLevel(logging.WARNING)
+    return logger
+
+
 def build_bolt_app(settings: Settings, services: Services) -> AsyncApp:
     """The Bolt app with every listener, answering Slack only once the listener is done."""
     app = AsyncApp(
@@ -239,9 +247,9 @@ def build_bolt_app(settings: Settings, services: Services) -> AsyncApp:
         # functions, which warroom does not use, on every event it is sent.
         attaching_conversation_kwargs_enabled=False,
         attaching_function_token_enabled=False,
-        # Every Bolt logger takes this one's level (configure_logging keeps it at WARNING):
-        # below that Bolt logs request bodies, and a body holds a response_url.
-        logger=logging.getLogger("slack_bolt"),
+        # Every Bolt logger takes this one's level: below WARNING Bolt logs request bodies, and
+        # a body holds a response_url.
+        logger=_bolt_logger(),
     )
 
     app.use(ProvideServices(services))

@@ -8,8 +8,9 @@ from importlib import resources
 from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup
 
-from bot.slack.text import escape
+from bot.slack.text import escape, printable
 
 _MD_INLINE = re.compile(r"([\\`*_\[\]|~])")
 _MD_LINE_START = re.compile(r"^(\s*)([#>+=-]|\d+[.)])", re.MULTILINE)
@@ -27,6 +28,15 @@ def markdown_escape(text: str) -> str:
     text = _MD_LINE_START.sub(r"\1\\\2", text)
     text = _MD_MENTION.sub("@" + _WORD_JOINER, text)
     return "<br>".join(text.splitlines())
+
+
+def _printable_value(value: object) -> object:
+    """A template value with its strings made printable; Markup stays Markup (already escaped)."""
+    if isinstance(value, Markup):
+        return Markup(printable(str(value)))
+    if isinstance(value, str):
+        return printable(value)
+    return value
 
 
 def templates_dir() -> Path:
@@ -49,6 +59,9 @@ def build_environment(extra_dir: Path | None = None) -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=False,
+        # Every value a template prints is made printable first, so text stored before warroom
+        # cleaned it at the edge (or a team template's own fields) cannot smuggle controls.
+        finalize=_printable_value,
     )
     # Slack mrkdwn templates escape user text with `| slack` (no markup, no broadcast mentions).
     environment.filters["slack"] = escape

@@ -26,6 +26,11 @@ from bot.slack.pacing import ChannelPacer, Lane
 from bot.slack.text import printable
 
 log = logging.getLogger(__name__)
+# slack_sdk's webhook client logs the URL it posts to (at DEBUG, and its retries at INFO); a
+# response_url is a credential, so that client gets a logger of its own that only speaks up
+# from WARNING, whatever the process's logging says.
+_WEBHOOK_LOG = logging.getLogger("bot.slack.gateway.response_url")
+_WEBHOOK_LOG.setLevel(logging.WARNING)
 
 TOPIC_LIMIT = 250
 INVITE_BATCH = 1000
@@ -445,7 +450,10 @@ class SlackGateway:
         """An ephemeral reply to a slash command after its ack (response_url)."""
         # The same retries as the Web API: Slack's response_url endpoints fail the same ways.
         webhook = AsyncWebhookClient(
-            response_url, timeout=10, retry_handlers=self.retry_handlers or None
+            response_url,
+            timeout=10,
+            retry_handlers=self.retry_handlers or None,
+            logger=_WEBHOOK_LOG,
         )
         response = await webhook.send(text=text, response_type="ephemeral")
         if response.status_code >= 400:

@@ -48,7 +48,8 @@ def slack_encoded(text: str) -> str:
 
 def escape(text: str) -> str:
     """Make any text safe to post: no markup, no links, and no broadcast mention can fire."""
-    escaped = slack_encoded(text)
+    # Printable first: text stored before warroom cleaned it at the edge is shown clean too.
+    escaped = slack_encoded(printable(text))
     return _BROADCAST_WORDS.sub(lambda m: "@" + _ZERO_WIDTH_JOINER + m.group(1), escaped)
 
 
@@ -56,7 +57,7 @@ def inert(text: str) -> str:
     """Text for a `plain_text` field or a channel topic, shown as it is (no entities): only keep
     anything that looks like a broadcast or a mention (`@here`, `<!here>`, `<@U…>`, `<#C…>`)
     from firing."""
-    text = _SPECIAL_MARKUP.sub("<" + _ZERO_WIDTH_JOINER, text)
+    text = _SPECIAL_MARKUP.sub("<" + _ZERO_WIDTH_JOINER, printable(text))
     return _BROADCAST_WORDS.sub(lambda m: "@" + _ZERO_WIDTH_JOINER + m.group(1), text)
 
 

@@ -22,7 +22,7 @@ from aiohttp import web
 from bot.logs import configure_logging
 from tests.support.fakes.slack_api import FakeSlack
 from tests.support.serving import Process, serve
-from tests.support.warroom import SIGNING_SECRET, Warroom
+from tests.support.warroom import SIGNING_SECRET, Warroom, WarroomFactory
 
 
 def test_the_cli_logs_json_lines_when_asked(tmp_path: Path) -> None:
@@ -163,3 +163,58 @@ async def test_a_response_url_slack_will_not_take_is_never_logged(
     assert "HookPathCredential" not in logged
     assert " DEBUG slack_bolt" not in logged and " INFO slack_bolt" not in logged
     assert " DEBUG apscheduler" in logged, "the test logged at DEBUG"
+
+
+@pytest.fixture
+def bare_debug_logging() -> Iterator[io.StringIO]:
+    """Logging as a library user or a debugging developer might set it up (`basicConfig` at
+    DEBUG, no masking, every logger at its default), into a buffer; put back afterwards."""
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)
+    names = ("slack_bolt", "slack_sdk")
+    levels = {name: logging.getLogger(name).level for name in names}
+    for name in names:
+        logging.getLogger(name).setLevel(logging.NOTSET)
+    logged = io.StringIO()
+    handler = logging.StreamHandler(logged)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s %(message)s"))
+    root.handlers[:] = [handler]
+    root.setLevel(logging.DEBUG)
+    yield logged
+    root.handlers[:], level = saved
+    root.setLevel(level)
+    for name, was in levels.items():
+        logging.getLogger(name).setLevel(was)
+
+
+async def test_a_response_url_is_not_logged_even_without_warroom_logging(
+    bare_debug_logging: io.StringIO, make_warroom: WarroomFactory
+) -> None:
+    # The app is built after logging is set up, as a developer's script would do it.
+    tried: list[str] = []
+
+    async def refuse(request: web.Request) -> web.Response:
+        tried.append(request.path)
+        return web.Response(status=500, text="try later")
+
+    hooks = web.Application()
+    hooks.router.add_post("/commands/{team}/{id}/{secret}", refuse)
+    runner = web.AppRunner(hooks, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        warroom = await make_warroom()
+        port = runner.addresses[0][1]
+        response_url = f"http://127.0.0.1:{port}/commands/T0TEST/4242/HookPathCredential"
+        body = warroom.command_body("declare Checkout down sev2", response_url=response_url)
+        reply = await warroom.post(body, "application/x-www-form-urlencoded")
+        assert reply.status == 200
+        await warroom.settle()
+    finally:
+        await runner.cleanup()
+    assert len(tried) > 1, "the reply was tried, and retried"
+    logged = bare_debug_logging.getvalue()
+    assert "response_url reply refused: HTTP 500" in logged
+    assert "HookPathCredential" not in logged
+    assert "DEBUG slack_sdk.web" in logged or "DEBUG apscheduler" in logged, "logged at DEBUG"
