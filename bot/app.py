@@ -27,6 +27,7 @@ from bot.commands.service import CommandService
 from bot.config import Settings, WarroomConfig
 from bot.exports.review import ReviewService
 from bot.exports.templating import build_environment
+from bot.followups.service import FollowUpService
 from bot.home.service import HomeService
 from bot.http.alerts import AlertRoutes
 from bot.http.exports import ExportRoutes
@@ -81,6 +82,7 @@ class Services:
     clock: Callable[[], datetime]
     config: WarroomConfig
     home: HomeService
+    followups: FollowUpService
 
 
 SERVICES: web.AppKey[Services] = web.AppKey("services", Services)
@@ -133,8 +135,18 @@ def build_services(
         tasks=tasks,
         clock=clock,
     )
+    followups = FollowUpService(
+        db=db,
+        incidents=incidents,
+        people=people,
+        clocks=clocks,
+        config=config,
+        tasks=tasks,
+        clock=clock,
+    )
     commands = CommandService(
         incidents=incidents,
+        followups=followups,
         lifecycle=lifecycle,
         review=ReviewService(
             settings=settings,
@@ -175,6 +187,7 @@ def build_services(
         clock=clock,
         config=config,
         home=HomeService(db=db, clock=clock, gateway=gateway),
+        followups=followups,
         commands=commands,
         forms=FormService(
             commands=commands,

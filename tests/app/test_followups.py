@@ -1,0 +1,147 @@
+"""Follow-ups end to end: signed commands, the shortcut's form, the owner's reminders (on the
+injected clock), App Home, the post-mortem gate and every listing, through the real server
+against the fake Slack."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlmodel import Session, col, select
+
+from storage.models import FollowUp, TimelineEvent
+from tests.support.home import Clock, ClockedFactory
+from tests.support.warroom import Reply, Warroom
+
+
+def ephemeral(reply: Reply) -> str:
+    """The reply is a 200 with an ephemeral message and no trace of a crash; its text."""
+    assert reply.status == 200, reply.text
+    assert reply.json["response_type"] == "ephemeral"
+    assert "Traceback" not in reply.text and "went wrong" not in reply.message
+    return reply.message
+
+
+def followups(room: Warroom) -> list[FollowUp]:
+    with Session(room.services.db.engine) as session:
+        return list(session.exec(select(FollowUp).order_by(col(FollowUp.id))).all())
+
+
+def events(room: Warroom, kind: str) -> list[TimelineEvent]:
+    return [e for e in room.timeline() if e.kind == kind]
+
+
+async def test_a_followup_is_added_assigned_and_closed_by_command(
+    make_clocked_warroom: ClockedFactory,
+) -> None:
+    clock = Clock()
+    room = await make_clocked_warroom(clock)
+    first = await room.declare("Checkout down sev2")
+    room_channel = first.channel_id or ""
+    today = clock.now.date()
+
+    reply = await room.command(
+        "followup Add an alert on 5xx <@U0BO|bo> due 3d", channel=room_channel
+    )
+    assert ephemeral(reply) == (
+        f":clipboard: Follow-up *FU-1* added to INC-1, owned by <@U0BO>, due "
+        f"{(today + timedelta(days=3)).isoformat()}."
+    )
+    reply = await room.command("action Write the runbook", channel=room_channel)
+    assert "*FU-2* added to INC-1." in ephemeral(reply)
+
+    [one, two] = followups(room)
+    assert (one.text, one.owner_id, one.owner_name, one.status) == (
+        "Add an alert on 5xx",
+        "U0BO",
+        "Bo",
+        "open",
+    )
+    assert (two.owner_id, two.due) == (None, None)
+    [added, _] = events(room, "followup_added")
+    assert added.data == {
+        "id": "FU-1",
+        "owner": {"id": "U0BO", "name": "Bo"},
+        "due": (today + timedelta(days=3)).isoformat(),
+    }
+
+    # From any channel, by id.
+    reply = await room.command("followup assign FU-2 <@U0CY|cy>", channel="C0GENERAL")
+    assert ephemeral(reply) == "FU-2 is now <@U0CY>'s."
+    reply = await room.command("followup done FU-2", user="U0CY", channel="C0GENERAL")
+    assert ephemeral(reply) == ":white_check_mark: FU-2 is done."
+    reply = await room.command("followup drop FU-1 covered by the SLO alert", user="U0BO")
+    assert ephemeral(reply) == "FU-1 is dropped: covered by the SLO alert"
+
+    [one, two] = followups(room)
+    assert (one.status, one.reason) == ("dropped", "covered by the SLO alert")
+    assert (two.status, two.owner_id) == ("done", "U0CY")
+    assert one.closed_at is not None and two.closed_at is not None
+    updates = [e.data for e in events(room, "followup_updated")]
+    assert updates == [
+        {"id": "FU-2", "changed": "owner", "from": None, "to": {"id": "U0CY", "name": "Cy"}},
+        {"id": "FU-2", "changed": "status", "from": "open", "to": "done"},
+        {
+            "id": "FU-1",
+            "changed": "status",
+            "from": "open",
+            "to": "dropped",
+            "reason": "covered by the SLO alert",
+        },
+    ]
+
+
+async def test_a_stranger_is_refused_and_bad_input_changes_nothing(
+    make_clocked_warroom: ClockedFactory,
+) -> None:
+    clock = Clock()
+    room = await make_clocked_warroom(clock)
+    channel = (await room.declare("Checkout down sev2")).channel_id or ""
+    ephemeral(await room.command("followup Rotate the key <@U0BO|bo>", channel=channel))
+    before = [f.model_dump() for f in followups(room)]
+    kinds_before = room.kinds()
+
+    # cy is neither the owner (bo), the commander (ana) nor an admin.
+    refused = ephemeral(await room.command("followup done FU-1", user="U0CY"))
+    assert refused == (
+        "Only FU-1's owner (Bo), the commander of INC-1 (ana) or an admin can change it."
+    )
+    [record] = events(room, "command_refused")
+    assert (record.actor_id, record.text) == ("U0CY", "/incident followup done FU-1")
+    assert record.data == {"reason": refused}
+
+    yesterday = (clock.now.date() - timedelta(days=1)).isoformat()
+    for text, answer in (
+        ("followup done FU-99", "There is no FU-99."),
+        (
+            "followup due FU-1 " + yesterday,
+            f"{yesterday} has passed; give a due date from today on.",
+        ),
+        ("followup due FU-1 someday", "`someday` is not a due date; write it like 2026-12-24"),
+        ("followup due FU-1 2026-02-30", "`2026-02-30` is not a real date."),
+        ("followup drop FU-1", "Say why it is dropped"),
+        ("followup " + "x" * 3001, "That follow-up is 3,001 characters; keep it to 3,000"),
+        ("followup Check <@U0NOBODY>", "Slack has no user"),
+    ):
+        reply = await room.command(text, channel=channel)
+        assert ephemeral(reply).startswith(answer), (text, reply.message)
+    assert [f.model_dump() for f in followups(room)] == before
+    added = room.kinds()[len(kinds_before) :]
+    assert "followup_added" not in added and "followup_updated" not in added
+
+
+async def test_a_replayed_request_adds_and_changes_nothing_twice(
+    make_clocked_warroom: ClockedFactory,
+) -> None:
+    room = await make_clocked_warroom(Clock())
+    channel = (await room.declare("Checkout down sev2")).channel_id or ""
+    form = "application/x-www-form-urlencoded"
+    add = room.sign(room.command_body("followup Add an alert", channel=channel), form)
+    assert "FU-1" in ephemeral(await room.send(add))
+    again = ephemeral(await room.send(add))
+    assert again == "That request was handled already; it is not run twice."
+    done = room.sign(room.command_body("followup done FU-1", channel=channel), form)
+    ephemeral(await room.send(done))
+    ephemeral(await room.send(done))
+    assert [(f.id, f.status) for f in followups(room)] == [(1, "done")]
+    assert len(events(room, "followup_added")) == 1
+    assert len(events(room, "followup_updated")) == 1
