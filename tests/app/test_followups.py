@@ -4,11 +4,12 @@ against the fake Slack."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, col, select
 
-from storage.models import FollowUp, TimelineEvent
+from storage.models import FollowUp, Reminder, TimelineEvent
 from tests.support.home import Clock, ClockedFactory
 from tests.support.warroom import Reply, Warroom
 
@@ -145,3 +146,107 @@ async def test_a_replayed_request_adds_and_changes_nothing_twice(
     assert [(f.id, f.status) for f in followups(room)] == [(1, "done")]
     assert len(events(room, "followup_added")) == 1
     assert len(events(room, "followup_updated")) == 1
+
+
+def reminder(room: Warroom, kind: str) -> Reminder:
+    with Session(room.services.db.engine) as session:
+        return session.exec(select(Reminder).where(Reminder.kind == kind)).one()
+
+
+async def fire(room: Warroom, kind: str) -> None:
+    """What the scheduler's job does when the reminder's time comes (on the injected clock)."""
+    row = reminder(room, kind)
+    assert row.id is not None
+    await room.services.clocks.fire(row.id, row.seq)
+    await room.settle()
+
+
+def dms(room: Warroom, user: str) -> list[str]:
+    return [m["text"] for m in room.slack.messages.get(user, [])]
+
+
+async def test_the_owner_is_reminded_on_the_due_day_then_while_it_is_overdue(
+    make_clocked_warroom: ClockedFactory,
+) -> None:
+    clock = Clock()
+    config = {"timezone": "Europe/Berlin", "followup_remind_every": "2d"}
+    room = await make_clocked_warroom(clock, config)
+    channel = (await room.declare("Checkout down sev2")).channel_id or ""
+    berlin = ZoneInfo("Europe/Berlin")
+    due = clock.now.astimezone(berlin).date() + timedelta(days=2)
+    await room.command(f"followup Rotate the key <@U0BO|bo> due {due}", channel=channel)
+
+    # 09:00 in the config's time zone on the due day.
+    first = reminder(room, "fu:1")
+    assert first.due_at == datetime.combine(due, time(9, 0), tzinfo=berlin)
+    await fire(room, "fu:1")  # not due yet: nothing
+    assert dms(room, "U0BO") == []
+
+    clock.now = first.due_at + timedelta(minutes=1)
+    await fire(room, "fu:1")
+    await room.slack.wait_for(lambda: len(dms(room, "U0BO")) == 1)
+    assert dms(room, "U0BO")[0].startswith(
+        ":memo: Your follow-up *FU-1* from INC-1 is due today: Rotate the key\n"
+    )
+    again = reminder(room, "fu:1")
+    assert again.due_at == first.due_at + timedelta(days=2) and again.active
+
+    clock.now = again.due_at + timedelta(minutes=1)
+    await fire(room, "fu:1")
+    await room.slack.wait_for(lambda: len(dms(room, "U0BO")) == 2)
+    assert "is *overdue* by 2 days" in dms(room, "U0BO")[1]
+    [*_, noted] = [e for e in events(room, "reminder") if e.data["reminder"] == "fu:1"]
+    assert noted.data["followup"] == "FU-1" and noted.data["sent_to"] == ["U0BO"]
+
+    # Done: the clock stops, and a job still scheduled does nothing.
+    stale = reminder(room, "fu:1")
+    await room.command("followup done FU-1", user="U0BO")
+    assert not reminder(room, "fu:1").active
+    clock.now += timedelta(days=30)
+    assert stale.id is not None
+    await room.services.clocks.fire(stale.id, stale.seq)
+    await room.settle()
+    assert len(dms(room, "U0BO")) == 2
+
+
+async def test_unowned_followups_go_to_the_commander_and_hold_the_postmortem(
+    make_clocked_warroom: ClockedFactory,
+) -> None:
+    clock = Clock()
+    room = await make_clocked_warroom(clock)
+    channel = (await room.declare("Checkout down sev2")).channel_id or ""
+    await room.command("followup Add an alert on 5xx", channel=channel)
+    await room.command("followup Fix the retry storm <@U0BO|bo>", channel=channel)
+    await room.command("resolve Rolled back", channel=channel)
+    await room.settle()
+
+    def put_to_commander() -> list[str]:
+        return [m for m in posts(room, channel) if ":clipboard: <@U0ANA> INC-1" in m]
+
+    await room.slack.wait_for(lambda: len(put_to_commander()) == 1)
+    assert put_to_commander()[0] == (
+        ":clipboard: <@U0ANA> INC-1 has follow-ups with no owner:\n"
+        "• *FU-1* Add an alert on 5xx\n"
+        "Give each an owner: `/incident followup assign FU-N @person`."
+    )
+
+    # Each post-mortem reminder puts them again.
+    clock.advance(timedelta(hours=25))
+    await fire(room, "postmortem")
+    await room.slack.wait_for(lambda: len(put_to_commander()) == 2)
+
+    # The post-mortem waits for owners, and says which follow-ups have none.
+    refused = ephemeral(
+        await room.command("postmortem done https://wiki.example/pm", channel=channel)
+    )
+    assert refused.startswith("INC-1's post-mortem stays open while follow-ups have no owner:\n")
+    assert "• *FU-1* Add an alert on 5xx" in refused and "FU-2" not in refused
+    assert room.stored(1).postmortem_done_at is None
+
+    await room.command("followup assign FU-1 <@U0CY|cy>", channel=channel)
+    done = ephemeral(await room.command("postmortem done https://wiki.example/pm", channel=channel))
+    assert done == "Post-mortem for INC-1 recorded; its reminders have stopped."
+
+
+def posts(room: Warroom, channel: str) -> list[str]:
+    return [m["text"] for m in room.slack.messages.get(channel, [])]
