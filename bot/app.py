@@ -31,6 +31,7 @@ from bot.followups.service import FollowUpService
 from bot.home.service import HomeService
 from bot.http.alerts import AlertRoutes
 from bot.http.exports import ExportRoutes
+from bot.http.followups import FollowUpRoutes
 from bot.http.health import HealthRoutes
 from bot.incidents.lifecycle import LifecycleService
 from bot.incidents.people import People
@@ -390,8 +391,16 @@ def build_web_app(
         metrics_token=settings.warroom_metrics_token,
     ).register(web_app)
     AlertRoutes(settings=settings, alerts=services.alerts).register(web_app)
-    ExportRoutes(
+    exports = ExportRoutes(
         settings=settings,
+        config=config,
+        db=services.db,
+        templates=services.templates,
+        clock=services.clock,
+    )
+    exports.register(web_app)
+    FollowUpRoutes(
+        exports=exports,
         config=config,
         db=services.db,
         templates=services.templates,

@@ -321,11 +321,11 @@ class Exporter:
                     self._local(event.at, "%Y-%m-%d %H:%M:%S %Z"),
                     event.kind,
                     event.actor_id or "",
-                    _inert_cell(self.redactor.text(event.actor_name) or ""),
-                    _inert_cell(self._text(event)),
+                    inert_cell(self.redactor.text(event.actor_name) or ""),
+                    inert_cell(self._text(event)),
                     event.slack_ts or "",
                     event.thread_ts or "",
-                    _inert_cell(
+                    inert_cell(
                         json.dumps(self.redactor.data(event.data or {}), ensure_ascii=False)
                         if event.data
                         else ""
@@ -488,7 +488,7 @@ def _span(start: datetime, end: datetime | None) -> str:
     return format_duration(end - start) if end else "—"
 
 
-def _inert_cell(value: str) -> str:
+def inert_cell(value: str) -> str:
     """A cell a spreadsheet shows as text, never runs: formula prefixes get a leading quote.
     Text stored before warroom cleaned it at the edge is made printable here too."""
     value = printable(value)

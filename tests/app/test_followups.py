@@ -4,14 +4,32 @@ against the fake Slack."""
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta
+import csv
+import io
+from datetime import UTC, datetime, time, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, col, select
 
 from storage.models import FollowUp, Reminder, TimelineEvent
+from tests.support.cli import warroom_cli
 from tests.support.home import Clock, ClockedFactory
-from tests.support.warroom import Reply, Warroom
+from tests.support.warroom import Reply, Warroom, WarroomFactory
+
+TOKEN = "export-token"
+FOLLOWUP_KEYS = (
+    "id",
+    "text",
+    "owner",
+    "due",
+    "status",
+    "reason",
+    "created_at",
+    "created_by",
+    "closed_at",
+    "source_ts",
+)
 
 
 def ephemeral(reply: Reply) -> str:
@@ -250,3 +268,82 @@ async def test_unowned_followups_go_to_the_commander_and_hold_the_postmortem(
 
 def posts(room: Warroom, channel: str) -> list[str]:
     return [m["text"] for m in room.slack.messages.get(channel, [])]
+
+
+async def test_followups_are_listed_across_incidents_in_every_format(
+    make_warroom: WarroomFactory, tmp_path: Path
+) -> None:
+    # Ten days ago, so that FU-1's due day has passed by the time it is listed.
+    clock = Clock(datetime.now(UTC).replace(microsecond=0) - timedelta(days=10))
+    quiet = {"severities": {"sev2": {}}}  # no update reminders for the days skipped
+    room = await make_warroom(quiet, clock=clock, env={"warroom_export_token": TOKEN})
+    first = (await room.declare("Checkout down sev2")).channel_id or ""
+    second = (await room.declare("Search slow sev2")).channel_id or ""
+    due = clock.now.date() + timedelta(days=1)
+    await room.command(f"followup Add an alert <@U0BO|bo> due {due}", channel=first)
+    await room.command("followup =cmd runbook", channel=first)
+    await room.command("followup Cache the index <@U0BO|bo>", channel=second)
+    await room.command("followup Shard it <@U0CY|cy>", channel=second)
+    await room.command("followup done FU-3", user="U0BO")
+    await room.command("followup drop FU-4 not worth it", user="U0CY")
+    assert [(f.id, f.status) for f in followups(room)] == [
+        (1, "open"),
+        (2, "open"),
+        (3, "done"),
+        (4, "dropped"),
+    ]
+    clock.now = datetime.now(UTC)
+    url = room.services.db.url
+
+    # The CLI, beside the server: JSON, CSV and Markdown to a file.
+    run = await warroom_cli("followups", "--format", "json", database_url=url, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    listed = run.json["followups"]
+    assert [(f["id"], f["incident"]["id"], f["overdue"]) for f in listed] == [
+        ("FU-1", "INC-1", True),
+        ("FU-2", "INC-1", False),
+    ]
+    assert set(listed[0]) == set(FOLLOWUP_KEYS) | {"incident", "overdue"}
+    run = await warroom_cli(
+        "followups", "--status", "all", "--owner", "U0BO", "--format", "csv",
+        database_url=url, cwd=tmp_path,
+    )  # fmt: skip
+    rows = list(csv.DictReader(io.StringIO(run.stdout)))
+    assert [(r["id"], r["status"]) for r in rows] == [("FU-1", "open"), ("FU-3", "done")]
+    run = await warroom_cli("followups", "--format", "csv", database_url=url, cwd=tmp_path)
+    assert "'=cmd runbook" in run.stdout  # no formula for a spreadsheet to run
+    out = tmp_path / "overdue.md"
+    run = await warroom_cli(
+        "followups", "--overdue", "-o", str(out), database_url=url, cwd=tmp_path
+    )
+    assert run.returncode == 0 and run.stdout == "", run.stderr
+    text = out.read_text()
+    assert "| FU-1 | INC-1 | Add an alert | Bo |" in text and "FU-2" not in text
+    run = await warroom_cli("followups", "--owner", "bo", database_url=url, cwd=tmp_path)
+    assert run.returncode == 2
+    assert run.stderr == "warroom: owner must be a Slack user id like U0123ABC, not 'bo'\n"
+
+    # The routes: the same filters, behind the export token.
+    http = room.http
+    base = str(room.server.make_url("/"))
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    async with http.get(f"{base}followups") as response:
+        assert response.status == 401
+    async with http.get(f"{base}followups", headers=auth) as response:
+        assert response.status == 200
+        page = await response.text()
+    assert "Content-Security-Policy" in response.headers
+    assert "FU-1" in page and "FU-2" in page and "FU-3" not in page
+    assert "<b>overdue</b>" in page
+    async with http.get(f"{base}followups.json?status=all&owner=U0BO", headers=auth) as response:
+        document = await response.json(content_type=None)
+    assert [f["id"] for f in document["followups"]] == ["FU-1", "FU-3"]
+    async with http.get(f"{base}followups.csv?overdue=1", headers=auth) as response:
+        rows = list(csv.DictReader(io.StringIO(await response.text())))
+    assert [r["id"] for r in rows] == ["FU-1"]
+    async with http.get(f"{base}followups.md?status=dropped", headers=auth) as response:
+        text = await response.text()
+    assert "| FU-4 | INC-2 | Shard it | Cy |" in text and "dropped: not worth it" in text
+    async with http.get(f"{base}followups.json?status=bogus", headers=auth) as response:
+        assert response.status == 400
+        assert "status must be one of open, done, dropped, all" in await response.text()
