@@ -187,11 +187,12 @@ def build_services(
         templates=templates,
         clock=clock,
         config=config,
-        home=HomeService(db=db, clock=clock, gateway=gateway),
+        home=HomeService(db=db, clock=clock, gateway=gateway, zone=config.zone),
         followups=followups,
         commands=commands,
         forms=FormService(
             commands=commands,
+            followups=followups,
             incidents=incidents,
             people=people,
             gateway=gateway,

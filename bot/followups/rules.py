@@ -145,6 +145,35 @@ def check_text(text: str) -> str:
     return text
 
 
+_MENTION = re.compile(r"<@([UW][A-Z0-9]{2,})(?:\|[^>]*)?>")
+_DAY_IN_TEXT = re.compile(r"\b([0-9]{4}-[0-9]{2}-[0-9]{2})\b", re.ASCII)
+
+
+@dataclass(frozen=True)
+class Prefill:
+    """What the "Make a follow-up" form starts with, read from a war-room message."""
+
+    text: str
+    owner_id: str | None
+    due: str | None
+
+
+def mentioned_ids(text: str) -> list[str]:
+    """The users a message mentions, in order."""
+    return [m.group(1) for m in _MENTION.finditer(text)]
+
+
+def prefill_from_message(text: str, names: dict[str, str] | None = None) -> Prefill:
+    """The message as plain text, its first mention as the owner, its first date as the due."""
+    mentioned = _MENTION.search(text)
+    day = _DAY_IN_TEXT.search(text)
+    return Prefill(
+        text=to_plain(text, names)[:MAX_TEXT].strip(),
+        owner_id=mentioned.group(1) if mentioned else None,
+        due=day.group(1) if day else None,
+    )
+
+
 # -- reminders -----------------------------------------------------------------------------
 
 

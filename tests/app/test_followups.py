@@ -12,9 +12,11 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, col, select
 
+from bot.ids import ActionId, CallbackId
 from storage.models import FollowUp, Reminder, TimelineEvent
 from tests.support.cli import warroom_cli
-from tests.support.home import Clock, ClockedFactory
+from tests.support.home import Clock, ClockedFactory, interaction, open_home, shortcut_payload
+from tests.support.interactions import Interactions
 from tests.support.warroom import Reply, Warroom, WarroomFactory
 
 TOKEN = "export-token"
@@ -347,3 +349,99 @@ async def test_followups_are_listed_across_incidents_in_every_format(
     async with http.get(f"{base}followups.json?status=bogus", headers=auth) as response:
         assert response.status == 400
         assert "status must be one of open, done, dropped, all" in await response.text()
+
+
+async def test_the_shortcut_makes_a_followup_from_a_war_room_message(
+    make_clocked_warroom: ClockedFactory,
+) -> None:
+    clock = Clock()
+    room = await make_clocked_warroom(clock)
+    channel = (await room.declare("Checkout down sev2")).channel_id or ""
+    due = (clock.now.date() + timedelta(days=5)).isoformat()
+    message = {
+        "ts": "1700000500.000100",
+        "user": "U0ANA",
+        "text": f"<@U0CY> please add retries to the checkout client by {due} &amp; test them",
+    }
+    payload = shortcut_payload(room, channel=channel, message=message, user="U0BO")
+    reply = await interaction(room, {**payload, "callback_id": CallbackId.MAKE_FOLLOWUP.value})
+    assert reply.status == 200
+    forms = Interactions(room)
+    view = forms.opened(CallbackId.FOLLOWUP_MODAL)
+    fields = {b["block_id"]: b["element"] for b in view["blocks"] if b["type"] == "input"}
+    assert fields["followup_text"]["initial_value"] == (
+        f"@U0CY please add retries to the checkout client by {due} & test them"
+    )
+    assert fields["followup_owner"]["initial_user"] == "U0CY"
+    assert fields["followup_due"]["initial_value"] == due
+
+    # A due day in the past stays on the form, and nothing is added.
+    reply = await forms.submit(view, {"followup_due": "2020-01-01"}, user="U0BO")
+    assert reply.json["response_action"] == "errors"
+    assert "2020-01-01 has passed" in reply.json["errors"]["followup_due"]
+    assert followups(room) == []
+
+    submission = forms.signed(forms.submission_payload(view, {}, user="U0BO"))
+    assert (await room.send(submission)).status == 200
+    assert (await room.send(submission)).status == 200  # submitted again: added once
+    [made] = followups(room)
+    assert (made.id, made.owner_id, made.due.isoformat() if made.due else None) == (1, "U0CY", due)
+    assert made.source_ts == "1700000500.000100" and made.created_by_id == "U0BO"
+    assert made.text.startswith("@U0CY please add retries") and "& test them" in made.text
+    [added] = events(room, "followup_added")
+    assert added.slack_ts == "1700000500.000100" and added.actor_id == "U0BO"
+
+    # Outside a war room there is nothing to follow up: told privately, no form.
+    opened = len(room.slack.views)
+    payload = shortcut_payload(room, channel="C0GENERAL", message=message, response_key="out")
+    await interaction(room, {**payload, "callback_id": CallbackId.MAKE_FOLLOWUP.value})
+    await room.settle()
+    assert len(room.slack.views) == opened
+    assert room.slack.responses[-1]["text"].startswith("This is not an incident channel")
+
+
+def home_followups(room: Warroom, user: str) -> list[str]:
+    """The sections of `user`'s Home tab that carry a Done button, in order."""
+    blocks = room.slack.homes[user]["blocks"]
+    return [b["text"]["text"] for b in blocks if (b.get("accessory") or {}).get("text")]
+
+
+async def test_app_home_lists_your_followups_overdue_first_with_a_done_button(
+    make_clocked_warroom: ClockedFactory,
+) -> None:
+    clock = Clock()
+    room = await make_clocked_warroom(clock)
+    channel = (await room.declare("Checkout down sev2")).channel_id or ""
+    today = clock.now.date()
+    await room.command(f"followup Add an alert <@U0BO|bo> due {today}", channel=channel)
+    await room.command("followup Fix retries <@U0BO|bo>", channel=channel)
+    await room.command("followup Shard the index <@U0BO|bo> due 3d", channel=channel)
+    await room.command("followup Not bo's <@U0CY|cy>", channel=channel)
+    clock.advance(timedelta(days=2))
+
+    await open_home(room, "U0BO")
+    await room.settle()
+    assert [text.split("\n")[0] for text in home_followups(room, "U0BO")] == [
+        "*FU-1* Add an alert",
+        "*FU-3* Shard the index",
+        "*FU-2* Fix retries",
+    ]
+    assert home_followups(room, "U0BO")[0].endswith(f"due {today} · :warning: *overdue*")
+    headers = [
+        b["text"]["text"] for b in room.slack.homes["U0BO"]["blocks"] if b["type"] == "header"
+    ]
+    assert "Your follow-ups (3)" in headers
+
+    clicks = Interactions(room)
+    await clicks.click(ActionId.FOLLOWUP_DONE.value, "1", user="U0BO")
+    await room.settle()
+    assert followups(room)[0].status == "done"
+    assert len(home_followups(room, "U0BO")) == 2  # the tab is built again without it
+
+    # Someone else's Done is refused, told by DM, and recorded.
+    await clicks.click(ActionId.FOLLOWUP_DONE.value, "2", user="U0CY")
+    await room.settle()
+    assert followups(room)[1].status == "open"
+    await room.slack.wait_for(lambda: bool(dms(room, "U0CY")))
+    assert dms(room, "U0CY")[-1].startswith("Only FU-2's owner (Bo)")
+    assert events(room, "command_refused")[-1].actor_id == "U0CY"
