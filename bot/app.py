@@ -27,6 +27,7 @@ from bot.commands.service import CommandService
 from bot.config import Settings, WarroomConfig
 from bot.exports.review import ReviewService
 from bot.exports.templating import build_environment
+from bot.followups.rules import today_in
 from bot.followups.service import FollowUpService
 from bot.home.service import HomeService
 from bot.http.alerts import AlertRoutes
@@ -114,7 +115,7 @@ def build_services(
         outbox_every=outbox_every,
         metrics=metrics,
     )
-    metrics.watch(db, lambda: clocks.running)
+    metrics.watch(db, lambda: clocks.running, lambda: today_in(config.zone, clock()))
     incidents = IncidentService(
         db=db,
         gateway=gateway,

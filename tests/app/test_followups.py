@@ -350,6 +350,17 @@ async def test_followups_are_listed_across_incidents_in_every_format(
         assert response.status == 400
         assert "status must be one of open, done, dropped, all" in await response.text()
 
+    # /metrics counts them by status, and the overdue ones.
+    async with http.get(f"{base}metrics") as response:
+        scraped = await response.text()
+    for line in (
+        'warroom_followups{status="open"} 2.0',
+        'warroom_followups{status="done"} 1.0',
+        'warroom_followups{status="dropped"} 1.0',
+        "warroom_followups_overdue 1.0",
+    ):
+        assert line in scraped.splitlines(), line
+
 
 async def test_the_shortcut_makes_a_followup_from_a_war_room_message(
     make_clocked_warroom: ClockedFactory,
