@@ -52,10 +52,10 @@ def events(room: Warroom, kind: str) -> list[TimelineEvent]:
 
 
 async def test_a_followup_is_added_assigned_and_closed_by_command(
-    make_clocked_warroom: ClockedFactory,
+    make_clocked_warroom: ClockedFactory, database_url: str
 ) -> None:
     clock = Clock()
-    room = await make_clocked_warroom(clock)
+    room = await make_clocked_warroom(clock, database_url=database_url)
     first = await room.declare("Checkout down sev2")
     room_channel = first.channel_id or ""
     today = clock.now.date()
@@ -84,6 +84,15 @@ async def test_a_followup_is_added_assigned_and_closed_by_command(
         "owner": {"id": "U0BO", "name": "Bo"},
         "due": (today + timedelta(days=3)).isoformat(),
     }
+
+    # The incident's list, in the war room; yours, anywhere.
+    listed = ephemeral(await room.command("followups", channel=room_channel))
+    assert listed.splitlines()[0] == "*Follow-ups of INC-1*"
+    assert listed.splitlines()[2] == "• *FU-2* Write the runbook — _no owner_"
+    mine = ephemeral(await room.command("followups mine", user="U0BO", channel="C0GENERAL"))
+    assert mine.splitlines()[1].startswith("• *FU-1* (INC-1) Add an alert on 5xx — <@U0BO>, due ")
+    outside = ephemeral(await room.command("followups", channel="C0GENERAL"))
+    assert outside.startswith("This is not an incident channel")
 
     # From any channel, by id.
     reply = await room.command("followup assign FU-2 <@U0CY|cy>", channel="C0GENERAL")
@@ -273,12 +282,13 @@ def posts(room: Warroom, channel: str) -> list[str]:
 
 
 async def test_followups_are_listed_across_incidents_in_every_format(
-    make_warroom: WarroomFactory, tmp_path: Path
+    make_warroom: WarroomFactory, tmp_path: Path, database_url: str
 ) -> None:
     # Ten days ago, so that FU-1's due day has passed by the time it is listed.
     clock = Clock(datetime.now(UTC).replace(microsecond=0) - timedelta(days=10))
     quiet = {"severities": {"sev2": {}}}  # no update reminders for the days skipped
-    room = await make_warroom(quiet, clock=clock, env={"warroom_export_token": TOKEN})
+    env = {"warroom_export_token": TOKEN}
+    room = await make_warroom(quiet, database_url, clock=clock, env=env)
     first = (await room.declare("Checkout down sev2")).channel_id or ""
     second = (await room.declare("Search slow sev2")).channel_id or ""
     due = clock.now.date() + timedelta(days=1)
@@ -456,3 +466,55 @@ async def test_app_home_lists_your_followups_overdue_first_with_a_done_button(
     await room.slack.wait_for(lambda: bool(dms(room, "U0CY")))
     assert dms(room, "U0CY")[-1].startswith("Only FU-2's owner (Bo)")
     assert events(room, "command_refused")[-1].actor_id == "U0CY"
+
+
+async def test_the_json_export_carries_the_followups_exactly(
+    make_warroom: WarroomFactory, database_url: str
+) -> None:
+    clock = Clock()
+    room = await make_warroom(None, database_url, clock=clock, env={"warroom_export_token": TOKEN})
+    channel = (await room.declare("Checkout down sev2")).channel_id or ""
+    due = (clock.now.date() + timedelta(days=7)).isoformat()
+    await room.command(f"followup Add an alert <@U0BO|bo> due {due}", channel=channel)
+    made_at = clock.now
+    clock.advance(timedelta(minutes=5))
+    await room.command("followup Rewrite the deploy tool", user="U0CY", channel=channel)
+    await room.command("followup drop FU-2 too big for now", channel=channel)
+    stamp = clock.now
+
+    def iso(at: datetime) -> str:
+        return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+    url = f"{room.server.make_url('/incidents/1/timeline.json')}"
+    async with room.http.get(url, headers={"Authorization": f"Bearer {TOKEN}"}) as response:
+        assert response.status == 200
+        document = await response.json(content_type=None)
+    assert list(document) == ["incident", "events", "followups"]
+    assert document["followups"] == [
+        {
+            "id": "FU-1",
+            "text": "Add an alert",
+            "owner": {"id": "U0BO", "name": "Bo"},
+            "due": due,
+            "status": "open",
+            "reason": None,
+            "created_at": iso(made_at),
+            "created_by": {"id": "U0ANA", "name": "ana"},
+            "closed_at": None,
+            "source_ts": None,
+        },
+        {
+            "id": "FU-2",
+            "text": "Rewrite the deploy tool",
+            "owner": None,
+            "due": None,
+            "status": "dropped",
+            "reason": "too big for now",
+            "created_at": iso(stamp),
+            "created_by": {"id": "U0CY", "name": "cy"},
+            "closed_at": iso(stamp),
+            "source_ts": None,
+        },
+    ]
+    kinds = [e["kind"] for e in document["events"]]
+    assert kinds.count("followup_added") == 2 and kinds.count("followup_updated") == 1
