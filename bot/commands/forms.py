@@ -425,7 +425,7 @@ class FormService:
         except ViewNotOpenedError as exc:
             return (
                 f"The form did not open ({exc.reason}). "
-                "Add it with `/incident followup <text> [@owner] [due <date>]` instead."
+                "Add it with `/incident followup &lt;text&gt; [@owner] [due &lt;date&gt;]` instead."
             )
         return None
 

@@ -136,7 +136,9 @@ def check_text(text: str) -> str:
     """The follow-up's text, trimmed; UsageError when empty or longer than MAX_TEXT."""
     text = text.strip()
     if not text:
-        raise UsageError("Say what has to be done: `/incident followup <text> [@owner] [due …]`.")
+        raise UsageError(
+            "Say what has to be done: `/incident followup &lt;text&gt; [@owner] [due …]`."
+        )
     if len(text) > MAX_TEXT:
         raise UsageError(
             f"That follow-up is {len(text):,} characters; keep it to {MAX_TEXT:,} "

@@ -293,7 +293,8 @@ async def test_followups_are_listed_across_incidents_in_every_format(
     second = (await room.declare("Search slow sev2")).channel_id or ""
     due = clock.now.date() + timedelta(days=1)
     await room.command(f"followup Add an alert <@U0BO|bo> due {due}", channel=first)
-    await room.command("followup =cmd runbook", channel=first)
+    # As Slack sends what a person typed: `<` and `>` escaped.
+    await room.command("followup =cmd runbook &lt;script&gt;alert(1)&lt;/script&gt;", channel=first)
     await room.command("followup Cache the index <@U0BO|bo>", channel=second)
     await room.command("followup Shard it <@U0CY|cy>", channel=second)
     await room.command("followup done FU-3", user="U0BO")
@@ -347,6 +348,7 @@ async def test_followups_are_listed_across_incidents_in_every_format(
     assert "Content-Security-Policy" in response.headers
     assert "FU-1" in page and "FU-2" in page and "FU-3" not in page
     assert "<b>overdue</b>" in page
+    assert "<script>alert(1)" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     async with http.get(f"{base}followups.json?status=all&owner=U0BO", headers=auth) as response:
         document = await response.json(content_type=None)
     assert [f["id"] for f in document["followups"]] == ["FU-1", "FU-3"]
