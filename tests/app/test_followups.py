@@ -277,6 +277,15 @@ async def test_unowned_followups_go_to_the_commander_and_hold_the_postmortem(
     assert done == "Post-mortem for INC-1 recorded; its reminders have stopped."
 
 
+async def test_the_postmortem_gate_can_be_turned_off(make_clocked_warroom: ClockedFactory) -> None:
+    room = await make_clocked_warroom(Clock(), {"postmortem_requires_owners": False})
+    channel = (await room.declare("Checkout down sev2")).channel_id or ""
+    await room.command("followup Add an alert on 5xx", channel=channel)
+    await room.command("resolve Rolled back", channel=channel)
+    done = ephemeral(await room.command("postmortem done https://wiki.example/pm", channel=channel))
+    assert done == "Post-mortem for INC-1 recorded; its reminders have stopped."
+
+
 def posts(room: Warroom, channel: str) -> list[str]:
     return [m["text"] for m in room.slack.messages.get(channel, [])]
 
