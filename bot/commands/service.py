@@ -34,7 +34,7 @@ from bot.errors import (
 )
 from bot.exports.review import ReviewService, parse_export_format
 from bot.followups.rules import listing_line
-from bot.followups.service import FollowUpService
+from bot.followups.service import ChangeKind, FollowUpService
 from bot.incidents.enums import Severity, Status
 from bot.incidents.lifecycle import (
     LifecycleService,
@@ -304,11 +304,11 @@ class CommandService:
         f = outcome.followup
         if not outcome.changed:
             return f"{f.ref} is {f.status} already; nothing changed."
-        if change.kind == "done":
+        if change.kind == ChangeKind.DONE:
             return f":white_check_mark: {f.ref} is done."
-        if change.kind == "drop":
+        if change.kind == ChangeKind.DROP:
             return f"{f.ref} is dropped: {escape(f.reason or '')}"
-        if change.kind == "assign":
+        if change.kind == ChangeKind.ASSIGN:
             who = mention(f.owner.id) if f.owner and f.owner.id else "nobody"
             return f"{f.ref} is now {who}'s."
         return f"{f.ref} is now due {f.due.isoformat() if f.due else 'whenever'}."

@@ -126,6 +126,9 @@ class FollowUpService:
         by_name = await self.people.cached_name(invocation.user_id) or invocation.user_name
 
         def _add(session: Session) -> tuple[FollowUpView, list[ClockChange]]:
+            # On the incident's locked row, as the post-mortem's close is: a follow-up added
+            # while it closes is either seen by its check for owners or added after it.
+            incident_store.lock_incident(session, incident_id=incident.id)
             command_event(session, incident_id=incident.id, invocation=invocation, at=now)
             row = followup_store.add_followup(
                 session,
