@@ -208,6 +208,10 @@ async def test_the_owner_is_reminded_on_the_due_day_then_while_it_is_overdue(
     # 09:00 in the config's time zone on the due day.
     first = reminder(room, "fu:1")
     assert first.due_at == datetime.combine(due, time(9, 0), tzinfo=berlin)
+    # The scheduler holds the job that will fire it (in its store, so a restart keeps it).
+    await room.settle()
+    job = room.services.clocks.scheduler.get_job(f"reminder:{first.incident_id}:fu:1")
+    assert job is not None and job.next_run_time == first.due_at
     await fire(room, "fu:1")  # not due yet: nothing
     assert dms(room, "U0BO") == []
 
@@ -231,6 +235,8 @@ async def test_the_owner_is_reminded_on_the_due_day_then_while_it_is_overdue(
     stale = reminder(room, "fu:1")
     await room.command("followup done FU-1", user="U0BO")
     assert not reminder(room, "fu:1").active
+    await room.settle()
+    assert room.services.clocks.scheduler.get_job(f"reminder:{first.incident_id}:fu:1") is None
     clock.now += timedelta(days=30)
     assert stale.id is not None
     await room.services.clocks.fire(stale.id, stale.seq)
