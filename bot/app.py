@@ -27,9 +27,12 @@ from bot.commands.service import CommandService
 from bot.config import Settings, WarroomConfig
 from bot.exports.review import ReviewService
 from bot.exports.templating import build_environment
+from bot.followups.rules import today_in
+from bot.followups.service import FollowUpService
 from bot.home.service import HomeService
 from bot.http.alerts import AlertRoutes
 from bot.http.exports import ExportRoutes
+from bot.http.followups import FollowUpRoutes
 from bot.http.health import HealthRoutes
 from bot.incidents.lifecycle import LifecycleService
 from bot.incidents.people import People
@@ -81,6 +84,7 @@ class Services:
     clock: Callable[[], datetime]
     config: WarroomConfig
     home: HomeService
+    followups: FollowUpService
 
 
 SERVICES: web.AppKey[Services] = web.AppKey("services", Services)
@@ -111,7 +115,7 @@ def build_services(
         outbox_every=outbox_every,
         metrics=metrics,
     )
-    metrics.watch(db, lambda: clocks.running)
+    metrics.watch(db, lambda: clocks.running, lambda: today_in(config.zone, clock()))
     incidents = IncidentService(
         db=db,
         gateway=gateway,
@@ -133,8 +137,18 @@ def build_services(
         tasks=tasks,
         clock=clock,
     )
+    followups = FollowUpService(
+        db=db,
+        incidents=incidents,
+        people=people,
+        clocks=clocks,
+        config=config,
+        tasks=tasks,
+        clock=clock,
+    )
     commands = CommandService(
         incidents=incidents,
+        followups=followups,
         lifecycle=lifecycle,
         review=ReviewService(
             settings=settings,
@@ -174,10 +188,12 @@ def build_services(
         templates=templates,
         clock=clock,
         config=config,
-        home=HomeService(db=db, clock=clock, gateway=gateway),
+        home=HomeService(db=db, clock=clock, gateway=gateway, zone=config.zone),
+        followups=followups,
         commands=commands,
         forms=FormService(
             commands=commands,
+            followups=followups,
             incidents=incidents,
             people=people,
             gateway=gateway,
@@ -385,8 +401,16 @@ def build_web_app(
         metrics_token=settings.warroom_metrics_token,
     ).register(web_app)
     AlertRoutes(settings=settings, alerts=services.alerts).register(web_app)
-    ExportRoutes(
+    exports = ExportRoutes(
         settings=settings,
+        config=config,
+        db=services.db,
+        templates=services.templates,
+        clock=services.clock,
+    )
+    exports.register(web_app)
+    FollowUpRoutes(
+        exports=exports,
         config=config,
         db=services.db,
         templates=services.templates,

@@ -215,6 +215,36 @@ def cmd_export(args: argparse.Namespace) -> None:
         db.close()
 
 
+def cmd_followups(args: argparse.Namespace) -> None:
+    """`warroom followups`: list follow-ups across incidents to standard output or a file."""
+    from bot.clock import utc_now
+    from bot.exports.followups import listed_followups, parse_filter, render_listing
+    from bot.exports.templating import build_environment
+    from bot.followups.rules import today_in
+
+    wanted = parse_filter(status=args.status, owner=args.owner, overdue=args.overdue)
+    settings = _settings()
+    config = load_config(settings.warroom_config)
+    db = _database(settings)
+    now = utc_now()
+    try:
+        with _database_errors(), db.reading() as session:
+            items = listed_followups(session, wanted, today_in(config.zone, now))
+        chunks = render_listing(
+            items,
+            args.format,
+            wanted=wanted,
+            templates=build_environment(config.templates_dir),
+            zone=config.zone,
+            now=now,
+        )
+        with _output(args.output) as out:
+            for chunk in chunks:
+                out.write(chunk)
+    finally:
+        db.close()
+
+
 def cmd_demo(args: argparse.Namespace) -> None:
     """`warroom demo`: play an incident against a stand-in Slack and say where the exports are."""
     import asyncio
@@ -268,6 +298,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     export.add_argument("-o", "--output", help="write to this file instead of standard output")
     export.set_defaults(run=cmd_export)
+
+    followups = commands.add_parser("followups", help="list follow-ups across incidents")
+    followups.add_argument(
+        "--status", default="open", choices=["open", "done", "dropped", "all"], help="default open"
+    )
+    followups.add_argument("--owner", help="only this Slack user's (U0123ABC)")
+    followups.add_argument("--overdue", action="store_true", help="only open ones past due")
+    followups.add_argument("--format", default="md", choices=["md", "csv", "json"])
+    followups.add_argument("-o", "--output", help="write to this file instead of standard output")
+    followups.set_defaults(run=cmd_followups)
 
     demo = commands.add_parser(
         "demo", help="play a scripted incident against a local stand-in for Slack, then export it"

@@ -219,6 +219,10 @@ class WarroomConfig(BaseModel):
     # How long `warroom serve` may take to stop after SIGTERM: posts still owed by then stay
     # in the outbox for the next start (or the leader of the other replicas).
     shutdown_grace: RequiredDuration = timedelta(seconds=20)
+    # How often the owner of an overdue follow-up is reminded (first on its due day); null: once.
+    followup_remind_every: Duration = timedelta(days=7)
+    # `/incident postmortem done` waits until every open follow-up has an owner.
+    postmortem_requires_owners: bool = True
 
     @field_validator("channel_pattern")
     @classmethod

@@ -49,6 +49,8 @@ class ActionId(StrEnum):
     HEADER_POST_UPDATE = "header_post_update"
     HEADER_CHANGE_STATUS = "header_change_status"
     HEADER_RESOLVE = "header_resolve"
+    # App Home's "Done" beside each of your follow-ups; the value is the follow-up's number.
+    FOLLOWUP_DONE = "followup_done"
 
 
 class CallbackId(StrEnum):
@@ -62,6 +64,9 @@ class CallbackId(StrEnum):
     RESOLVE_MODAL = "resolve_modal"
     # Message shortcut "Add to incident timeline"; declared in manifest.yml.
     ADD_TO_TIMELINE = "add_to_timeline"
+    # Message shortcut "Make a follow-up"; declared in manifest.yml. Its form is FOLLOWUP_MODAL.
+    MAKE_FOLLOWUP = "make_followup"
+    FOLLOWUP_MODAL = "followup_modal"
 
 
 class BlockId(StrEnum):
@@ -78,3 +83,6 @@ class BlockId(StrEnum):
     ROLE_HOLDER = "role_holder"
     UPDATE_TEXT = "update_text"
     STATUS = "status"
+    FOLLOWUP_TEXT = "followup_text"
+    FOLLOWUP_OWNER = "followup_owner"
+    FOLLOWUP_DUE = "followup_due"

@@ -4,12 +4,15 @@ database-backed figures read when Prometheus scrapes."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from datetime import UTC, date, datetime
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from bot.followups.rules import FollowUpStatus
+from storage import followups as followup_store
 from storage import incidents as incident_store
 from storage import timeline as timeline_store
 from storage.db import Database
@@ -23,8 +26,9 @@ class StoredCounts(Collector):
     """Incidents by status and severity, and timeline events by kind, as stored (so every
     replica reports the same totals)."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, today: Callable[[], date]) -> None:
         self.db = db
+        self.today = today
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         """The stored counts, read from the database at each scrape."""
@@ -34,13 +38,26 @@ class StoredCounts(Collector):
         events = GaugeMetricFamily(
             "warroom_timeline_events", "Timeline events recorded, by kind.", labels=["kind"]
         )
+        followups = GaugeMetricFamily(
+            "warroom_followups", "Follow-ups by status.", labels=["status"]
+        )
+        overdue = GaugeMetricFamily(
+            "warroom_followups_overdue", "Open follow-ups whose due day has passed."
+        )
         with self.db.reading() as session:
             for status, severity, count in incident_store.count_by_status_and_severity(session):
                 incidents.add_metric([status, severity], count)
             for kind, count in timeline_store.count_by_kind(session):
                 events.add_metric([kind], count)
+            counted = dict(followup_store.count_by_status(session))
+            # Every status, 0 included, so that a dashboard's series never vanish.
+            for status in FollowUpStatus:
+                followups.add_metric([status], counted.get(status, 0))
+            overdue.add_metric([], followup_store.count_overdue(session, today=self.today()))
         yield incidents
         yield events
+        yield followups
+        yield overdue
 
 
 class Metrics:
@@ -119,9 +136,14 @@ class Metrics:
             self._requests_by_kind[(kind, outcome)] = counter
         counter.inc()
 
-    def watch(self, db: Database, scheduler_running: Callable[[], bool]) -> None:
-        """Add the figures read at scrape time."""
-        self.registry.register(StoredCounts(db))
+    def watch(
+        self,
+        db: Database,
+        scheduler_running: Callable[[], bool],
+        today: Callable[[], date] = lambda: datetime.now(UTC).date(),
+    ) -> None:
+        """Add the figures read at scrape time (`today`: the day due dates are judged on)."""
+        self.registry.register(StoredCounts(db, today))
         self.scheduler_running.set_function(lambda: float(scheduler_running()))
 
     def watch_leadership(self, leading: Callable[[], bool]) -> None:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     Column,
+    Date,
     DateTime,
     Index,
     TypeDecorator,
@@ -182,3 +183,30 @@ class OutboxMessage(SQLModel, table=True):
     # Which process is sending it, until when: two replicas never post the same message.
     claimed_by: str | None = Field(default=None, max_length=64)
     claimed_until: datetime | None = utc_column()
+
+
+class FollowUp(SQLModel, table=True):
+    """Work an incident leaves behind: FU-<id>, numbered across the deployment, with an owner,
+    a due date and a status (open, done or dropped)."""
+
+    __tablename__ = "followup"
+    __table_args__ = (
+        Index("ix_followup_incident", "incident_id", "id"),
+        Index("ix_followup_owner_status", "owner_id", "status"),
+    )
+
+    # Taken from the `followup` counter, not the database's sequence: never reused, no gaps.
+    id: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    incident_id: int = Field(foreign_key="incident.id")
+    text: str
+    owner_id: str | None = Field(default=None, max_length=32)
+    owner_name: str | None = Field(default=None, max_length=200)
+    due: date | None = Field(default=None, sa_column=Column(Date(), nullable=True))
+    status: str = Field(default="open", max_length=16)
+    reason: str | None = None
+    created_at: datetime = utc_column(nullable=False)
+    created_by_id: str | None = Field(default=None, max_length=32)
+    created_by_name: str | None = Field(default=None, max_length=200)
+    closed_at: datetime | None = utc_column()
+    # The war-room message it was made from (the "Make a follow-up" shortcut).
+    source_ts: str | None = Field(default=None, max_length=32)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
+from typing import Any
 
 from jinja2 import Environment
 from sqlmodel import Session
@@ -21,6 +22,14 @@ from bot.errors import (
     ViewNotOpenedError,
     WarroomError,
 )
+from bot.followups.rules import (
+    check_text,
+    followup_number,
+    mentioned_ids,
+    parse_due,
+    prefill_from_message,
+)
+from bot.followups.service import FollowUpService
 from bot.ids import ActionId, BlockId, CallbackId
 from bot.incidents.enums import Role
 from bot.incidents.people import People
@@ -30,7 +39,9 @@ from bot.incidents.service import IncidentService, Invocation
 from bot.slack.blocks.modals import (
     FormValue,
     field_message,
+    followup_modal,
     read_declare_metadata,
+    read_followup_metadata,
     resolve_modal,
     role_modal,
     status_modal,
@@ -111,8 +122,10 @@ class FormService:
         db: Database,
         config: WarroomConfig,
         tasks: BackgroundTasks,
+        followups: FollowUpService,
     ) -> None:
         self.commands = commands
+        self.followups = followups
         self.incidents = incidents
         self.people = people
         self.gateway = gateway
@@ -382,6 +395,101 @@ class FormService:
                 }
             )
         return commands
+
+    # -- follow-ups ----------------------------------------------------------------------------
+
+    async def open_followup_form(self, actor: Actor, message: Mapping[str, Any]) -> str | None:
+        """The "Make a follow-up" form for a war-room message, prefilled from it; what to
+        tell the person instead (None when the form opened)."""
+        channel_id = actor.channel_id or ""
+        incident = await self.incidents.find(number=None, channel_id=channel_id)
+        if incident is None or not channel_id:
+            return (
+                "This is not an incident channel, so there is no incident to follow up. "
+                "Use the shortcut on a message in an incident's war room."
+            )
+        raw = str(message.get("text") or "")
+        # Names already known read better than ids; none is looked up (the trigger is short).
+        names = {u: n for u in mentioned_ids(raw) if (n := self.people.remembered(u))}
+        prefill = prefill_from_message(raw, names)
+        view = followup_modal(
+            incident,
+            text=prefill.text,
+            owner_id=prefill.owner_id,
+            due=prefill.due,
+            channel_id=channel_id,
+            message_ts=str(message.get("ts") or ""),
+        )
+        try:
+            await self.gateway.open_view(actor.trigger_id, view)
+        except ViewNotOpenedError as exc:
+            return (
+                f"The form did not open ({exc.reason}). "
+                "Add it with `/incident followup &lt;text&gt; [@owner] [due &lt;date&gt;]` instead."
+            )
+        return None
+
+    async def followup_from_form(
+        self, actor: Actor, form: Mapping[str, FormValue], private_metadata: str
+    ) -> None:
+        """Add the follow-up the form describes, linked to its message; bad input comes back
+        on its field (FormError). Keyed on the form: submitted again, it adds nothing."""
+        metadata = read_followup_metadata(private_metadata)
+        number = incident_number(str(metadata.incident_number or ""))
+        incident = await self.incidents.find(number=number, channel_id="") if number else None
+        if incident is None:
+            raise FormError({BlockId.FOLLOWUP_TEXT: "This form is out of date."})
+        text = _text(form.get(BlockId.FOLLOWUP_TEXT))
+        owner = _text(form.get(BlockId.FOLLOWUP_OWNER)) or None
+        due = _text(form.get(BlockId.FOLLOWUP_DUE)) or None
+        errors: dict[str, str] = {}
+        try:
+            check_text(text)
+        except UsageError as exc:
+            errors[BlockId.FOLLOWUP_TEXT] = exc.message
+        try:
+            if due:
+                parse_due(due, today=self.followups.today())
+        except UsageError as exc:
+            errors[BlockId.FOLLOWUP_DUE] = exc.message
+        if errors:
+            raise FormError(errors)
+        words = [f"{incident.ref} followup {slack_encoded(text)}"]
+        words += [f"<@{owner}>"] if owner else []
+        words += [f"due {due}"] if due else []
+        invocation = replace(actor, channel_id=incident.channel_id).invocation(" ".join(words))
+        try:
+            added = await self.followups.add(
+                incident,
+                invocation,
+                text=text,
+                owner=UserRef(user_id=owner) if owner else None,
+                due=due,
+                source_ts=metadata.message_ts,
+            )
+        except DuplicateCommandError:
+            return  # the same form again: it added its follow-up, and closes
+        except UsageError as exc:
+            raise FormError({BlockId.FOLLOWUP_OWNER: exc.message}) from exc
+        self._tell(
+            actor.user_id,
+            incident.channel_id,
+            f":clipboard: Follow-up *{added.ref}* added to {incident.ref}.",
+        )
+
+    async def followup_done_from_home(self, actor: Actor, value: str) -> None:
+        """App Home's Done button: `/incident followup done FU-N`, with the same rules and
+        record; a refusal or a problem is told by DM (the Home tab has no channel)."""
+        number = followup_number(value)
+        if number is None:
+            self.tasks.spawn(self._dm(actor.user_id, "That button names no follow-up."))
+            return
+        try:
+            await self.commands.run(actor.invocation(f"followup done FU-{number}"))
+        except DuplicateCommandError:
+            return  # the same click again: done once
+        except WarroomError as exc:
+            self.tasks.spawn(self._dm(actor.user_id, exc.message))
 
     # -- shared steps ------------------------------------------------------------------------
 

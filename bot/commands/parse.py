@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass, field
 
 from bot.errors import UsageError
+from bot.followups.rules import followup_number
 from bot.incidents.enums import Role, Severity
 from bot.incidents.refs import incident_number
 from bot.slack.text import escape, to_plain
@@ -42,6 +43,10 @@ SUBCOMMAND_ALIASES = {
     "resolve": "resolve",
     "postmortem": "postmortem",
     "export": "export",
+    "followup": "followup",
+    "action": "followup",
+    "followups": "followups",
+    "actions": "followups",
 }
 # Subcommands that act on one incident (the rest work anywhere).
 INCIDENT_SUBCOMMANDS = frozenset(
@@ -61,6 +66,10 @@ USAGE = {
     "resolve": "/incident resolve [summary]",
     "postmortem": "/incident postmortem [done &lt;url&gt;]",
     "export": "/incident export [md|html|json|csv]",
+    "followup": "/incident followup &lt;text&gt; [@owner] [due YYYY-MM-DD|3d] (alias action)",
+    "followup_change": "/incident followup done FU-N | drop FU-N &lt;reason&gt; | "
+    "assign FU-N @person | due FU-N &lt;date&gt;",
+    "followups": "/incident followups [mine]",
     "list": "/incident list",
     "help": "/incident help",
 }
@@ -189,3 +198,77 @@ def parse_note(args: str) -> str:
     if not args.strip():
         raise UsageError(f"Usage: `{USAGE['note']}`")
     return args.strip()
+
+
+# `/incident followup <change> FU-N ...`: the changes, and what each takes after the id.
+FOLLOWUP_CHANGES = ("done", "drop", "assign", "due")
+_WORD = re.compile(r"\S+")
+
+
+@dataclass(frozen=True)
+class FollowUpDraft:
+    """A new follow-up as typed: its text, and the owner and due day it names, if any."""
+
+    text: str
+    owner: UserRef | None = None
+    due: str | None = None
+
+
+@dataclass(frozen=True)
+class FollowUpChange:
+    """One change to FU-`number`: done, drop (with a reason), assign (to someone), due (a day)."""
+
+    kind: str
+    number: int
+    reason: str | None = None
+    owner: UserRef | None = None
+    due: str | None = None
+
+
+def _is_user(word: str) -> bool:
+    return bool(_USER_ESCAPED.match(word) or _USER_HANDLE.match(word))
+
+
+def parse_followup(args: str) -> FollowUpDraft | FollowUpChange:
+    """`done FU-3`, `drop FU-3 <reason>`, `assign FU-3 @bo`, `due FU-3 <day>`, else a new
+    follow-up: `<text> [@owner] [due <day>]` (owner and due day last, in either order)."""
+    words = args.split()
+    if len(words) >= 2 and words[0].lower() in FOLLOWUP_CHANGES:
+        number = followup_number(words[1])
+        if number is not None:
+            return _parse_change(words[0].lower(), number, args, words)
+    spans = list(_WORD.finditer(args))
+    owner: UserRef | None = None
+    due: str | None = None
+    while spans:
+        if due is None and len(spans) >= 2 and spans[-2].group().lower() == "due":
+            due, spans = spans[-1].group(), spans[:-2]
+        elif owner is None and _is_user(spans[-1].group()):
+            owner, spans = parse_user(spans[-1].group()), spans[:-1]
+        else:
+            break
+    text = args[: spans[-1].end()].strip() if spans else ""
+    if not text:
+        raise UsageError(f"Say what has to be done: `{USAGE['followup']}`")
+    return FollowUpDraft(text=text, owner=owner, due=due)
+
+
+def _parse_change(kind: str, number: int, args: str, words: list[str]) -> FollowUpChange:
+    rest = args.split(None, 2)[2].strip() if len(words) > 2 else ""
+    if kind == "done":
+        if rest:
+            raise UsageError(f"Usage: `/incident followup done FU-{number}`")
+        return FollowUpChange(kind=kind, number=number)
+    if kind == "drop":
+        if not rest:
+            raise UsageError(
+                f"Say why it is dropped: `/incident followup drop FU-{number} &lt;reason&gt;`"
+            )
+        return FollowUpChange(kind=kind, number=number, reason=rest)
+    if kind == "assign":
+        if len(words) != 3:
+            raise UsageError(f"Usage: `/incident followup assign FU-{number} @person`")
+        return FollowUpChange(kind=kind, number=number, owner=parse_user(words[2]))
+    if len(words) != 3:
+        raise UsageError(f"Usage: `/incident followup due FU-{number} YYYY-MM-DD` (or 3d)")
+    return FollowUpChange(kind=kind, number=number, due=words[2])

@@ -6,16 +6,18 @@ import contextlib
 import logging
 import re
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from bot.commands.parse import (
     INCIDENT_SUBCOMMANDS,
     USAGE,
     Command,
+    FollowUpChange,
     incident_number_in,
     parse_command,
     parse_declaration,
+    parse_followup,
     parse_note,
     parse_role_change,
 )
@@ -31,6 +33,8 @@ from bot.errors import (
     unexpected_failure_reply,
 )
 from bot.exports.review import ReviewService, parse_export_format
+from bot.followups.rules import listing_line
+from bot.followups.service import ChangeKind, FollowUpService
 from bot.incidents.enums import Severity, Status
 from bot.incidents.lifecycle import (
     LifecycleService,
@@ -42,7 +46,7 @@ from bot.incidents.readmodels import IncidentView
 from bot.incidents.service import IncidentService, Invocation, roles_summary
 from bot.slack.blocks.modals import declare_modal
 from bot.slack.gateway import SlackGateway
-from bot.slack.text import channel_link, escape, mention
+from bot.slack.text import channel_link, escape, mention, to_plain
 from bot.tasks import BackgroundTasks
 
 log = logging.getLogger(__name__)
@@ -95,8 +99,10 @@ class CommandService:
         gateway: SlackGateway,
         config: WarroomConfig,
         tasks: BackgroundTasks,
+        followups: FollowUpService,
     ) -> None:
         self.incidents = incidents
+        self.followups = followups
         self.gateway = gateway
         self.lifecycle = lifecycle
         self.review = review
@@ -116,6 +122,8 @@ class CommandService:
             return Reply(await self._list())
         if command.name == "declare":
             return await self._declare(invocation, command)
+        if command.name in ("followup", "followups"):
+            return await self._followup(invocation, command)
         assert command.name in INCIDENT_SUBCOMMANDS
         incident = await self.incidents.find(
             number=command.incident_number, channel_id=invocation.channel_id
@@ -251,6 +259,77 @@ class CommandService:
 
         self.tasks.spawn(self.review.upload(incident, fmt, target), on_error=report_failure)
         return Reply(f"Uploading the {incident.ref} timeline ({fmt}) to {channel_link(target)}…")
+
+    # -- follow-ups --------------------------------------------------------------------------
+
+    async def _followup(self, invocation: Invocation, command: Command) -> Reply:
+        """Follow-ups: a change names its FU id (any channel); a new one or the incident's
+        list needs the incident; `followups mine` works anywhere."""
+        if command.name == "followups" and command.args.strip().lower() == "mine":
+            return Reply(await self._my_followups(invocation.user_id))
+        try:
+            parsed = parse_followup(command.args) if command.name == "followup" else None
+        except UsageError as exc:
+            await self._record_in_war_room(invocation, reason=exc.message)
+            raise
+        if isinstance(parsed, FollowUpChange):
+            # Stored as people read it, like the text of a new follow-up.
+            reason = to_plain(parsed.reason) if parsed.reason else None
+            return Reply(await self._change_followup(replace(parsed, reason=reason), invocation))
+        incident = await self.incidents.find(
+            number=command.incident_number, channel_id=invocation.channel_id
+        )
+        if incident is None:
+            raise UsageError(
+                "This is not an incident channel; name the incident: "
+                f"`/incident INC-7 {command.name} …`, or see yours with `/incident followups mine`."
+            )
+        if parsed is None:
+            with contextlib.suppress(DuplicateCommandError):
+                await self.incidents.record_command(incident.id, invocation)
+            return Reply(await self._incident_followups(incident))
+        try:
+            added = await self.followups.add(
+                incident, invocation, text=to_plain(parsed.text), owner=parsed.owner, due=parsed.due
+            )
+        except UsageError as exc:
+            await self.incidents.record_command(incident.id, invocation, reason=exc.message)
+            raise
+        owner = f", owned by {mention(added.owner.id)}" if added.owner and added.owner.id else ""
+        due = f", due {added.due.isoformat()}" if added.due else ""
+        return Reply(f":clipboard: Follow-up *{added.ref}* added to {incident.ref}{owner}{due}.")
+
+    async def _change_followup(self, change: FollowUpChange, invocation: Invocation) -> str:
+        outcome = await self.followups.change(change, invocation)
+        f = outcome.followup
+        if not outcome.changed:
+            return f"{f.ref} is {f.status} already; nothing changed."
+        if change.kind == ChangeKind.DONE:
+            return f":white_check_mark: {f.ref} is done."
+        if change.kind == ChangeKind.DROP:
+            return f"{f.ref} is dropped: {escape(f.reason or '')}"
+        if change.kind == ChangeKind.ASSIGN:
+            who = mention(f.owner.id) if f.owner and f.owner.id else "nobody"
+            return f"{f.ref} is now {who}'s."
+        return f"{f.ref} is now due {f.due.isoformat() if f.due else 'whenever'}."
+
+    async def _incident_followups(self, incident: IncidentView) -> str:
+        followups = await self.followups.for_incident(incident)
+        if not followups:
+            return f"{incident.ref} has no follow-ups yet. Add one: `{USAGE['followup']}`"
+        today = self.followups.today()
+        lines = [f"*Follow-ups of {incident.ref}*"]
+        lines += [listing_line(f, today) for f in followups]
+        return "\n".join(lines)
+
+    async def _my_followups(self, user_id: str) -> str:
+        followups = await self.followups.open_for(user_id)
+        if not followups:
+            return "You own no open follow-ups."
+        today = self.followups.today()
+        lines = ["*Your open follow-ups*, overdue first"]
+        lines += [listing_line(f, today, incident=True) for f in followups]
+        return "\n".join(lines)
 
     def severities(self) -> list[Severity]:
         """The configured severities, most severe first."""

@@ -20,10 +20,12 @@ from bot.config import WarroomConfig
 from bot.durations import format_duration
 from bot.errors import NotFoundError, UsageError
 from bot.exports.redact import Redactor
+from bot.followups.rules import FollowUpView, followup_view
 from bot.incidents.enums import Status
 from bot.incidents.readmodels import IncidentView, incident_view
 from bot.incidents.refs import incident_number
 from bot.slack.text import printable, to_plain
+from storage import followups as followup_store
 from storage import incidents as incident_store
 from storage import timeline as timeline_store
 from storage import users as user_store
@@ -52,7 +54,16 @@ KEY_KINDS = frozenset(
 )
 # Events whose text warroom wrote as plain text (a title, "ana is commander"), not Slack markup:
 # reading them as markup would drop a title's `<API>` or decode its `&amp;` a second time.
-PLAIN_TEXT_KINDS = frozenset({"declared", "role_assigned", "status_changed", "severity_changed"})
+PLAIN_TEXT_KINDS = frozenset(
+    {
+        "declared",
+        "role_assigned",
+        "status_changed",
+        "severity_changed",
+        "followup_added",
+        "followup_updated",
+    }
+)
 CSV_COLUMNS = (
     "at",
     "local_time",
@@ -127,6 +138,54 @@ def event_document(event: TimelineEvent, redactor: Redactor | None = None) -> di
     }
 
 
+def followup_document(followup: FollowUpView, redactor: Redactor | None = None) -> dict[str, Any]:
+    """A follow-up as the JSON export writes it (the issue's schema, exactly), redacted if asked."""
+    redactor = redactor or Redactor.off()
+    owner = followup.owner
+    return {
+        "id": followup.ref,
+        "text": redactor.text(printable(followup.text)),
+        "owner": _person(owner.id, redactor.text(owner.name)) if owner else None,
+        "due": followup.due.isoformat() if followup.due else None,
+        "status": followup.status.value,
+        "reason": redactor.text(followup.reason),
+        "created_at": iso(followup.created_at),
+        "created_by": {
+            "id": followup.created_by.id,
+            "name": redactor.text(followup.created_by.name),
+        },
+        "closed_at": iso(followup.closed_at),
+        "source_ts": followup.source_ts,
+    }
+
+
+@dataclass(frozen=True)
+class FollowUpLine:
+    """One follow-up as the Markdown and HTML exports show it: plain, redacted text."""
+
+    ref: str
+    incident_ref: str
+    text: str
+    owner: str
+    due: str
+    status: str
+    reason: str
+
+
+def followup_line(followup: FollowUpView, redactor: Redactor) -> FollowUpLine:
+    """A follow-up for the Markdown and HTML exports."""
+    owner = followup.owner
+    return FollowUpLine(
+        ref=followup.ref,
+        incident_ref=followup.incident_ref,
+        text=printable(redactor.text(followup.text) or ""),
+        owner=printable(redactor.text(owner.label) or "") if owner else "",
+        due=followup.due.isoformat() if followup.due else "",
+        status=followup.status.value,
+        reason=printable(redactor.text(followup.reason) or ""),
+    )
+
+
 def parse_incident_ref(ref: str) -> int:
     """The number in `INC-7` or `7`; UsageError for anything else."""
     number = incident_number(ref)
@@ -186,6 +245,7 @@ class Page:
     redacted: bool
     generated: str
     zone: str
+    followups: list[FollowUpLine]
 
 
 class Exporter:
@@ -210,6 +270,10 @@ class Exporter:
         self.redactor = redactor
         self.now = now
         self.names = user_store.all_user_names(session)
+        self.followups = [
+            followup_view(f, incident.number)
+            for f in followup_store.followups_for_incident(session, incident_id=incident.id)
+        ]
         self._declared_day = incident.declared_at.astimezone(zone).date()
 
     def chunks(self, fmt: str) -> Iterator[str]:
@@ -237,7 +301,13 @@ class Exporter:
             line = json.dumps(event_document(event, self.redactor), ensure_ascii=False)
             yield ("\n    " if first else ",\n    ") + line
             first = False
-        yield "]\n}\n" if first else "\n  ]\n}\n"
+        yield "]" if first else "\n  ]"
+        yield ',\n  "followups": ['
+        lines = [
+            json.dumps(followup_document(f, self.redactor), ensure_ascii=False)
+            for f in self.followups
+        ]
+        yield ("\n    " + ",\n    ".join(lines) + "\n  ]\n}\n") if lines else "]\n}\n"
 
     def csv(self) -> Iterator[str]:
         """The CSV export in chunks, a row per event; cells a spreadsheet would run get a `'`."""
@@ -251,11 +321,11 @@ class Exporter:
                     self._local(event.at, "%Y-%m-%d %H:%M:%S %Z"),
                     event.kind,
                     event.actor_id or "",
-                    _inert_cell(self.redactor.text(event.actor_name) or ""),
-                    _inert_cell(self._text(event)),
+                    inert_cell(self.redactor.text(event.actor_name) or ""),
+                    inert_cell(self._text(event)),
                     event.slack_ts or "",
                     event.thread_ts or "",
-                    _inert_cell(
+                    inert_cell(
                         json.dumps(self.redactor.data(event.data or {}), ensure_ascii=False)
                         if event.data
                         else ""
@@ -310,6 +380,7 @@ class Exporter:
             redacted=self.redactor.enabled,
             generated=self._local(self.now, "%Y-%m-%d %H:%M %Z"),
             zone=str(self.zone),
+            followups=[followup_line(f, self.redactor) for f in self.followups],
         )
 
     def _phases(self, end: datetime) -> list[Phase]:
@@ -417,7 +488,7 @@ def _span(start: datetime, end: datetime | None) -> str:
     return format_duration(end - start) if end else "—"
 
 
-def _inert_cell(value: str) -> str:
+def inert_cell(value: str) -> str:
     """A cell a spreadsheet shows as text, never runs: formula prefixes get a leading quote.
     Text stored before warroom cleaned it at the edge is made printable here too."""
     value = printable(value)

@@ -3,9 +3,10 @@ no Slack."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import date, datetime
 
+from bot.followups.rules import FollowUpView
 from bot.incidents.enums import Role, Severity
 from bot.incidents.readmodels import IncidentView
 
@@ -19,6 +20,9 @@ class HomePage:
     viewer_id: str
     now: datetime
     incidents: tuple[IncidentView, ...]
+    # The open follow-ups the viewer owns, overdue first, and the day it is where they are due.
+    followups: tuple[FollowUpView, ...] = field(default_factory=tuple)
+    today: date | None = None
 
     def roles_of_viewer(self, incident: IncidentView) -> list[Role]:
         """The roles the viewer holds now in `incident`."""

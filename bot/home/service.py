@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from sqlmodel import Session
 
+from bot.followups.rules import FollowUpStatus, FollowUpView, today_in
+from bot.followups.service import load_views, overdue_first
 from bot.home.page import HomePage, home_order
 from bot.incidents.readmodels import IncidentView, incident_view
 from bot.slack.blocks.home import home_view
 from bot.slack.gateway import SlackGateway
+from storage import followups as followup_store
 from storage import incidents as incident_store
 from storage.db import Database
 
@@ -19,21 +23,37 @@ class HomeService:
     """Builds and publishes each viewer's Home tab."""
 
     def __init__(
-        self, *, db: Database, clock: Callable[[], datetime], gateway: SlackGateway
+        self,
+        *,
+        db: Database,
+        clock: Callable[[], datetime],
+        gateway: SlackGateway,
+        zone: ZoneInfo,
     ) -> None:
         self.db = db
         self.clock = clock
         self.gateway = gateway
+        self.zone = zone
 
     async def page_for(self, viewer_id: str) -> HomePage:
         """The Home page `viewer_id` sees now."""
 
-        def _load(session: Session) -> list[IncidentView]:
-            return [incident_view(session, i) for i in incident_store.open_incidents(session)]
+        def _load(session: Session) -> tuple[list[IncidentView], list[FollowUpView]]:
+            incidents = [incident_view(session, i) for i in incident_store.open_incidents(session)]
+            owned = followup_store.find_followups(
+                session, status=FollowUpStatus.OPEN, owner_id=viewer_id
+            )
+            return incidents, load_views(session, owned)
 
-        incidents = await self.db.run(_load)
+        incidents, followups = await self.db.run(_load)
+        now = self.clock()
+        today = today_in(self.zone, now)
         return HomePage(
-            viewer_id=viewer_id, now=self.clock(), incidents=tuple(home_order(incidents, viewer_id))
+            viewer_id=viewer_id,
+            now=now,
+            incidents=tuple(home_order(incidents, viewer_id)),
+            followups=tuple(overdue_first(followups, today)),
+            today=today,
         )
 
     async def show(self, viewer_id: str) -> None:

@@ -67,7 +67,7 @@ class ExportRoutes:
 
     # -- access --------------------------------------------------------------------------------
 
-    def _check_access(self, request: web.Request) -> bool:
+    def check_access(self, request: web.Request) -> bool:
         """True when the request may see exports; raises the right HTTP error otherwise."""
         token = self.settings.warroom_export_token
         if not token:
@@ -105,7 +105,7 @@ class ExportRoutes:
 
     async def handle_incident_list(self, request: web.Request) -> web.StreamResponse:
         """The HTML list of incidents, open ones first, each linking to its page."""
-        self._check_access(request)
+        self.check_access(request)
         nonce = secrets.token_urlsafe(16)
 
         def _render(session: Session) -> str:
@@ -117,7 +117,7 @@ class ExportRoutes:
             )
 
         body = await asyncio.to_thread(self._read, _render)
-        return web.Response(text=body, content_type="text/html", headers=_page_headers(nonce))
+        return web.Response(text=body, content_type="text/html", headers=page_headers(nonce))
 
     async def handle_incident_page(self, request: web.Request) -> web.StreamResponse:
         """The incident's HTML timeline page; 404 when there is no such incident."""
@@ -126,21 +126,21 @@ class ExportRoutes:
     async def handle_timeline_export(self, request: web.Request) -> web.StreamResponse:
         """The timeline in its file name's format; 404 for an unknown format or incident."""
         fmt = request.match_info["fmt"]
-        self._check_access(request)  # a stranger learns nothing, not even which formats exist
+        self.check_access(request)  # a stranger learns nothing, not even which formats exist
         if fmt not in FORMATS:
             raise web.HTTPNotFound(text=f"No export format {fmt!r}; use md, html, json or csv.\n")
         return await self._export(request, _number(request), fmt)
 
     async def _export(self, request: web.Request, number: int, fmt: str) -> web.StreamResponse:
         # Access before existence, so that nobody can probe which incidents exist.
-        self._check_access(request)
+        self.check_access(request)
         redact = request.query.get("redact") == "1"
         try:
             await asyncio.to_thread(self._read, lambda s: load_incident(s, number))
         except NotFoundError as exc:
             raise web.HTTPNotFound(text=exc.message + "\n") from None
         nonce = secrets.token_urlsafe(16)
-        headers = _page_headers(nonce) if fmt == "html" else {"X-Content-Type-Options": "nosniff"}
+        headers = page_headers(nonce) if fmt == "html" else {"X-Content-Type-Options": "nosniff"}
         if fmt != "html":
             suffix = "-redacted" if redact else ""
             headers["Content-Disposition"] = f'inline; filename="INC-{number}{suffix}.{fmt}"'
@@ -200,7 +200,8 @@ class ExportRoutes:
             return work(session)
 
 
-def _page_headers(nonce: str) -> dict[str, str]:
+def page_headers(nonce: str) -> dict[str, str]:
+    """Headers for an HTML page: only our script runs, nothing is sniffed, cached or referred."""
     return {
         "Content-Security-Policy": content_security_policy(nonce),
         "X-Content-Type-Options": "nosniff",

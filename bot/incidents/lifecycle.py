@@ -17,6 +17,7 @@ from bot.config import WarroomConfig
 from bot.durations import format_duration
 from bot.errors import NotAllowedError, UsageError
 from bot.exports.export import KEY_KINDS
+from bot.followups.rules import FollowUpView, followup_view, unowned_text
 from bot.incidents.enums import Role, Severity, Status
 from bot.incidents.readmodels import IncidentView, Person, incident_view
 from bot.incidents.service import IncidentService, Invocation, command_event
@@ -31,6 +32,7 @@ from bot.reminders.rules import (
 from bot.reminders.scheduler import ClockChange, Clocks
 from bot.slack.text import channel_link, escape, to_plain
 from bot.tasks import BackgroundTasks
+from storage import followups as followup_store
 from storage import incidents as incident_store
 from storage import outbox as outbox_store
 from storage import reminders as reminder_store
@@ -80,6 +82,21 @@ def parse_postmortem_done(args: str) -> str:
     if not match:
         raise UsageError("Give the post-mortem's link as an http(s) URL.")
     return match.group(1)
+
+
+def action_item(followup: FollowUpView) -> dict[str, str]:
+    """A follow-up as a row of the post-mortem draft's action items (one line, no `|`)."""
+
+    def cell(text: str) -> str:
+        return " ".join(text.split()).replace("|", "/")
+
+    return {
+        "ref": followup.ref,
+        "text": cell(followup.text),
+        "owner": cell(followup.owner.label) if followup.owner else "_nobody yet_",
+        "due": followup.due.isoformat() if followup.due else "",
+        "status": followup.status + (f": {cell(followup.reason)}" if followup.reason else ""),
+    }
 
 
 class LifecycleService:
@@ -288,6 +305,12 @@ class LifecycleService:
                 session, view, ReminderKind.POSTMORTEM, first_postmortem_reminder(view, self.config)
             )
             messages = []
+            unowned = followup_store.unowned_open(session, incident_id=view.id)
+            if unowned and row.channel_id:
+                # Work nobody owns is put to the commander while the room still remembers it.
+                views = [followup_view(f, view.number) for f in unowned]
+                text = unowned_text(view.commander, view.ref, views)
+                messages.append(self._enqueue(session, row, row.channel_id, text, now))
             if self.config.announce_channel:
                 where = channel_link(row.channel_id) if row.channel_id else ""
                 text = (
@@ -311,6 +334,16 @@ class LifecycleService:
         def _done(session: Session, row: Incident, now: datetime) -> Outcome:
             if row.status != Status.RESOLVED:
                 raise UsageError(f"Resolve {incident.ref} before closing its post-mortem.")
+            unowned = followup_store.unowned_open(session, incident_id=incident.id)
+            if unowned and self.config.postmortem_requires_owners:
+                listed = "\n".join(
+                    f"• *{f.ref}* {escape(f.text)}"
+                    for f in (followup_view(u, incident.number) for u in unowned)
+                )
+                raise UsageError(
+                    f"{incident.ref}'s post-mortem stays open while follow-ups have no owner:\n"
+                    f"{listed}\nGive each one: `/incident followup assign FU-N @person`."
+                )
             row.postmortem_url = url
             row.postmortem_done_at = now
             self._event(
@@ -362,6 +395,10 @@ class LifecycleService:
             updates=[self._line(e) for e in events if e.kind == "customer_update"],
             key_events=[self._line(e) for e in events if e.kind in key_kinds],
             decisions=[self._line(e) for e in events if e.kind in decision_kinds],
+            followups=[
+                action_item(followup_view(f, incident.number))
+                for f in followup_store.followups_for_incident(session, incident_id=incident.id)
+            ],
         )
 
     # -- shared steps ------------------------------------------------------------------------

@@ -9,7 +9,7 @@ import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -17,10 +17,19 @@ from sqlmodel import Session
 
 from bot.clock import utc_now
 from bot.config import WarroomConfig
+from bot.followups.rules import (
+    followup_view,
+    reminded_followup,
+    reminder_text,
+    today_in,
+    unowned_text,
+)
+from bot.followups.rules import still_wanted as followup_still_wanted
 from bot.incidents.readmodels import IncidentView, incident_view
 from bot.metrics import Metrics
 from bot.outbox.sender import FLUSH_EVERY_SECONDS, OutboxSender
 from bot.reminders.rules import (
+    Notice,
     ReminderKind,
     ack_due,
     first_update_due,
@@ -30,6 +39,7 @@ from bot.reminders.rules import (
     repeat_interval,
     still_wanted,
 )
+from storage import followups as followup_store
 from storage import outbox as outbox_store
 from storage import reminders as reminder_store
 from storage import timeline as timeline_store
@@ -277,10 +287,11 @@ class Clocks:
             if reminder is None:
                 return None, None
             incident = incident_view(session, session.get_one(Incident, reminder.incident_id))
-            if not still_wanted(reminder.kind, incident):
+            owed = self._owed(session, reminder.kind, incident, now)
+            if owed is None:
                 reminder_store.stop_reminder(session, incident_id=incident.id, kind=reminder.kind)
                 return None, ClockChange.of(reminder)
-            notices = notices_for(reminder.kind, incident, now, self.config)
+            notices, every, extra = owed
             late = max(0.0, (now - reminder.due_at).total_seconds())
             event_kind = "escalation" if reminder.kind == ReminderKind.ACK else "reminder"
             timeline_store.add_event(
@@ -291,6 +302,7 @@ class Clocks:
                 text=notices[0].text if notices else None,
                 data={
                     "reminder": reminder.kind,
+                    **extra,
                     "due_at": reminder.due_at.isoformat(),
                     "late_seconds": round(late, 3),
                     "sent_to": [n.channel_id for n in notices],
@@ -304,7 +316,6 @@ class Clocks:
                 for n in notices
             ]
             fired = Fired(reminder.kind, late, [m for m in messages if m is not None])
-            every = repeat_interval(reminder.kind, incident, self.config)
             reminder.fired_count += 1
             if every is None:
                 reminder.active = False
@@ -322,7 +333,9 @@ class Clocks:
         if fired is None:
             return
         if self.metrics is not None:
-            self.metrics.reminders_fired.labels(kind=fired.kind).inc()
+            # One label for every follow-up's reminder (`fu:3`, `fu:4`, ...): few series.
+            label = "followup" if reminded_followup(fired.kind) else fired.kind
+            self.metrics.reminders_fired.labels(kind=label).inc()
             self.metrics.reminder_late.observe(fired.late_seconds)
         if fired.messages:
             self.fired += 1
@@ -330,6 +343,33 @@ class Clocks:
             # running when its clock's next run comes due, and APScheduler skips that run
             # (max_instances), which for a date job means the reminder is lost.
             self.outbox.send_later(fired.messages)
+
+    def _owed(
+        self, session: Session, kind: str, incident: IncidentView, now: datetime
+    ) -> tuple[list[Notice], timedelta | None, dict[str, str]] | None:
+        """What a due reminder of `kind` owes (its notices, when it comes again, what the
+        timeline notes of it), or None when its reason has gone."""
+        number = reminded_followup(kind)
+        if number is not None:
+            row = followup_store.get_followup(session, number=number)
+            followup = followup_view(row, incident.number) if row is not None else None
+            if followup is None or not followup_still_wanted(followup):
+                return None
+            assert followup.owner is not None and followup.owner.id is not None
+            text = reminder_text(followup, today_in(self.config.zone, now))
+            every = self.config.followup_remind_every
+            return [Notice(followup.owner.id, text)], every, {"followup": followup.ref}
+        if not still_wanted(kind, incident):
+            return None
+        notices = notices_for(kind, incident, now, self.config)
+        if kind == ReminderKind.POSTMORTEM and notices:
+            # Each post-mortem reminder also puts the follow-ups nobody owns to the commander.
+            unowned = followup_store.unowned_open(session, incident_id=incident.id)
+            if unowned:
+                views = [followup_view(f, incident.number) for f in unowned]
+                listing = unowned_text(incident.commander, incident.ref, views)
+                notices[0] = Notice(notices[0].channel_id, f"{notices[0].text}\n{listing}")
+        return notices, repeat_interval(kind, incident, self.config), {}
 
 
 def start_clocks(

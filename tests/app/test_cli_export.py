@@ -94,7 +94,8 @@ async def test_export_json_follows_the_design(declared: Warroom, tmp_path: Path)
     )
     assert run.returncode == 0, run.stderr
     document = run.json
-    assert set(document) == {"incident", "events"}
+    assert set(document) == {"incident", "events", "followups"}
+    assert document["followups"] == []
 
     incident = document["incident"]
     assert set(incident) == INCIDENT_KEYS

@@ -464,6 +464,8 @@ with db.reading() as session:
         for line in lines:
             if fmt == "json" and line.startswith("    {"):
                 event = json.loads(line.strip().rstrip(","))
+                if "kind" not in event:
+                    continue  # a follow-up, listed after the events
                 counted += 1
                 assert "10.1." not in (event["text"] or ""), event
             elif fmt == "md" and re.match(r"(    )?- (\*\*)?\d", line):

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,7 @@ from sqlmodel import Session
 from bot.app import build_services, build_web_app
 from bot.config import Settings, WarroomConfig
 from bot.exports.links import signed_query
+from storage import followups as followup_store
 from storage import incidents as incident_store
 from storage import timeline as timeline_store
 from storage import users as user_store
@@ -209,6 +210,44 @@ def add_story(session: Session, incident: Incident) -> None:
     incident.status = "resolved"
     incident.resolved_at = at(70)
     session.add(incident)
+    session.flush()
+    add_followups(session, iid, at)
+
+
+def add_followups(session: Session, iid: int, at: Callable[[float], datetime]) -> None:
+    """Three follow-ups: open with an owner (and text that tries to escape), dropped, unowned."""
+    owned = followup_store.add_followup(
+        session,
+        incident_id=iid,
+        text=f"Alert on 5xx | {RAW_SCRIPT} =SUM(A1) mail ops@example.com",
+        at=at(60),
+        created_by_id="U0CY",
+        created_by_name="cy",
+        owner_id="U0BO",
+        owner_name="bo",
+        due=date(2024, 3, 4),
+        source_ts=ts(at(27)),
+    )
+    dropped = followup_store.add_followup(
+        session,
+        incident_id=iid,
+        text="Rewrite the deploy tool",
+        at=at(61),
+        created_by_id="U0ANA",
+        created_by_name="ana",
+    )
+    dropped.status, dropped.reason, dropped.closed_at = "dropped", "too big; see RFC-12", at(65)
+    session.add(dropped)
+    followup_store.add_followup(
+        session,
+        incident_id=iid,
+        text="Runbook for rollbacks",
+        at=at(62),
+        created_by_id="U0ANA",
+        created_by_name="ana",
+        due=date(2024, 3, 20),
+    )
+    assert owned.id == 1
     session.flush()
 
 

@@ -151,6 +151,18 @@ def test_the_shutdown_grace_from_the_file(tmp_path: Path) -> None:
     assert config.shutdown_grace == timedelta(seconds=2)
 
 
+def test_followup_keys_default_and_read_from_the_file(tmp_path: Path) -> None:
+    defaults = WarroomConfig()
+    assert defaults.followup_remind_every == timedelta(days=7)
+    assert defaults.postmortem_requires_owners is True
+    text = "followup_remind_every: 2d\npostmortem_requires_owners: false\n"
+    config = load_config(write_config(tmp_path, text))
+    assert config.followup_remind_every == timedelta(days=2)
+    assert config.postmortem_requires_owners is False
+    with pytest.raises(ConfigError, match="followup_remind_every: 'weekly' is not a duration"):
+        load_config(write_config(tmp_path, "followup_remind_every: weekly\n"))
+
+
 @pytest.mark.parametrize("text", ["", "# nothing but a comment\n", "{}\n"])
 def test_an_empty_file_means_the_defaults(tmp_path: Path, text: str) -> None:
     assert load_config(write_config(tmp_path, text)) == WarroomConfig()

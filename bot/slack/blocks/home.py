@@ -3,10 +3,11 @@ tab, 3,000 characters a section, 150 a header. Long text is cut with an ellipsis
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from bot.durations import format_duration
+from bot.followups.rules import FollowUpView
 from bot.home.page import HomePage
 from bot.ids import ActionId
 from bot.incidents.enums import Role, Severity
@@ -14,6 +15,7 @@ from bot.incidents.readmodels import IncidentView, Person
 from bot.slack.blocks.common import (
     HEADER_LIMIT,
     ROLE_LABELS,
+    button,
     context,
     plain_text,
     section,
@@ -26,6 +28,9 @@ HOME_BLOCK_LIMIT = 100
 TITLE = "Open incidents"
 YOURS = "Where you hold a role"
 OTHERS = "Other open incidents"
+YOUR_FOLLOWUPS = "Your follow-ups"
+# Follow-ups listed on the tab; the rest are counted (Slack allows 100 blocks in all).
+FOLLOWUPS_SHOWN = 15
 SEVERITY_MARKS = {
     Severity.SEV1: ":red_circle:",
     Severity.SEV2: ":large_orange_circle:",
@@ -96,12 +101,42 @@ def incident_blocks(
     ]
 
 
+def followup_text(followup: FollowUpView, today: date | None) -> str:
+    """One of the viewer's follow-ups: id, text, incident, due day (and overdue)."""
+    lines = [f"*{followup.ref}* {escape(truncate(followup.text, TITLE_LIMIT))}"]
+    facts = [followup.incident_ref]
+    if followup.due:
+        late = today is not None and followup.overdue(today)
+        facts.append(f"due {followup.due.isoformat()}" + (" · :warning: *overdue*" if late else ""))
+    lines.append(" · ".join(facts))
+    return "\n".join(lines)
+
+
+def followup_blocks(page: HomePage) -> list[dict[str, Any]]:
+    """ "Your follow-ups": each with a Done button, overdue first; past FOLLOWUPS_SHOWN, a count."""
+    if not page.followups:
+        return []
+    blocks: list[dict[str, Any]] = [header_block(f"{YOUR_FOLLOWUPS} ({len(page.followups)})")]
+    for followup in page.followups[:FOLLOWUPS_SHOWN]:
+        block = section(followup_text(followup, page.today))
+        block["accessory"] = button(
+            "Done", ActionId.FOLLOWUP_DONE.value, str(followup.number), style="primary"
+        )
+        blocks.append(block)
+    more = len(page.followups) - FOLLOWUPS_SHOWN
+    if more > 0:
+        blocks.append(context(f"…and {more} more — see `/incident followups mine`"))
+    blocks.append({"type": "divider"})
+    return blocks
+
+
 def home_blocks(page: HomePage, *, limit: int = HOME_BLOCK_LIMIT) -> list[dict[str, Any]]:
     """The Home tab's blocks: at most `limit`; incidents that do not fit are counted instead."""
     count = len(page.incidents)
     blocks = [
         header_block(f"{TITLE} ({count})" if count else TITLE),
         declare_button_block(),
+        *followup_blocks(page),
     ]
     if not count:
         blocks.append(section("No open incidents. :white_check_mark:"))

@@ -313,6 +313,70 @@ def resolve_modal(incident: IncidentView) -> dict[str, Any]:
     )
 
 
+def followup_modal(
+    incident: IncidentView,
+    *,
+    text: str,
+    owner_id: str | None,
+    due: str | None,
+    channel_id: str,
+    message_ts: str,
+) -> dict[str, Any]:
+    """The "Make a follow-up" form, prefilled from the war-room message it was made from."""
+    owner: dict[str, Any] = {"type": "users_select", "action_id": BlockId.FOLLOWUP_OWNER}
+    if owner_id:
+        owner["initial_user"] = owner_id
+    metadata = json.dumps({"incident": incident.number, "channel": channel_id, "ts": message_ts})
+    return modal(
+        f"Follow-up: {incident.ref}",
+        CallbackId.FOLLOWUP_MODAL,
+        [
+            incident_line(incident),
+            input_block(
+                BlockId.FOLLOWUP_TEXT,
+                "What has to be done",
+                text_input(BlockId.FOLLOWUP_TEXT, multiline=True, initial=text),
+            ),
+            input_block(BlockId.FOLLOWUP_OWNER, "Owner", owner, optional=True),
+            input_block(
+                BlockId.FOLLOWUP_DUE,
+                "Due",
+                text_input(BlockId.FOLLOWUP_DUE, max_length=10, initial=due, placeholder="3d"),
+                optional=True,
+                hint="A date like 2026-12-24, or a time from today like 3d. The owner is "
+                "reminded on the day.",
+            ),
+        ],
+        submit="Add follow-up",
+        private_metadata=metadata,
+    )
+
+
+@dataclass(frozen=True)
+class FollowUpMetadata:
+    """Where the follow-up form came from: the incident, and the message it was made from."""
+
+    incident_number: int | None
+    channel_id: str | None
+    message_ts: str | None
+
+
+def read_followup_metadata(private_metadata: str) -> FollowUpMetadata:
+    """The follow-up form's metadata; anything unreadable names nothing."""
+    try:
+        data = json.loads(private_metadata or "{}")
+    except ValueError:
+        data = {}
+    if not isinstance(data, dict):
+        data = {}
+    number, channel, ts = data.get("incident"), data.get("channel"), data.get("ts")
+    return FollowUpMetadata(
+        incident_number=number if isinstance(number, int) and number > 0 else None,
+        channel_id=channel if isinstance(channel, str) and channel else None,
+        message_ts=ts if isinstance(ts, str) and ts else None,
+    )
+
+
 # -- reading a submission -----------------------------------------------------------------
 
 

@@ -8,9 +8,11 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp
 
 from bot.commands.forms import Actor, FormError, FormService
+from bot.home.service import HomeService
 from bot.ids import ActionId, CallbackId
 from bot.incidents.refs import incident_number
 from bot.slack.blocks.modals import form_values
+from bot.tasks import BackgroundTasks
 
 HEADER_BUTTONS = (
     ActionId.HEADER_ASSIGN_ROLE,
@@ -89,11 +91,44 @@ async def handle_incident_submission(
     await ack()
 
 
+async def handle_followup_submission(
+    ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], forms: FormService
+) -> None:
+    """The follow-up form: added (once, however often it is submitted) or its errors shown."""
+    # Keyed on the form, as the declare form is: a second submission adds nothing.
+    actor = replace(actor_from(body), trigger_id=f"view:{view['id']}")
+    try:
+        await forms.followup_from_form(
+            actor, form_values(view["state"]["values"]), view.get("private_metadata", "")
+        )
+    except FormError as exc:
+        await ack(response_action="errors", errors=exc.errors)
+        return
+    await ack()
+
+
+async def handle_followup_done(
+    ack: AsyncAck,
+    body: dict[str, Any],
+    action: dict[str, Any],
+    forms: FormService,
+    home: HomeService,
+    tasks: BackgroundTasks,
+) -> None:
+    """App Home's Done: the follow-up is closed before the ack, then the tab is built again."""
+    actor = actor_from(body)
+    await forms.followup_done_from_home(actor, str(action.get("value") or ""))
+    await ack()
+    tasks.spawn(home.show(actor.user_id))
+
+
 def register(app: AsyncApp) -> None:
     """Send the declare and header buttons, and the modals' submissions, to their handlers."""
     app.action(ActionId.DECLARE_OPEN.value)(handle_declare_open)
+    app.action(ActionId.FOLLOWUP_DONE.value)(handle_followup_done)
     for action_id in HEADER_BUTTONS:
         app.action(action_id.value)(handle_header_button)
     app.view(CallbackId.DECLARE_MODAL.value)(handle_declare_submission)
+    app.view(CallbackId.FOLLOWUP_MODAL.value)(handle_followup_submission)
     for callback_id in INCIDENT_MODALS:
         app.view(callback_id.value)(handle_incident_submission)

@@ -1,4 +1,5 @@
-"""Message shortcuts: "Add to incident timeline" marks a war-room message as a key event."""
+"""Message shortcuts: "Add to incident timeline" marks a war-room message as a key event;
+"Make a follow-up" opens a form to turn it into a follow-up."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
 
+from bot.commands.forms import Actor, FormService
 from bot.ids import CallbackId
 from bot.slack.gateway import SlackGateway
 from bot.tasks import BackgroundTasks
@@ -64,6 +66,29 @@ async def handle_add_to_timeline_shortcut(
         tasks.spawn(gateway.post_ephemeral(mark.channel_id, mark.marked_by, reply))
 
 
+async def handle_make_followup_shortcut(
+    ack: AsyncAck,
+    shortcut: dict[str, Any],
+    forms: FormService,
+    tasks: BackgroundTasks,
+    gateway: SlackGateway,
+) -> None:
+    """Open the follow-up form first (the trigger id dies 3 s after the click), then ack; a
+    message outside a war room gets a private word instead."""
+    user_id = (shortcut.get("user") or {}).get("id", "")
+    actor = Actor(
+        user_id=user_id,
+        user_name=(shortcut.get("user") or {}).get("username"),
+        trigger_id=shortcut.get("trigger_id", ""),
+        channel_id=(shortcut.get("channel") or {}).get("id"),
+    )
+    problem = await forms.open_followup_form(actor, shortcut.get("message") or {})
+    await ack()
+    if problem and shortcut.get("response_url"):
+        tasks.spawn(gateway.respond(shortcut["response_url"], problem))
+
+
 def register(app: AsyncApp) -> None:
-    """Listen for the "Add to incident timeline" message shortcut."""
+    """Listen for the "Add to incident timeline" and "Make a follow-up" message shortcuts."""
     app.message_shortcut(CallbackId.ADD_TO_TIMELINE.value)(handle_add_to_timeline_shortcut)
+    app.message_shortcut(CallbackId.MAKE_FOLLOWUP.value)(handle_make_followup_shortcut)
