@@ -219,6 +219,9 @@ class WarroomConfig(BaseModel):
     # How long `warroom serve` may take to stop after SIGTERM: posts still owed by then stay
     # in the outbox for the next start (or the leader of the other replicas).
     shutdown_grace: RequiredDuration = timedelta(seconds=20)
+    # Resolved incidents whose war rooms are still back-filled (read from Slack's history after
+    # downtime) this long after resolution; open ones always are.
+    backfill_window: RequiredDuration = timedelta(days=7)
 
     @field_validator("channel_pattern")
     @classmethod
