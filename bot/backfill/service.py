@@ -196,7 +196,7 @@ class BackfillService:
                 # The parent comes first whatever `oldest` says: only what is in range counts.
                 messages.extend(r for r in replies if r.get("ts") != thread_ts)
         except WarroomError as exc:
-            return BackfillReport(room.number, room.start, error=exc.message)
+            return BackfillReport(room.number, room.start, error=exc.message.rstrip("."))
         except CONNECTION_ERRORS as exc:  # Slack unreachable, after the client's retries
             return BackfillReport(room.number, room.start, error=f"{type(exc).__name__}: {exc}")
 

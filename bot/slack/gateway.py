@@ -339,6 +339,8 @@ class SlackGateway:
         # History reads (Tier 3) are paced per method, apart from posts: a back-fill never
         # holds up a post, and stays within the method's own limit.
         self.read_pacer = read_pacer or tier3_pacer()
+        # How a long Retry-After on a read is waited out (tests record it instead).
+        self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
         # One edit at a time per topic or message, in the order asked: an edit held up by a
         # 429 must not land after, and undo, a newer one.
         self._edit_turns: dict[str, asyncio.Lock] = {}
@@ -556,7 +558,7 @@ class SlackGateway:
                     return dict(response.data) if isinstance(response.data, dict) else {}
             waits += 1
             log.info("%s rate-limited: waiting %.0fs as Slack asks", method, delay)
-            await asyncio.sleep(delay)
+            await self.sleep(delay)
 
     async def open_view(self, trigger_id: str, view: dict[str, Any]) -> str:
         """Open a modal with a trigger id (it lives 3 s and works once); the view's id.

@@ -177,6 +177,31 @@ async def test_a_429_from_conversations_history_is_waited_out(
     assert await metric(again, limited) == 1
 
 
+async def test_a_retry_after_too_long_for_the_client_is_waited_out_by_the_back_fill(
+    make_warroom: WarroomFactory, slack: FakeSlack, sqlite_url: str
+) -> None:
+    room = await make_warroom(database_url=sqlite_url)
+    incident = await room.declare("Checkout down sev2")
+    said = slack.user_says(incident.channel_id or "", "U0ANA", "rolling back")
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    room.services.gateway.sleep = sleep
+    slack.fail("conversations.history", status=429, retry_after=90)
+    [report] = await room.services.backfill.backfill(number=incident.number)
+    assert waits == [90], "Slack's minute and a half waited out, not given up on"
+    assert report.messages_recorded == 1
+    assert [e.slack_ts for e in messages_of(room, incident.number)] == [said["ts"]]
+
+    # Still limited after the waits: the room's back-fill fails with Slack's word, nothing else.
+    slack.fail("conversations.history", status=429, retry_after=90, times=4)
+    [report] = await room.services.backfill.backfill(number=incident.number)
+    assert report.error == "Slack said `ratelimited`"
+    assert report.summary() == "INC-1: back-fill failed (Slack said `ratelimited`)"
+
+
 async def test_history_is_read_page_by_page_and_threads_with_new_replies(
     make_warroom: WarroomFactory, slack: FakeSlack, sqlite_url: str
 ) -> None:
