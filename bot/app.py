@@ -279,7 +279,7 @@ def build_web_app(
     async def on_elected() -> None:
         # The leader alone reads back what war rooms said while warroom was down: in the
         # background, so that neither the election nor any ack waits on Slack's history.
-        services.backfill.start(still_leading=lambda: election.leading)
+        await services.backfill.start(still_leading=lambda: election.leading)
         # One replica resumes war rooms, not every replica that starts while others serve. A
         # lone SQLite process that just started knows that nobody else is opening one.
         await services.incidents.resume_unopened_war_rooms(after_restart=is_sqlite(services.db.url))

@@ -89,12 +89,19 @@ class BackfillService:
         self.metrics = metrics
         self._running: asyncio.Task[None] | None = None
 
-    def start(self, *, still_leading: Callable[[], bool] = lambda: True) -> None:
+    async def start(self, *, still_leading: Callable[[], bool] = lambda: True) -> None:
         """Back-fill every war room in the background (never on an ack path), unless a run is
-        under way; it stops between war rooms once `still_leading()` says no."""
+        under way; it stops between war rooms once `still_leading()` says no. Where each room's
+        reading starts is settled before this returns, while the leader takes no requests yet:
+        a late Slack retry recorded after that must not move the start past what was missed."""
         if self._running is not None and not self._running.done():
             return
-        self._running = asyncio.get_running_loop().create_task(self._run(still_leading))
+        try:
+            rooms = await self._plan(number=None, since=None)
+        except Exception as exc:
+            log.warning("back-fill not started: %s: %s", type(exc).__name__, exc)
+            return
+        self._running = asyncio.get_running_loop().create_task(self._run(rooms, still_leading))
 
     async def wait(self) -> None:
         """Wait for the background run under way, if any."""
@@ -108,9 +115,9 @@ class BackfillService:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._running
 
-    async def _run(self, still_leading: Callable[[], bool]) -> None:
+    async def _run(self, rooms: list[_Room], still_leading: Callable[[], bool]) -> None:
         try:
-            await self.backfill(still_leading=still_leading)
+            await self._read(rooms, still_leading)
         except Exception as exc:
             log.warning("back-fill stopped: %s: %s", type(exc).__name__, exc)
 
@@ -124,10 +131,17 @@ class BackfillService:
         """Back-fill incident `number` (any status), or every war room that is open or was
         resolved within the window; from `since` ago when given, else from a little before
         each room's newest recorded message. One report per war room."""
+        return await self._read(await self._plan(number=number, since=since), still_leading)
+
+    async def _plan(self, *, number: int | None, since: timedelta | None) -> list[_Room]:
         started = self.clock()
-        rooms = await self.db.run(
+        return await self.db.run(
             lambda session: self._rooms(session, number=number, since=since, started=started)
         )
+
+    async def _read(
+        self, rooms: list[_Room], still_leading: Callable[[], bool]
+    ) -> list[BackfillReport]:
         if not rooms:
             return []
         try:

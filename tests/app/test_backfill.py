@@ -157,6 +157,30 @@ async def test_a_live_event_racing_the_back_fill_makes_one_entry(
     assert recorded == [event["ts"] for event in said]
 
 
+async def test_a_late_retry_recorded_first_does_not_move_the_start_past_the_gap(
+    make_warroom: WarroomFactory, slack: FakeSlack, sqlite_url: str
+) -> None:
+    room = await make_warroom(database_url=sqlite_url)
+    incident = await room.declare("Checkout down sev2")
+    channel = incident.channel_id or ""
+    now = time.time()
+    # Down for half an hour: the last message heard, one lost 20 minutes before the restart
+    # (beyond the overlap), and one a minute before it that Slack still retries.
+    heard = slack.user_says(channel, "U0BO", "heard", ts=f"{now - 1800:.6f}")
+    assert (await room.event(heard)).status == 200
+    await room.settle()
+    await room.server.close()
+    lost = slack.user_says(channel, "U0ANA", "lost", ts=f"{now - 1200:.6f}")
+    retried = slack.user_says(channel, "U0CY", "retried", ts=f"{now - 60:.6f}")
+
+    again = await make_warroom(database_url=sqlite_url)
+    assert (await again.event(retried, event_id="EvRETRIED", retry=3)).status == 200
+    await again.services.backfill.wait()
+    await again.settle()
+    recorded = [(e.slack_ts, e.text) for e in messages_of(again, incident.number)]
+    assert recorded == [(heard["ts"], "heard"), (lost["ts"], "lost"), (retried["ts"], "retried")]
+
+
 async def test_a_429_from_conversations_history_is_waited_out(
     make_warroom: WarroomFactory, slack: FakeSlack, sqlite_url: str
 ) -> None:

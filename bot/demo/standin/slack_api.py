@@ -207,11 +207,13 @@ class FakeSlack:
         *,
         thread_ts: str | None = None,
         files: list[dict[str, Any]] | None = None,
+        ts: str | None = None,
     ) -> dict[str, Any]:
         """Keep a message `user_id` posts in `channel_id` (a thread reply with `thread_ts`), as
-        Slack keeps it; the `message` event Slack would send for it, to deliver or not."""
+        Slack keeps it; the `message` event Slack would send for it, to deliver or not. `ts`
+        backdates it (a test's way of being down for half an hour)."""
         self._channel(channel_id)
-        ts = self.next_user_ts()
+        ts = ts or self.next_user_ts()
         message: dict[str, Any] = {"type": "message", "user": user_id, "text": text, "ts": ts}
         if files:
             message.update(subtype="file_share", files=files)
