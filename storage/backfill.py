@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, or_
 from sqlmodel import Session, col, select
@@ -15,6 +15,7 @@ from storage.models import Incident, TimelineEvent
 # Timestamps per IN (...) list: well under every backend's limit on bound parameters.
 _TS_PER_QUERY = 500
 _MESSAGE_KINDS = ("message", "message_edited")
+_SLACK = timedelta(seconds=1)
 
 
 @dataclass(frozen=True)
@@ -68,10 +69,11 @@ def threads_active_since(session: Session, *, incident_id: int, since: datetime)
 
 
 def recorded_texts(
-    session: Session, *, incident_id: int, slack_ts: Iterable[str]
+    session: Session, *, incident_id: int, slack_ts: Iterable[str], posted_since: datetime
 ) -> dict[str, RecordedText]:
-    """For each of these message ts that the timeline holds, its last recorded text (the post,
-    or its latest edit); a ts missing from the answer was never recorded."""
+    """For each of these message ts (none posted before `posted_since`) that the timeline
+    holds, its last recorded text (the post, or its latest edit); a ts missing from the answer
+    was never recorded. `posted_since` keeps the read to the incident's recent entries."""
     wanted = sorted(set(slack_ts))
     found: dict[str, RecordedText] = {}
     for start in range(0, len(wanted), _TS_PER_QUERY):
@@ -81,6 +83,9 @@ def recorded_texts(
             .where(TimelineEvent.incident_id == incident_id)
             .where(col(TimelineEvent.kind).in_(_MESSAGE_KINDS))
             .where(col(TimelineEvent.slack_ts).in_(chunk))
+            # A message's entries are at its ts or later (an edit's at its edit); a second's
+            # slack for a ts that went through a float.
+            .where(col(TimelineEvent.at) >= posted_since - _SLACK)
             .order_by(col(TimelineEvent.id))
         ).all()
         for ts, kind, text, at in rows:

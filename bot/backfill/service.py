@@ -216,7 +216,10 @@ class BackfillService:
 
         def _recorded(session: Session) -> dict[str, backfill_store.RecordedText]:
             return backfill_store.recorded_texts(
-                session, incident_id=room.incident_id, slack_ts=(str(m["ts"]) for m in messages)
+                session,
+                incident_id=room.incident_id,
+                slack_ts=(str(m["ts"]) for m in messages),
+                posted_since=room.start,
             )
 
         recorded = await self.db.run(_recorded)

@@ -117,6 +117,14 @@ def test_the_recorded_text_is_the_latest_edit(db: Database) -> None:
     add(db, incident, kind="key_event", slack_ts="1.0", text="marked", dedupe_key="k1")
     with db.reading() as session:
         found = backfill_store.recorded_texts(
-            session, incident_id=incident, slack_ts=["1.0", "2.0", "3.0"]
+            session, incident_id=incident, slack_ts=["1.0", "2.0", "3.0"], posted_since=T0
         )
-    assert found == {"1.0": RecordedText("hi", None), "2.0": RecordedText("yo!", edited_at)}
+        assert found == {"1.0": RecordedText("hi", None), "2.0": RecordedText("yo!", edited_at)}
+        # Read from later on, only entries from then on are looked at.
+        later = backfill_store.recorded_texts(
+            session,
+            incident_id=incident,
+            slack_ts=["1.0", "2.0"],
+            posted_since=T0 + timedelta(minutes=2),
+        )
+        assert later == {"2.0": RecordedText("yo!", edited_at)}
