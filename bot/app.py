@@ -21,6 +21,7 @@ from slack_bolt.response import BoltResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.alerts.service import AlertService
+from bot.backfill.service import BackfillService
 from bot.clock import utc_now
 from bot.commands.forms import FormService
 from bot.commands.service import CommandService
@@ -85,6 +86,7 @@ class Services:
     config: WarroomConfig
     home: HomeService
     followups: FollowUpService
+    backfill: BackfillService
 
 
 SERVICES: web.AppKey[Services] = web.AppKey("services", Services)
@@ -146,6 +148,8 @@ def build_services(
         tasks=tasks,
         clock=clock,
     )
+    identity = BotIdentity(client, settings.slack_bot_token)
+    timeline = TimelineService(db=db, people=people, tasks=tasks)
     commands = CommandService(
         incidents=incidents,
         followups=followups,
@@ -167,7 +171,7 @@ def build_services(
         in_flight=InFlight(),
         db=db,
         client=client,
-        identity=BotIdentity(client, settings.slack_bot_token),
+        identity=identity,
         gateway=gateway,
         tasks=tasks,
         people=people,
@@ -175,7 +179,7 @@ def build_services(
         clocks=clocks,
         outbox=outbox,
         lifecycle=lifecycle,
-        timeline=TimelineService(db=db, people=people, tasks=tasks),
+        timeline=timeline,
         alerts=AlertService(
             db=db,
             incidents=incidents,
@@ -190,6 +194,15 @@ def build_services(
         config=config,
         home=HomeService(db=db, clock=clock, gateway=gateway, zone=config.zone),
         followups=followups,
+        backfill=BackfillService(
+            db=db,
+            gateway=gateway,
+            timeline=timeline,
+            own_ids=identity.own_ids,
+            window=config.backfill_window,
+            clock=clock,
+            metrics=metrics,
+        ),
         commands=commands,
         forms=FormService(
             commands=commands,
@@ -286,16 +299,21 @@ def build_web_app(
     bolt = build_bolt_app(settings, services)
 
     metrics = services.metrics
+
+    async def on_elected() -> None:
+        # The leader alone reads back what war rooms said while warroom was down: in the
+        # background, so that neither the election nor any ack waits on Slack's history.
+        await services.backfill.start(still_leading=lambda: election.leading)
+        # One replica resumes war rooms, not every replica that starts while others serve. A
+        # lone SQLite process that just started knows that nobody else is opening one.
+        await services.incidents.resume_unopened_war_rooms(after_restart=is_sqlite(services.db.url))
+
     # Which replica runs the scheduler (on SQLite: this one).
     election = SchedulerElection(
         db=services.db,
         clocks=services.clocks,
         every=settings.warroom_election_every,
-        # One replica resumes war rooms, not every replica that starts while others serve. A
-        # lone SQLite process that just started knows that nobody else is opening one.
-        on_elected=lambda: services.incidents.resume_unopened_war_rooms(
-            after_restart=is_sqlite(services.db.url)
-        ),
+        on_elected=on_elected,
     )
 
     async def retry_unopened_war_rooms() -> None:
@@ -363,6 +381,7 @@ def build_web_app(
             retrying.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await retrying
+        await services.backfill.stop()
         # Stops the clocks, then lets go of the scheduler lock for the next replica.
         await election.stop(drain=False)
         # Let work that was promised to users finish before the database goes, for as long as

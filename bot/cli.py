@@ -9,14 +9,16 @@ import sys
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from bot.config import Settings, load_config
+from bot.config import Settings, WarroomConfig, load_config
 from bot.errors import ConfigError, UsageError, WarroomError
 from bot.logs import AccessLogger, configure_logging
 
 if TYPE_CHECKING:
+    from bot.backfill.service import BackfillReport
     from storage.db import Database
 
 log = logging.getLogger("warroom")
@@ -245,6 +247,77 @@ def cmd_followups(args: argparse.Namespace) -> None:
         db.close()
 
 
+def cmd_backfill(args: argparse.Namespace) -> None:
+    """`warroom backfill`: read war rooms' Slack history and record what the timeline lacks."""
+    import asyncio
+
+    from bot.durations import parse_duration
+    from bot.exports.export import parse_incident_ref
+
+    number = parse_incident_ref(args.incident) if args.incident is not None else None
+    since = None
+    if args.since is not None:
+        try:
+            since = parse_duration(args.since)
+        except ValueError as exc:
+            raise UsageError(f"--since: {exc}") from None
+    settings = _settings()
+    settings.require("slack_bot_token")
+    config = load_config(settings.warroom_config)
+    db = _database(settings)
+    try:
+        with _database_errors():
+            reports = asyncio.run(_backfill(settings, config, db, number=number, since=since))
+    finally:
+        db.close()
+    if not reports:
+        print("no war room to back-fill (none open or resolved within backfill_window)")
+    for report in reports:
+        print(report.summary())
+    failed = [r for r in reports if r.error is not None]
+    if failed:
+        raise WarroomError(f"back-fill failed for {', '.join(f'INC-{r.number}' for r in failed)}")
+
+
+async def _backfill(
+    settings: Settings,
+    config: WarroomConfig,
+    db: Database,
+    *,
+    number: int | None,
+    since: timedelta | None,
+) -> list[BackfillReport]:
+    """One back-fill run, on its own Slack client; names are looked up before it returns."""
+    from bot.backfill.service import BackfillService
+    from bot.clock import utc_now
+    from bot.incidents.people import People
+    from bot.slack.gateway import SlackGateway, build_web_client
+    from bot.slack.identity import BotIdentity
+    from bot.tasks import BackgroundTasks
+    from bot.timeline.service import TimelineService
+
+    assert settings.slack_bot_token is not None
+    client = build_web_client(settings.slack_bot_token, settings.api_url)
+    gateway = SlackGateway(client)
+    tasks = BackgroundTasks()
+    people = People(db=db, gateway=gateway)
+    service = BackfillService(
+        db=db,
+        gateway=gateway,
+        timeline=TimelineService(db=db, people=people, tasks=tasks),
+        own_ids=BotIdentity(client, settings.slack_bot_token).own_ids,
+        window=config.backfill_window,
+        clock=utc_now,
+    )
+    try:
+        reports = await service.backfill(number=number, since=since)
+        await tasks.join()
+        return reports
+    finally:
+        if client.session is not None:
+            await client.session.close()
+
+
 def cmd_demo(args: argparse.Namespace) -> None:
     """`warroom demo`: play an incident against a stand-in Slack and say where the exports are."""
     import asyncio
@@ -308,6 +381,18 @@ def build_parser() -> argparse.ArgumentParser:
     followups.add_argument("--format", default="md", choices=["md", "csv", "json"])
     followups.add_argument("-o", "--output", help="write to this file instead of standard output")
     followups.set_defaults(run=cmd_followups)
+    backfill = commands.add_parser(
+        "backfill", help="record what war rooms said in Slack while warroom was not listening"
+    )
+    backfill.add_argument(
+        "incident", nargs="?", help="INC-7 or 7 (default: every open or recent war room)"
+    )
+    backfill.add_argument(
+        "--since",
+        metavar="DURATION",
+        help="read this far back (45s, 30m, 2h, 5d) instead of from the last recorded message",
+    )
+    backfill.set_defaults(run=cmd_backfill)
 
     demo = commands.add_parser(
         "demo", help="play a scripted incident against a local stand-in for Slack, then export it"

@@ -223,6 +223,9 @@ class WarroomConfig(BaseModel):
     followup_remind_every: Duration = timedelta(days=7)
     # `/incident postmortem done` waits until every open follow-up has an owner.
     postmortem_requires_owners: bool = True
+    # Resolved incidents whose war rooms are still back-filled (read from Slack's history after
+    # downtime) this long after resolution; open ones always are.
+    backfill_window: RequiredDuration = timedelta(days=7)
 
     @field_validator("channel_pattern")
     @classmethod

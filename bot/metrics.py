@@ -120,6 +120,14 @@ class Metrics:
             "1 while this replica is elected to run the scheduler, 0 while it follows.",
             registry=self.registry,
         )
+        self.backfilled_events = Counter(
+            "warroom_backfilled_events",
+            "Timeline entries recovered from Slack's history after downtime, by kind.",
+            ["kind"],
+            registry=self.registry,
+        )
+        for kind in ("message", "message_edited"):
+            self.backfilled_events.labels(kind=kind)
         self._ack_by_kind: dict[str, Any] = {}
         self._requests_by_kind: dict[tuple[str, str], Any] = {}
 

@@ -22,7 +22,7 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot.errors import SlackCallError, ViewNotOpenedError, WarroomError
 from bot.metrics import Metrics
-from bot.slack.pacing import ChannelPacer, Lane
+from bot.slack.pacing import ChannelPacer, Lane, tier3_pacer
 from bot.slack.text import printable
 
 log = logging.getLogger(__name__)
@@ -33,6 +33,11 @@ _WEBHOOK_LOG = logging.getLogger("bot.slack.gateway.response_url")
 _WEBHOOK_LOG.setLevel(logging.WARNING)
 
 TOPIC_LIMIT = 250
+# Messages per page of conversations.history and .replies (Slack's advice: 200 at most).
+HISTORY_PAGE = 200
+# A 429 whose Retry-After is longer than the client waits out (SlackRetryPolicy's
+# max_retry_after) is waited out here this many times: history is read in the background.
+LONG_RATE_LIMIT_WAITS = 3
 INVITE_BATCH = 1000
 _SKIPPABLE_INVITE_ERRORS = {
     "already_in_channel",
@@ -320,7 +325,13 @@ class CreatedChannel:
 class SlackGateway:
     """What the domain asks of Slack, in its own words; no Bolt types cross this line."""
 
-    def __init__(self, client: AsyncWebClient, *, pacer: ChannelPacer | None = None) -> None:
+    def __init__(
+        self,
+        client: AsyncWebClient,
+        *,
+        pacer: ChannelPacer | None = None,
+        read_pacer: ChannelPacer | None = None,
+    ) -> None:
         self.client = client
         self.retry_handlers = list(client.retry_handlers or [])
         metrics = getattr(client, "metrics", None)
@@ -330,6 +341,11 @@ class SlackGateway:
         # limits of 50 and 100 a minute instead). Nothing on an ack path posts (acks reply
         # with their own text, posts run in bot/tasks.py), so the wait never holds up Slack.
         self.pacer = pacer or ChannelPacer(on_wait=on_wait)
+        # History reads (Tier 3) are paced per method, apart from posts: a back-fill never
+        # holds up a post, and stays within the method's own limit.
+        self.read_pacer = read_pacer or tier3_pacer()
+        # How a long Retry-After on a read is waited out (tests record it instead).
+        self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
         # One edit at a time per topic or message, in the order asked: an edit held up by a
         # 429 must not land after, and undo, a newer one.
         self._edit_turns: dict[str, asyncio.Lock] = {}
@@ -500,6 +516,58 @@ class SlackGateway:
             if not cursor:
                 return None
 
+    @speaks_warroom
+    async def channel_history(
+        self, channel_id: str, *, oldest: str, limit: int = HISTORY_PAGE
+    ) -> list[dict[str, Any]]:
+        """The channel's messages since `oldest` (inclusive), every page of them, newest first;
+        thread parents carry `reply_count` and `latest_reply`, replies stay in their threads."""
+        return await self._read_pages(
+            "conversations.history", channel=channel_id, oldest=oldest, inclusive=True, limit=limit
+        )
+
+    @speaks_warroom
+    async def thread_replies(
+        self, channel_id: str, thread_ts: str, *, oldest: str, limit: int = HISTORY_PAGE
+    ) -> list[dict[str, Any]]:
+        """A thread's parent, then its replies since `oldest` (inclusive), oldest first."""
+        return await self._read_pages(
+            "conversations.replies",
+            channel=channel_id,
+            ts=thread_ts,
+            oldest=oldest,
+            inclusive=True,
+            limit=limit,
+        )
+
+    async def _read_pages(self, method: str, **args: Any) -> list[dict[str, Any]]:
+        messages: list[dict[str, Any]] = []
+        cursor: str | None = None
+        while True:
+            page = await self._paced_read(method, {**args, "cursor": cursor} if cursor else args)
+            messages.extend(page.get("messages") or [])
+            cursor = (page.get("response_metadata") or {}).get("next_cursor") or None
+            if not page.get("has_more") or cursor is None:
+                return messages
+
+    async def _paced_read(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
+        """One Tier 3 read in its method's turn; a Retry-After too long for the client's own
+        retries is waited out here (outside the turn) a few times before giving up."""
+        waits = 0
+        while True:
+            async with self.read_pacer.turn(method):
+                try:
+                    response = await self.client.api_call(method, http_verb="GET", params=args)
+                except SlackApiError as exc:
+                    if exc.response.status_code != 429 or waits >= LONG_RATE_LIMIT_WAITS:
+                        raise
+                    delay = _retry_after_header(exc.response.headers)
+                else:
+                    return dict(response.data) if isinstance(response.data, dict) else {}
+            waits += 1
+            log.info("%s rate-limited: waiting %.0fs as Slack asks", method, delay)
+            await self.sleep(delay)
+
     async def open_view(self, trigger_id: str, view: dict[str, Any]) -> str:
         """Open a modal with a trigger id (it lives 3 s and works once); the view's id.
         Bounded as a whole, retries included: it runs before the ack. ViewNotOpenedError says why
@@ -517,6 +585,18 @@ class SlackGateway:
     async def publish_home(self, user_id: str, view: dict[str, Any]) -> None:
         """Replace what `user_id` sees on warroom's Home tab."""
         await self.client.views_publish(user_id=user_id, view=view)
+
+
+def _retry_after_header(headers: Any) -> float:
+    """Retry-After from a response's headers, in seconds (1 when missing or unreadable)."""
+    for name, value in dict(headers or {}).items():
+        if str(name).lower() == "retry-after":
+            value = value[0] if isinstance(value, list) else value
+            try:
+                return max(0.0, float(value))
+            except (TypeError, ValueError):
+                return 1.0
+    return 1.0
 
 
 def _profile(user: dict[str, Any]) -> SlackProfile:

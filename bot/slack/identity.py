@@ -58,6 +58,11 @@ class BotIdentity:
         """Whether Slack has said who the bot is."""
         return self._result is not None
 
+    async def own_ids(self) -> frozenset[str]:
+        """The bot's user id and bot id: messages carrying either are warroom's own."""
+        result = await self._fetch()
+        return frozenset(i for i in (result.bot_user_id, result.bot_id) if i)
+
     async def _fetch(self) -> AuthorizeResult:
         async with self._lock:
             if self._result is None:

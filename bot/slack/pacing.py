@@ -11,11 +11,17 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from enum import IntEnum
+from typing import Any
 
 POST_BURST = 3
 POSTS_PER_SECOND = 1.0
 # Channels whose bucket is full again are forgotten once this many are remembered.
 REMEMBERED_CHANNELS = 1000
+# Slack's Tier 3 methods (conversations.history, conversations.replies): about 50 calls a
+# minute per method and workspace, with short bursts allowed.
+TIER3_PER_MINUTE = 50
+TIER3_BURST = 5
+_ROUNDING = 1e-9
 
 
 class Lane(IntEnum):
@@ -89,7 +95,9 @@ class ChannelPacer:
             try:
                 while True:
                     self._refill(bucket)
-                    if bucket.tokens >= 1:
+                    # Within rounding of a whole token: with a rate like 50/60 a second, the
+                    # refill can stop a hair short of 1.0, and the wait for it round to nothing.
+                    if bucket.tokens >= 1 - _ROUNDING:
                         bucket.tokens -= 1
                         break
                     delay = (1 - bucket.tokens) / self.rate
@@ -164,3 +172,9 @@ class ChannelPacer:
     def channels(self) -> int:
         """How many channels' buckets are remembered."""
         return len(self._buckets)
+
+
+def tier3_pacer(**kwargs: Any) -> ChannelPacer:
+    """A pacer for Slack's Tier 3 methods: one bucket per method (the key is its name), about
+    50 calls a minute after a burst of a few."""
+    return ChannelPacer(burst=TIER3_BURST, rate=TIER3_PER_MINUTE / 60, **kwargs)

@@ -29,6 +29,9 @@ METHOD_SCOPES = {
     "users.info": "users:read",
     "users.list": "users:read",
     "usergroups.users.list": "usergroups:read",
+    # The back-fill reads war rooms' history (public channels).
+    "conversations.history": "channels:history",
+    "conversations.replies": "channels:history",
     # Views (modals, the Home tab) need no scope of their own.
     "views.open": None,
     "views.push": None,

@@ -26,13 +26,17 @@ class Run:
         return json.loads(self.stdout)
 
 
-async def warroom_cli(*args: str, database_url: str, cwd: Path) -> Run:
-    """`warroom ...` in its own process (the server keeps running in this one)."""
+async def warroom_cli(
+    *args: str, database_url: str, cwd: Path, env: dict[str, str] | None = None
+) -> Run:
+    """`warroom ...` in its own process (the server keeps running in this one); `env` adds
+    settings (SLACK_BOT_TOKEN, SLACK_API_URL)."""
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": str(cwd),
         "PYTHONPATH": str(REPO),
         "DATABASE_URL": database_url,
+        **(env or {}),
     }
     process = await asyncio.create_subprocess_exec(
         sys.executable,

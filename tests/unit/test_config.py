@@ -146,6 +146,12 @@ def test_the_declare_limit_from_the_file(
     assert load_config(write_config(tmp_path, text)).declare_limit == limit
 
 
+def test_the_backfill_window_is_a_week_unless_the_file_says(tmp_path: Path) -> None:
+    assert load_config(None).backfill_window == timedelta(days=7)
+    config = load_config(write_config(tmp_path, "backfill_window: 36h\n"))
+    assert config.backfill_window == timedelta(hours=36)
+
+
 def test_the_shutdown_grace_from_the_file(tmp_path: Path) -> None:
     config = load_config(write_config(tmp_path, "shutdown_grace: 2s\n"))
     assert config.shutdown_grace == timedelta(seconds=2)
@@ -253,6 +259,8 @@ def test_a_severity_left_out_keeps_its_defaults(tmp_path: Path) -> None:
         ("shutdown_grace: soon\n", "shutdown_grace: 'soon' is not a duration like 45s"),
         ("shutdown_grace: 0s\n", "shutdown_grace: '0s' is not a positive duration"),
         ("shutdown_grace: null\n", "shutdown_grace: needs a duration like 45s"),
+        ("backfill_window: a week\n", "backfill_window: 'a week' is not a duration like 45s"),
+        ("backfill_window: null\n", "backfill_window: needs a duration like 45s"),
         # Shapes
         ("admins: U0ADMIN\n", "admins:"),
         ("- just\n- a list\n", "the config must be a mapping"),

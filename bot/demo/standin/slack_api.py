@@ -13,6 +13,7 @@ import socket
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from aiohttp import web
@@ -33,6 +34,8 @@ METHOD_SCOPES = {
     "usergroups.users.list": "usergroups:read",
     "files.getUploadURLExternal": "files:write",
     "files.completeUploadExternal": "files:write",
+    "conversations.history": "channels:history",
+    "conversations.replies": "channels:history",
 }
 _VALID_NAME = re.compile(r"^[a-z0-9_-]+$")
 
@@ -81,6 +84,8 @@ class FakeSlack:
         self.users: dict[str, dict[str, Any]] = {}
         self.usergroups: dict[str, list[str]] = {}
         self.channels: dict[str, Channel] = {}
+        # Every message in a channel (or DM, by user id), in the order posted: the bot's posts
+        # and what people say (`user_says`); conversations.history and .replies read it.
         self.messages: dict[str, list[dict[str, Any]]] = {}
         self.faults: dict[str, list[Fault]] = {}
         self.latency = 0.0
@@ -99,6 +104,7 @@ class FakeSlack:
         self.socket_mode_url: str | None = None
         self._ids = itertools.count(1)
         self._ts = itertools.count(1)
+        self._last_user_ts = Decimal(0)
         self._runner: web.AppRunner | None = None
         self.base_url: str | None = None
         self.add_user(BOT_USER, "warroom", is_bot=True)
@@ -184,6 +190,69 @@ class FakeSlack:
         matches = [c for c in self.channels.values() if c.name == name]
         assert matches, f"no channel named {name}; have {[c.name for c in self.channels.values()]}"
         return matches[0]
+
+    # -- people talking (what Slack keeps whether or not warroom hears of it) ---------------
+
+    def next_user_ts(self) -> str:
+        """A fresh message ts from the wall clock, later than every one handed out before."""
+        now = Decimal(f"{time.time():.6f}")
+        self._last_user_ts = max(now, self._last_user_ts + Decimal("0.000001"))
+        return f"{self._last_user_ts:.6f}"
+
+    def user_says(
+        self,
+        channel_id: str,
+        user_id: str,
+        text: str,
+        *,
+        thread_ts: str | None = None,
+        files: list[dict[str, Any]] | None = None,
+        ts: str | None = None,
+    ) -> dict[str, Any]:
+        """Keep a message `user_id` posts in `channel_id` (a thread reply with `thread_ts`), as
+        Slack keeps it; the `message` event Slack would send for it, to deliver or not. `ts`
+        backdates it (a test's way of being down for half an hour)."""
+        self._channel(channel_id)
+        ts = ts or self.next_user_ts()
+        message: dict[str, Any] = {"type": "message", "user": user_id, "text": text, "ts": ts}
+        if files:
+            message.update(subtype="file_share", files=files)
+        if thread_ts is not None:
+            parent = self._message(channel_id, thread_ts)
+            message["thread_ts"] = thread_ts
+            parent["thread_ts"] = thread_ts
+            parent["reply_count"] = parent.get("reply_count", 0) + 1
+            parent["latest_reply"] = ts
+            users = parent.setdefault("reply_users", [])
+            if user_id not in users:
+                users.append(user_id)
+        self.messages.setdefault(channel_id, []).append(message)
+        return {**_event_copy(message), "channel": channel_id, "event_ts": ts}
+
+    def user_edits(self, channel_id: str, ts: str, text: str) -> dict[str, Any]:
+        """Change a kept message's text, as its author's edit does; the `message_changed` event
+        Slack would send for it."""
+        message = self._message(channel_id, ts)
+        previous = _event_copy(message)
+        edited_ts = self.next_user_ts()
+        message["text"] = text
+        message["edited"] = {"user": message.get("user"), "ts": edited_ts}
+        return {
+            "type": "message",
+            "subtype": "message_changed",
+            "channel": channel_id,
+            "hidden": True,
+            "ts": edited_ts,
+            "event_ts": edited_ts,
+            "message": _event_copy(message),
+            "previous_message": previous,
+        }
+
+    def _message(self, channel_id: str, ts: str) -> dict[str, Any]:
+        for message in self.messages.get(channel_id, []):
+            if message["ts"] == ts:
+                return message
+        raise SlackError("message_not_found")
 
     # A deadline for the polling loop, not a cancellation scope: ASYNC109 does not apply.
     async def wait_for(self, predicate: Callable[[], bool], timeout: float = 5.0) -> None:  # noqa: ASYNC109
@@ -343,7 +412,14 @@ class FakeSlack:
         if blocks is not None and len(blocks) > 50:
             raise SlackError("invalid_blocks")
         ts = f"1700000{next(self._ts):03d}.000100"
-        message = {"ts": ts, "text": args.get("text", ""), "blocks": blocks}
+        message = {
+            "type": "message",
+            "user": BOT_USER,
+            "bot_id": "B0BOT",
+            "ts": ts,
+            "text": args.get("text", ""),
+            "blocks": blocks,
+        }
         self.messages.setdefault(target, []).append(message)
         return {"channel": target, "ts": ts, "message": message}
 
@@ -475,11 +551,84 @@ class FakeSlack:
             raise SlackError("not_allowed_token_type")
         return {"url": self.socket_mode_url}
 
+    def _conversations_history(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = self._channel(args.get("channel", ""))
+        # The channel's own messages, newest first: thread replies stay in their threads
+        # unless also sent to the channel.
+        top = [
+            m
+            for m in self.messages.get(channel.id, [])
+            if m.get("thread_ts") in (None, m["ts"]) or m.get("subtype") == "thread_broadcast"
+        ]
+        kept = sorted(_in_range(top, args), key=lambda m: Decimal(m["ts"]), reverse=True)
+        return _page(kept, args, default_limit=100)
+
+    def _conversations_replies(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = self._channel(args.get("channel", ""))
+        parent = next(
+            (m for m in self.messages.get(channel.id, []) if m["ts"] == args.get("ts")), None
+        )
+        if parent is None:
+            raise SlackError("thread_not_found")
+        replies = [
+            m
+            for m in self.messages.get(channel.id, [])
+            if m.get("thread_ts") == parent["ts"] and m["ts"] != parent["ts"]
+        ]
+        kept = sorted(_in_range(replies, args), key=lambda m: Decimal(m["ts"]))
+        page = _page(kept, args, default_limit=10)
+        # The parent comes first on the first page, whatever `oldest` says.
+        if not args.get("cursor"):
+            page["messages"].insert(0, _event_copy(parent))
+        return page
+
     def _usergroups_users_list(self, args: dict[str, Any]) -> dict[str, Any]:
         group = args.get("usergroup", "")
         if group not in self.usergroups:
             raise SlackError("no_such_subteam")
         return {"users": self.usergroups[group]}
+
+
+def _event_copy(message: dict[str, Any]) -> dict[str, Any]:
+    """A message as Slack hands it out: a copy, without the bot-post-only `blocks` when None."""
+    copy = {k: v for k, v in message.items() if not (k == "blocks" and v is None)}
+    if "reply_users" in copy:
+        copy["reply_users"] = list(copy["reply_users"])
+    return copy
+
+
+def _in_range(messages: list[dict[str, Any]], args: dict[str, Any]) -> list[dict[str, Any]]:
+    """The messages between `oldest` and `latest`, inclusive only when `inclusive` is set."""
+    inclusive = str(args.get("inclusive", "")).lower() in ("1", "true")
+    oldest = Decimal(str(args["oldest"])) if args.get("oldest") else None
+    latest = Decimal(str(args["latest"])) if args.get("latest") else None
+    kept = []
+    for message in messages:
+        ts = Decimal(message["ts"])
+        if oldest is not None and (ts < oldest or (ts == oldest and not inclusive)):
+            continue
+        if latest is not None and (ts > latest or (ts == latest and not inclusive)):
+            continue
+        kept.append(message)
+    return kept
+
+
+def _page(
+    messages: list[dict[str, Any]], args: dict[str, Any], *, default_limit: int
+) -> dict[str, Any]:
+    """One page of `messages` from the `cursor` on, with Slack's `has_more` and next cursor."""
+    limit = max(1, min(int(args.get("limit") or default_limit), 1000))
+    cursor = str(args.get("cursor") or "")
+    start = int(cursor.removeprefix("page:")) if cursor.startswith("page:") else 0
+    if cursor and not cursor.startswith("page:"):
+        raise SlackError("invalid_cursor")
+    chunk = messages[start : start + limit]
+    more = start + limit < len(messages)
+    return {
+        "messages": [_event_copy(m) for m in chunk],
+        "has_more": more,
+        "response_metadata": {"next_cursor": f"page:{start + limit}" if more else ""},
+    }
 
 
 class SlackError(Exception):
