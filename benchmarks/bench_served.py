@@ -6,9 +6,9 @@ and access log (to a file, as a service manager would keep it). The baseline is 
 on aiohttp that verifies signatures and only acks, built with warroom's options
 (bench_ack.bare_bolt). Both get the same load of pre-signed, unique message events from
 `wrk -c 10` (benchmarks/wrk_replay.lua), one after the other in the same run; a fake Slack Web
-API runs in this process. Then `/incident
-declare` acks are timed alone and while 20 war rooms are opening (Slack slowed to 500 ms a
-call), and warroom's resident memory is read after start and after every event is recorded.
+API runs in this process. Then `/incident declare` acks are timed alone and while 20 war rooms
+are opening (Slack slowed to 500 ms a call), and warroom's resident memory is read after start
+and after every event is recorded.
 
 Every event acked must be in the timeline exactly once: the run fails (exit 1) otherwise.
 
