@@ -143,6 +143,9 @@ class ServedFigures:
     declare_opening: list[float]
     rss_start_mb: float
     rss_end_mb: float
+    # CPU seconds (user + system, all threads) each server process spent over its events.
+    warroom_cpu_s: float = 0.0
+    bare_cpu_s: float = 0.0
 
     @property
     def ratio(self) -> float:
@@ -168,6 +171,12 @@ class Served:
     process: asyncio.subprocess.Process
     base: str
     log: Path
+
+    def cpu_seconds(self) -> float:
+        """User and system CPU time the process has used so far, from /proc."""
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rpartition(")")[2].split()
+        # After the command's closing parenthesis: utime and stime are fields 14 and 15.
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def rss_mb(self) -> float:
         """Resident memory now, from /proc."""
@@ -420,8 +429,12 @@ async def run(
         # auth.test call, which is start-up, not load.
         for server in (bare, warroom):
             await send_events(http, server.base, requests, channel_id, WARMUP_EVENTS)
+        cpu = bare.cpu_seconds()
         bare_load = await replay(bare.base, requests, channel_id, events, tmp)
+        bare_cpu = bare.cpu_seconds() - cpu
+        cpu = warroom.cpu_seconds()
         warroom_load = await replay(warroom.base, requests, channel_id, events, tmp)
+        warroom_cpu = warroom.cpu_seconds() - cpu
         incident_id = incident_room(db, f"Isolated {declares - 1}")[0]
         recorded = stored_messages(db, incident_id) - WARMUP_EVENTS
         rss_end = warroom.rss_mb()
@@ -443,6 +456,8 @@ async def run(
             declare_opening=opening,
             rss_start_mb=rss_start,
             rss_end_mb=rss_end,
+            warroom_cpu_s=warroom_cpu,
+            bare_cpu_s=bare_cpu,
         )
 
 
@@ -461,6 +476,12 @@ def rows(figures: ServedFigures) -> list[tuple[str, str, str, str]]:
             f"{w.p50_ms:.1f} / {w.p99_ms:.1f} ms",
             f"{b.p50_ms:.1f} / {b.p99_ms:.1f} ms",
             "",
+        ),
+        (
+            "server CPU per 1,000 events",
+            f"{1000 * figures.warroom_cpu_s / w.events:.2f} s",
+            f"{1000 * figures.bare_cpu_s / b.events:.2f} s",
+            f"{figures.warroom_cpu_s / figures.bare_cpu_s:.2f}x" if figures.bare_cpu_s else "",
         ),
         (
             "`/incident declare` ack p50 / p99, isolated",

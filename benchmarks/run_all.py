@@ -327,6 +327,16 @@ def served_rows(table: Table, results: dict[str, bench_served.ServedFigures]) ->
             "bare Bolt",
             1,
         )
+    table.add(
+        "served: server CPU per 1,000 events",
+        {
+            d: (1000 * r.warroom_cpu_s / r.warroom.events, 1000 * r.bare_cpu_s / r.bare.events)
+            for d, r in results.items()
+        },
+        seconds,
+        " s",
+        "bare Bolt",
+    )
     for when, pick in (
         ("isolated", "declare_isolated"),
         ("while 20 war rooms open", "declare_opening"),

@@ -23,6 +23,7 @@ HANG_GUARD_S = 600
 MEASURES = (
     "message events recorded durably",
     "message ack p50 / p99 at that load",
+    "server CPU per 1,000 events",
     "`/incident declare` ack p50 / p99, isolated",
     "`/incident declare` ack p50 / p99, 20 war rooms opening",
     f"resident memory after {EVENTS} events / after start",
