@@ -1,14 +1,16 @@
 """Every benchmark on SQLite and on PostgreSQL, printed as one Markdown table beside baselines.
 
 Runs, in turn on a temp SQLite file and on a fresh schema of the PostgreSQL database: the ack
-benchmark (bench_ack), the war-room benchmark (bench_warroom) and the export benchmark
-(bench_export). Each figure is shown beside the baseline measured in the same run, with the ratio.
+benchmark (bench_ack), `warroom serve` under wrk (bench_served), the war-room benchmark
+(bench_warroom) and the export benchmark (bench_export). Rows measured against the server in
+this process start `in-process:`, those against `warroom serve` as a process of its own
+`served:`. Each figure is shown beside the baseline measured in the same run, with the ratio.
 When PostgreSQL cannot be reached its column says why. Exits 1 when a correctness check failed
 (a request not answered 200, a message not stored exactly once, a war room not opened), 2 when a
 benchmark passed its deadline.
 
     python benchmarks/run_all.py [--quick] [--database-url URL | --sqlite-only]
-                                 [--only ack|warroom|export ...]
+                                 [--only ack|served|warroom|export ...]
 """
 
 from __future__ import annotations
@@ -16,13 +18,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
@@ -32,13 +37,15 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks import bench_ack, bench_export, bench_warroom  # noqa: E402
+from benchmarks import bench_ack, bench_export, bench_served, bench_warroom  # noqa: E402
 from benchmarks.bench_ack import describe_database, fresh_database, median_ms, p99_ms  # noqa: E402
 from storage.db import build_engine  # noqa: E402
 
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
 DATABASES = ("SQLite", "PostgreSQL")
-MEASURES = ("ack", "warroom", "export")
+MEASURES = ("ack", "served", "warroom", "export")
+# bench_served replays 100,000 events into each of two servers: longer than the others.
+SERVED_DEADLINE_S = 900.0
 EXPORT_FORMATS = {"json": "JSON", "csv": "CSV", "md": "Markdown", "html": "HTML"}
 
 T = TypeVar("T")
@@ -50,10 +57,26 @@ class Sizes:
     events: int  # message events in the throughput burst
     declares: int  # war rooms opened
     export_events: int  # events exported
+    served_events: int  # message events replayed into `warroom serve` and the bare Bolt process
+    served_declares: int  # declares timed by bench_served, alone and while war rooms open
 
 
-FULL = Sizes(requests=300, events=2000, declares=20, export_events=100_000)
-QUICK = Sizes(requests=30, events=200, declares=5, export_events=10_000)
+FULL = Sizes(
+    requests=300,
+    events=2000,
+    declares=20,
+    export_events=100_000,
+    served_events=bench_served.FULL_EVENTS,
+    served_declares=bench_served.DECLARES,
+)
+QUICK = Sizes(
+    requests=30,
+    events=200,
+    declares=5,
+    export_events=10_000,
+    served_events=bench_served.QUICK_EVENTS,
+    served_declares=bench_served.QUICK_DECLARES,
+)
 
 
 @dataclass
@@ -61,6 +84,7 @@ class Results:
     """What each benchmark returned, by database; a reason where a database was not run."""
 
     ack: dict[str, bench_ack.AckResult] = field(default_factory=dict)
+    served: dict[str, bench_served.ServedFigures] = field(default_factory=dict)
     warroom: dict[str, bench_warroom.WarRoomFigures] = field(default_factory=dict)
     export: dict[str, bench_export.ExportFigures] = field(default_factory=dict)
     not_run: dict[str, str] = field(default_factory=dict)
@@ -112,6 +136,22 @@ def run_ack(url: str, sizes: Sizes, args: argparse.Namespace) -> bench_ack.AckRe
     return asyncio.run(go())
 
 
+def run_served(
+    url: str, database: str, sizes: Sizes, args: argparse.Namespace
+) -> bench_served.ServedFigures:
+    if shutil.which("wrk") is None:
+        raise RuntimeError("wrk is not installed (Debian: apt-get install wrk)")
+
+    async def go() -> bench_served.ServedFigures:
+        async with asyncio.timeout(max(args.deadline, SERVED_DEADLINE_S)):
+            with tempfile.TemporaryDirectory(prefix="warroom-served-") as tmp:
+                return await bench_served.run(
+                    url, database, sizes.served_events, sizes.served_declares, Path(tmp)
+                )
+
+    return asyncio.run(go())
+
+
 def run_warroom(url: str, sizes: Sizes, args: argparse.Namespace) -> bench_warroom.WarRoomFigures:
     async def go() -> bench_warroom.WarRoomFigures:
         async with asyncio.timeout(args.deadline):
@@ -138,6 +178,11 @@ def run_all(
                         results.ack[database] = ack
                         if not ack.correct:
                             results.failed.append(f"{label}: {ack_problem(ack)}")
+                    elif measure == "served":
+                        served = timed(label, partial(run_served, migrated, database, sizes, args))
+                        results.served[database] = served
+                        if not served.exact:
+                            results.failed.append(f"{label}: {served_problem(served)}")
                     elif measure == "warroom":
                         results.warroom[database] = timed(
                             label, lambda: run_warroom(migrated, sizes, args)
@@ -163,6 +208,13 @@ def ack_problem(result: bench_ack.AckResult) -> str:
     failures = ", ".join(f"{name} {count}" for name, count in result.failures.items())
     return (
         f"{result.stored} of {result.expected} burst messages stored; non-200 responses: {failures}"
+    )
+
+
+def served_problem(figures: bench_served.ServedFigures) -> str:
+    return (
+        f"{figures.recorded} of {figures.warroom.events} events recorded; failed requests: "
+        f"warroom {figures.warroom.failures}, bare {figures.bare.failures}"
     )
 
 
@@ -199,6 +251,13 @@ class Table:
         baseline = f"{baseline_name} {baselines}{unit}" if ran else "not run"
         self.rows.append((label, cells[0], cells[1], baseline, ratios or "not run"))
 
+    def add_alone(
+        self, label: str, figures: dict[str, str], baseline: str = "", ratio: str = ""
+    ) -> None:
+        """A row whose cells are already written, for a measure without a baseline."""
+        cells = [figures.get(database, "not run") for database in DATABASES]
+        self.rows.append((label, cells[0], cells[1], baseline, ratio))
+
     def markdown(self) -> str:
         header: Row = ("measure", "SQLite", "PostgreSQL", "baseline", "ratio")
         widths = [max(len(row[i]) for row in (header, *self.rows)) for i in range(len(header))]
@@ -230,7 +289,7 @@ def ack_rows(table: Table, results: dict[str, bench_ack.AckResult]) -> None:
     for label, pick in (("`/incident declare` ack", "declare"), ("message event ack", "message")):
         for stat, fn in (("median", median_ms), ("p99", p99_ms)):
             table.add(
-                f"{label}, {stat}",
+                f"in-process: {label}, {stat}",
                 {
                     d: (fn(getattr(r.warroom, pick)), fn(getattr(r.bare, pick)))
                     for d, r in results.items()
@@ -241,11 +300,59 @@ def ack_rows(table: Table, results: dict[str, bench_ack.AckResult]) -> None:
                 1,
             )
     table.add(
-        "message events recorded durably",
+        "in-process: message events recorded durably",
         {d: (r.warroom.events_per_s, r.bare.events_per_s) for d, r in results.items()},
         whole,
         "/s",
         "bare Bolt acks",
+    )
+
+
+def served_rows(table: Table, results: dict[str, bench_served.ServedFigures]) -> None:
+    if not results:
+        return
+    table.add(
+        "served: message events recorded durably",
+        {d: (r.warroom.per_second, r.bare.per_second) for d, r in results.items()},
+        whole,
+        "/s",
+        "bare Bolt",
+    )
+    for stat, pick in (("median", "p50_ms"), ("p99", "p99_ms")):
+        table.add(
+            f"served: message event ack under that load, {stat}",
+            {d: (getattr(r.warroom, pick), getattr(r.bare, pick)) for d, r in results.items()},
+            ms,
+            " ms",
+            "bare Bolt",
+            1,
+        )
+    table.add(
+        "served: server CPU per 1,000 events",
+        {
+            d: (1000 * r.warroom_cpu_s / r.warroom.events, 1000 * r.bare_cpu_s / r.bare.events)
+            for d, r in results.items()
+        },
+        seconds,
+        " s",
+        "bare Bolt",
+    )
+    for when, pick in (
+        ("isolated", "declare_isolated"),
+        ("while 20 war rooms open", "declare_opening"),
+    ):
+        for stat, fn in (("median", median_ms), ("p99", p99_ms)):
+            table.add_alone(
+                f"served: `/incident declare` ack {when}, {stat}",
+                {d: f"{ms(fn(getattr(r, pick)))} ms" for d, r in results.items()},
+            )
+    events = next(iter(results.values())).warroom.events
+    table.add(
+        f"served: resident memory after {events:,} events",
+        {d: (r.rss_end_mb, r.rss_start_mb) for d, r in results.items()},
+        whole,
+        " MB",
+        "after start",
     )
 
 
@@ -254,7 +361,7 @@ def warroom_rows(table: Table, results: dict[str, bench_warroom.WarRoomFigures])
         return
     for key in (*bench_warroom.MILESTONES, "ready"):
         table.add(
-            f"declare → {bench_warroom.LABELS[key]}",
+            f"in-process: declare → {bench_warroom.LABELS[key]}",
             {d: (r.warroom[key] * 1000, r.floor[key] * 1000) for d, r in results.items()},
             whole,
             " ms",
@@ -268,14 +375,14 @@ def export_rows(table: Table, results: dict[str, bench_export.ExportFigures]) ->
     events = next(iter(results.values())).events
     for fmt, name in EXPORT_FORMATS.items():
         table.add(
-            f"export {events:,} events, {name}",
+            f"in-process: export {events:,} events, {name}",
             {d: (r.exports[fmt].seconds, r.hold_all.seconds) for d, r in results.items()},
             seconds,
             " s",
             "load all",
         )
     table.add(
-        "export peak memory, worst format",
+        "in-process: export peak memory, worst format",
         {
             d: (max(m.peak_mb for m in r.exports.values()), r.import_only.peak_mb)
             for d, r in results.items()
@@ -301,6 +408,12 @@ def notes(results: Results) -> list[str]:
             f"{bench_ack.THROUGHPUT_TARGET}x bare {verdict(rate >= bench_ack.THROUGHPUT_TARGET)}; "
             f"burst messages stored {ack.stored} of {ack.expected}; first ack after start "
             f"{ack.cold[0] * 1000:.0f} ms (bare {ack.cold[1] * 1000:.0f} ms)."
+        )
+    for database, served in results.served.items():
+        met = "; ".join(bench_served.verdicts(served))
+        lines.append(
+            f"- {database}, served: {served.recorded:,} of {served.warroom.events:,} events "
+            f"recorded exactly once; targets: {met}."
         )
     for database, room in results.warroom.items():
         lines.append(
@@ -337,7 +450,8 @@ def header(sizes: Sizes, args: argparse.Namespace) -> str:
     return (
         f"warroom benchmarks, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, commit {commit}"
         f"{' (quick)' if args.quick else ''}: {sizes.requests} requests per ack figure, "
-        f"{sizes.events} events in the burst, {sizes.declares} war rooms, "
+        f"{sizes.events} events in the burst, {sizes.served_events:,} events served, "
+        f"{sizes.declares} war rooms, "
         f"{sizes.export_events:,} events exported; fake Slack {args.slack_latency * 1000:.0f} ms "
         f"a call; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
     )
@@ -367,6 +481,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--requests", type=int, help="sequential requests per ack figure")
     parser.add_argument("--events", type=int, help="message events in the throughput burst")
     parser.add_argument("--declares", type=int, help="war rooms opened")
+    parser.add_argument(
+        "--served-events", type=int, help="message events replayed into `warroom serve`"
+    )
     parser.add_argument("--export-events", type=int, help="events exported")
     parser.add_argument(
         "--slack-latency", type=float, default=0.05, help="seconds per Slack call (default 0.05)"
@@ -387,6 +504,8 @@ def sizes_from(args: argparse.Namespace) -> Sizes:
         events=args.events or base.events,
         declares=args.declares or base.declares,
         export_events=args.export_events or base.export_events,
+        served_events=args.served_events or base.served_events,
+        served_declares=base.served_declares,
     )
 
 
@@ -404,6 +523,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     table = Table()
     ack_rows(table, results.ack)
+    served_rows(table, results.served)
     warroom_rows(table, results.warroom)
     export_rows(table, results.export)
     print()

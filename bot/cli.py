@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import os
 import sys
@@ -106,6 +107,11 @@ def cmd_serve(args: argparse.Namespace) -> None:
         print(f"warroom listening on http://{args.host}:{args.port}/slack/events", flush=True)
     # The requests in flight get the grace too; the stop as a whole keeps within it.
     grace = config.shutdown_grace.total_seconds()
+    # What start-up built (modules, the ORM's tables, Bolt) lives as long as the process: out
+    # of the collector's sight, a full collection takes about 3 ms instead of 75, a pause that
+    # every request in flight, an ack included, would wait out.
+    gc.collect()
+    gc.freeze()
     web.run_app(
         app,
         host=args.host,

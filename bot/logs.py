@@ -30,6 +30,8 @@ _CREDENTIALS = (
     # A signed export link's signature (and any other `sig` or `token` query value).
     (re.compile(r"([?&;](?:sig|signature|token)=)[^&\s'\"]+"), r"\1" + MASK),
 )
+# A credential pattern above matches only where one of these is in the text.
+_CREDENTIAL_NEEDLES = ("xox", "xapp-", "hooks.slack", "sig=", "signature=", "token=")
 # Characters that would end a line, or reorder one, in a terminal or a log viewer.
 _LINE_BREAKERS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\x85\u2028\u2029]|\r|\n|\t")
 # Noisy at DEBUG and INFO, and they log request bodies and URLs there: warnings only.
@@ -68,8 +70,11 @@ class SecretMaskingFormatter(logging.Formatter):
         message = _bounded(record.getMessage())
         if self.one_line:
             message = _escaped(message)
-        # A copy, so that other handlers see the record as it was logged.
-        shown = logging.makeLogRecord(record.__dict__)
+        # A copy, so that other handlers see the record as it was logged. Made without
+        # LogRecord.__init__, which would look up the time, thread and process once more only
+        # to have them overwritten: this runs for every request's access-log line.
+        shown = logging.LogRecord.__new__(logging.LogRecord)
+        shown.__dict__.update(record.__dict__)
         shown.msg, shown.args = message, None
         text = self._masked(self.inner.format(shown))
         lines = text.split("\n")
@@ -81,8 +86,10 @@ class SecretMaskingFormatter(logging.Formatter):
         # This deployment's own secrets first: a pattern could cut one in two.
         for secret in self.secrets:
             text = text.replace(secret, MASK)
-        for pattern, replacement in _CREDENTIALS:
-            text = pattern.sub(replacement, text)
+        # Each pattern needs one of these strings to match: most lines have none of them.
+        if any(needle in text for needle in _CREDENTIAL_NEEDLES):
+            for pattern, replacement in _CREDENTIALS:
+                text = pattern.sub(replacement, text)
         return text
 
 

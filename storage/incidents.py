@@ -16,10 +16,13 @@ INCIDENT_COUNTER = "incident"
 
 def next_incident_number(session: Session) -> int:
     """Take the next incident number; atomic across processes, and never handed out twice."""
-    session.execute(
+    # On the session's connection, as plain SQL: no Counter object is ever loaded, so the ORM's
+    # bookkeeping for an UPDATE (a declaration's ack waits on this) would have nothing to do.
+    connection = session.connection()
+    connection.execute(
         insert_for(session, Counter).values(name=INCIDENT_COUNTER, value=0).on_conflict_do_nothing()
     )
-    bumped = session.execute(
+    bumped = connection.execute(
         update(Counter)
         .where(col(Counter.name) == INCIDENT_COUNTER)
         .values(value=Counter.value + 1)

@@ -9,10 +9,10 @@ from typing import Any
 
 from sqlalchemy import func, update
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import StatementError
 from sqlmodel import Session, col, select
 
 from storage.models import TimelineEvent
-from storage.sql import insert_for
 
 
 def thread_start(thread_ts: str | None, at: datetime) -> datetime:
@@ -35,7 +35,7 @@ def add_event(
     dedupe_key: str | None = None,
 ) -> bool:
     """Insert one event; False when an event with the same dedupe key is already stored."""
-    values = {
+    row = {
         "incident_id": incident_id,
         "kind": kind,
         "at": at,
@@ -44,17 +44,16 @@ def add_event(
         "text": text,
         "slack_ts": slack_ts,
         "thread_ts": thread_ts,
-        "thread_at": thread_start(thread_ts, at),
-        "data": data or {},
+        "data": data,
         "dedupe_key": dedupe_key,
     }
+    # The batch insert's SQL, through the driver: a declaration writes three events in its
+    # unit of work, and SQLAlchemy's ORM-enabled INSERT cost more than the statements.
     # ON CONFLICT DO NOTHING rather than check-then-insert: two replicas given the same
-    # redelivery at once must not both write it. RETURNING tells which happened; rowcount
-    # cannot (SQLAlchemy leaves it at -1 for an INSERT on psycopg).
-    statement = insert_for(session, TimelineEvent).values(**values).returning(col(TimelineEvent.id))
-    if dedupe_key is not None:
-        statement = statement.on_conflict_do_nothing(index_elements=["dedupe_key"])
-    return session.execute(statement).first() is not None
+    # redelivery at once must not both write it. Without a key nothing conflicts (NULLs are
+    # distinct in a unique index), so the row is always new.
+    new = add_events(session, [row])
+    return dedupe_key is None or dedupe_key in new
 
 
 # The columns a batch insert writes, in the order of its VALUES tuples.
@@ -108,7 +107,11 @@ def add_events(db: Session | Connection, rows: list[dict[str, Any]]) -> set[str]
                 }
                 for name, process in zip(_BATCH_COLUMNS, convert, strict=True):
                     value = values.get(name)
-                    params.append(process(value) if process is not None else value)
+                    try:
+                        params.append(process(value) if process is not None else value)
+                    except (TypeError, ValueError) as exc:
+                        # As SQLAlchemy reports a value its type refuses (a naive datetime).
+                        raise StatementError(str(exc), None, None, exc) from exc
             cursor.execute(_batch_insert_sql(dialect.name, dialect.paramstyle, len(chunk)), params)
             new.update(key for (key,) in cursor.fetchall() if key is not None)
     finally:

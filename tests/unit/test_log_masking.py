@@ -6,6 +6,7 @@ import io
 import json
 import logging
 
+import pytest
 from pythonjsonlogger.json import JsonFormatter
 
 from bot.config import Settings
@@ -81,6 +82,30 @@ def test_credentials_that_are_not_ours_are_masked_too() -> None:
     for credential in ("AbCdEfSecretPath", "another-apps-token", "A0-app-level", "5eca1ed"):
         assert credential not in line, line
     assert "expires=4102444800&sig=[secret]&redact=1" in line
+
+
+@pytest.mark.parametrize(
+    ("text", "credential"),
+    [
+        ("GET /x?token=t0ken-value&a=1", "t0ken-value"),
+        ("GET /x;signature=s1gnature-value", "s1gnature-value"),
+        ("GET /x?sig=s1g-value", "s1g-value"),
+        ("a xoxe-1-refresh token alone", "1-refresh"),
+        ("https://hooks.slack-gov.com/actions/T0/1/Gov5ecret", "Gov5ecret"),
+    ],
+)
+def test_each_credential_pattern_masks_on_its_own(text: str, credential: str) -> None:
+    # Lines are checked for the patterns' fixed parts before the patterns run: each pattern
+    # must still mask when its own is the only one in the line.
+    line = _plain().format(logging.makeLogRecord({"msg": text}))
+    assert credential not in line and MASK in line, line
+
+
+def test_the_record_other_handlers_see_is_unchanged() -> None:
+    record = logging.makeLogRecord({"msg": "said %s", "args": ("xoxb-1234-secret\nline",)})
+    _plain().format(record)
+    assert (record.msg, record.args) == ("said %s", ("xoxb-1234-secret\nline",))
+    assert record.getMessage() == "said xoxb-1234-secret\nline"
 
 
 def test_a_huge_message_makes_one_bounded_line() -> None:
