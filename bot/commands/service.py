@@ -20,6 +20,7 @@ from bot.commands.parse import (
     parse_followup,
     parse_note,
     parse_role_change,
+    split_private_flag,
 )
 from bot.config import SEVERITIES, WarroomConfig
 from bot.durations import format_duration
@@ -335,8 +336,11 @@ class CommandService:
         """The configured severities, most severe first."""
         return [s for s in SEVERITIES if s in self.config.severities] or list(SEVERITIES)
 
-    async def open_declare_form(self, invocation: Invocation, severity: str | None = None) -> Reply:
-        """Open the declare modal; called before the ack, as the trigger id lives 3 s."""
+    async def open_declare_form(
+        self, invocation: Invocation, severity: str | None = None, *, private: bool = False
+    ) -> Reply:
+        """Open the declare modal (its *Private* box ticked if `private`); called before the
+        ack, as the trigger id lives 3 s."""
         if not invocation.trigger_id:
             raise UsageError(f"Give the incident a title: `{USAGE['declare']}`")
         view = declare_modal(
@@ -344,6 +348,7 @@ class CommandService:
             severity=severity or self.config.default_severity,
             user_id=invocation.user_id,
             origin_channel_id=invocation.channel_id or None,
+            private=private,
         )
         try:
             await self.gateway.open_view(invocation.trigger_id, view)
@@ -357,10 +362,11 @@ class CommandService:
         return Reply("")
 
     async def _declare(self, invocation: Invocation, command: Command) -> Reply:
-        lone_severity = _LONE_SEVERITY.match(command.args.strip())
-        if not command.args.strip() or lone_severity:
+        private, rest = split_private_flag(command.args)
+        lone_severity = _LONE_SEVERITY.match(rest.strip())
+        if not rest.strip() or lone_severity:
             severity = Severity(f"sev{lone_severity.group(1)}") if lone_severity else None
-            return await self.open_declare_form(invocation, severity)
+            return await self.open_declare_form(invocation, severity, private=private)
         declaration = parse_declaration(command.args)
         incident = await self.incidents.declare(invocation, declaration)
 

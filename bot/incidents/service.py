@@ -35,6 +35,7 @@ from bot.slack.gateway import SlackGateway
 from bot.slack.text import channel_link, escape, mention
 from bot.tasks import BackgroundTasks
 from storage import incidents as incident_store
+from storage import members as member_store
 from storage import reminders as reminder_store
 from storage import timeline as timeline_store
 from storage.db import Database
@@ -191,6 +192,7 @@ class IncidentService:
                 declarer=Person(invocation.user_id, declarer_name),
                 origin_channel_id=invocation.channel_id or None,  # a form opened from App Home
                 source=source,
+                private=declaration.private,
             )
             assert incident.id is not None
             if not command_event(session, incident_id=incident.id, invocation=invocation, at=now):
@@ -253,10 +255,12 @@ class IncidentService:
         origin_channel_id: str | None,
         source: str,
         alert_group_key: str | None = None,
+        private: bool = False,
     ) -> Incident:
         """Number and store an incident inside the caller's unit of work (the number is taken
-        in the same transaction, so a rollback reuses nothing); `declared_event` records it."""
-        return incident_store.create_incident(
+        in the same transaction, so a rollback reuses nothing); `declared_event` records it.
+        The declarer of a private one sees it from the start, before its room exists."""
+        incident = incident_store.create_incident(
             session,
             number=incident_store.next_incident_number(session),
             title=title,
@@ -269,7 +273,13 @@ class IncidentService:
             alert_group_key=alert_group_key,
             # The declaring process opens the war room itself, right after the ack.
             opening_until=at + OPENING_CLAIM,
+            is_private=private,
         )
+        if private and declarer.id and incident.id is not None:
+            member_store.add_members(
+                session, incident_id=incident.id, user_ids=[declarer.id], at=at
+            )
+        return incident
 
     async def resume_unopened_war_rooms(
         self, *, within: timedelta = timedelta(hours=24), after_restart: bool = False
@@ -317,7 +327,7 @@ class IncidentService:
             # Inviting again is harmless (already_in_channel is skipped); the opening that
             # failed may not have got that far.
             await asyncio.gather(
-                self.gateway.invite(incident.channel_id, invitees),
+                self.invite(incident, invitees),
                 self.gateway.set_topic(incident.channel_id, topic_text(incident)),
                 self._post_header(incident),
             )
@@ -358,7 +368,9 @@ class IncidentService:
     async def _open_war_room(self, incident_id: int, *, response_url: str | None) -> None:
         incident = await self._view(incident_id)
         name = channel_name(
-            self.config.channel_pattern,
+            self.config.private_channel_pattern
+            if incident.private
+            else self.config.channel_pattern,
             number=incident.number,
             title=incident.title,
             severity=incident.severity,
@@ -367,7 +379,7 @@ class IncidentService:
         # Who to invite does not depend on the channel: user groups are looked up meanwhile.
         # A channel Slack created is recorded even when the look-up failed.
         creating, inviting = await asyncio.gather(
-            self.gateway.create_channel(name_candidates(name)),
+            self.gateway.create_channel(name_candidates(name), private=incident.private),
             self._invitees(incident),
             return_exceptions=True,
         )
@@ -422,6 +434,9 @@ class IncidentService:
         if incident.declared_by.id:
             users.insert(0, incident.declared_by.id)
         invite = self.config.policy(incident.severity).invite
+        if incident.private and not self.config.private_invites:
+            # A private room holds the declarer, the people named and role holders only.
+            invite = []
         group_ids = [member for member in invite if member.startswith("S")]
         found = await asyncio.gather(*(self.gateway.usergroup_members(g) for g in group_ids))
         groups = dict(zip(group_ids, found, strict=True))
@@ -431,7 +446,7 @@ class IncidentService:
 
     async def _invite_and_brief(self, incident: IncidentView, invitees: list[str]) -> None:
         assert incident.channel_id is not None
-        await self.gateway.invite(incident.channel_id, invitees)
+        await self.invite(incident, invitees)
         commander = incident.commander
         if commander and commander.id:
             await self.brief(incident, Role.COMMANDER, commander.id)
@@ -449,11 +464,30 @@ class IncidentService:
         )
         await self.gateway.pin(incident.channel_id, ts)
 
-    async def _announce(self, incident: IncidentView) -> None:
-        if self.config.announce_channel:
-            await self.gateway.post_message(
-                self.config.announce_channel, announcement_text(incident), incident_id=incident.id
+    async def invite(self, incident: IncidentView, user_ids: list[str]) -> None:
+        """Invite people to the war room, and note who is in it now: what decides who sees a
+        private incident outside its room."""
+        assert incident.channel_id is not None
+        present = await self.gateway.invite(incident.channel_id, user_ids)
+        if present:
+            now = self.clock()
+            await self.db.run(
+                lambda s: member_store.add_members(
+                    s, incident_id=incident.id, user_ids=present, at=now
+                )
             )
+
+    async def _announce(self, incident: IncidentView) -> None:
+        if not self.config.announce_channel:
+            return
+        if incident.private and not self.config.announce_private:
+            return
+        text = private_announcement_text(incident) if incident.private else None
+        await self.gateway.post_message(
+            self.config.announce_channel,
+            text or announcement_text(incident),
+            incident_id=incident.id,
+        )
 
     async def refresh_war_room(self, incident_id: int) -> None:
         """Bring the topic and the pinned header in line with the stored state."""
@@ -585,7 +619,7 @@ class IncidentService:
     async def welcome(self, incident: IncidentView, role: Role, user_id: str) -> None:
         """A new role holder is invited, briefed, and shown in the topic and header."""
         if incident.channel_id:
-            await self.gateway.invite(incident.channel_id, [user_id])
+            await self.invite(incident, [user_id])
             await self.brief(incident, role, user_id)
         await self.refresh_war_room(incident.id)
 
@@ -642,6 +676,12 @@ class IncidentService:
             return incident_view(session, session.get_one(Incident, incident_id))
 
         return await self.db.run(_load)
+
+
+def private_announcement_text(incident: IncidentView) -> str:
+    """All the announcement channel hears of a private incident (with `announce_private`):
+    no title, severity or people."""
+    return f"{incident.ref}, a private incident, was declared."
 
 
 def spoken(delta: timedelta) -> str:
