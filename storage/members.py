@@ -74,3 +74,21 @@ def may_see(session: Session, *, incident: Incident, user_id: str, admins: Itera
         return True
     assert incident.id is not None
     return is_member(session, incident_id=incident.id, user_id=user_id)
+
+
+def private_incident_ids(session: Session) -> set[int]:
+    """The ids of every private incident."""
+    return {
+        i for i in session.exec(select(Incident.id).where(col(Incident.is_private).is_(True))) if i
+    }
+
+
+def hidden_from(session: Session, *, user_id: str | None, admins: Iterable[str]) -> set[int]:
+    """The ids of the private incidents `user_id` may not see outside their rooms: every one
+    whose room they are not in, none for an admin. No one (None) sees none of them."""
+    if user_id is not None and user_id in set(admins):
+        return set()
+    hidden = private_incident_ids(session)
+    if hidden and user_id is not None:
+        hidden -= private_incidents_of(session, user_id=user_id)
+    return hidden

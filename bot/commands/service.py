@@ -120,14 +120,14 @@ class CommandService:
         if command.name == "help":
             return Reply(HELP)
         if command.name == "list":
-            return Reply(await self._list())
+            return Reply(await self._list(invocation.user_id))
         if command.name == "declare":
             return await self._declare(invocation, command)
         if command.name in ("followup", "followups"):
             return await self._followup(invocation, command)
         assert command.name in INCIDENT_SUBCOMMANDS
         incident = await self.incidents.find(
-            number=command.incident_number, channel_id=invocation.channel_id
+            number=command.incident_number, channel_id=invocation.channel_id, asked_by=invocation
         )
         if incident is None:
             raise UsageError(
@@ -278,7 +278,7 @@ class CommandService:
             reason = to_plain(parsed.reason) if parsed.reason else None
             return Reply(await self._change_followup(replace(parsed, reason=reason), invocation))
         incident = await self.incidents.find(
-            number=command.incident_number, channel_id=invocation.channel_id
+            number=command.incident_number, channel_id=invocation.channel_id, asked_by=invocation
         )
         if incident is None:
             raise UsageError(
@@ -324,7 +324,8 @@ class CommandService:
         return "\n".join(lines)
 
     async def _my_followups(self, user_id: str) -> str:
-        followups = await self.followups.open_for(user_id)
+        # A private incident's follow-up is listed only to those who may see the incident.
+        followups = await self.followups.open_for(user_id, viewer=user_id)
         if not followups:
             return "You own no open follow-ups."
         today = self.followups.today()
@@ -387,8 +388,8 @@ class CommandService:
             f"{escape(incident.title)}. Opening the war room…"
         )
 
-    async def _list(self) -> str:
-        incidents = await self.incidents.open_incidents()
+    async def _list(self, viewer: str) -> str:
+        incidents = await self.incidents.open_incidents(viewer=viewer)
         if not incidents:
             return "No open incidents."
         lines = ["*Open incidents*"]
@@ -406,7 +407,9 @@ class CommandService:
         the one it names (`/incident INC-7 frobnicate`), else the war room it was typed in."""
         try:
             incident = await self.incidents.find(
-                number=incident_number_in(invocation.text), channel_id=invocation.channel_id
+                number=incident_number_in(invocation.text),
+                channel_id=invocation.channel_id,
+                asked_by=invocation,
             )
         except NotFoundError:
             return

@@ -67,6 +67,8 @@ class Invocation:
     # A further step of a command already on record (the declare form's roles and summary):
     # it needs no record of its own, and is no replay of the command it belongs to.
     follow_up: bool = False
+    # Where it came from, for the record of a refusal: a slash command, a button, a form.
+    surface: str = "command"
 
     @property
     def dedupe_key(self) -> str | None:
@@ -102,6 +104,24 @@ def command_event(
     ):
         raise DuplicateCommandError(ALREADY_HANDLED)
     return True
+
+
+def refused_event(
+    session: Session, *, incident_id: int, invocation: Invocation, at: datetime
+) -> None:
+    """Put an attempt on a private incident from outside its room on its timeline: who, and
+    what they asked (`access_refused`); the same request again is recorded once."""
+    timeline_store.add_event(
+        session,
+        incident_id=incident_id,
+        kind="access_refused",
+        at=at,
+        actor_id=invocation.user_id,
+        actor_name=invocation.user_name,
+        text=f"/incident {invocation.text}".strip() if invocation.text else None,
+        data={"surface": invocation.surface},
+        dedupe_key=f"refused:{invocation.trigger_id}" if invocation.trigger_id else None,
+    )
 
 
 def declared_event(session: Session, incident: Incident) -> None:
@@ -150,25 +170,61 @@ class IncidentService:
 
     # -- finding incidents ---------------------------------------------------------------
 
-    async def find(self, *, number: int | None, channel_id: str) -> IncidentView | None:
-        """The incident a command is aimed at: by number, else the channel it was typed in."""
+    async def find(
+        self, *, number: int | None, channel_id: str, asked_by: Invocation | None = None
+    ) -> IncidentView | None:
+        """The incident a command is aimed at: by number, else the channel it was typed in.
+        A private incident named by someone outside its room (`asked_by`) is answered as one
+        that does not exist, and the attempt goes on its timeline as `access_refused`."""
 
-        def _find(session: Session) -> IncidentView | None:
+        def _find(session: Session) -> tuple[IncidentView | None, bool]:
             if number is not None:
                 incident = incident_store.incident_by_number(session, number=number)
                 if incident is None:
                     raise NotFoundError(f"There is no INC-{number}.")
+                if asked_by is not None and not self.may_see(session, incident, asked_by.user_id):
+                    assert incident.id is not None
+                    refused_event(session, incident_id=incident.id, invocation=asked_by, at=now)
+                    return None, True  # committed: the refusal stays on record
             else:
                 incident = incident_store.incident_by_channel(session, channel_id=channel_id)
-            return incident_view(session, incident) if incident else None
+            return (incident_view(session, incident) if incident else None), False
 
-        return await self.db.run(_find)
+        now = self.clock()
+        view, hidden = await self.db.run(_find)
+        if hidden:
+            # What a missing incident would say, word for word.
+            raise NotFoundError(f"There is no INC-{number}.")
+        return view
 
-    async def open_incidents(self) -> list[IncidentView]:
-        """The unresolved incidents, by number."""
+    def may_see(self, session: Session, incident: Incident, user_id: str) -> bool:
+        """Whether `user_id` may see `incident` outside its war room: a private one only its
+        room's members and the admins."""
+        return member_store.may_see(
+            session, incident=incident, user_id=user_id, admins=self.config.admins
+        )
+
+    async def refuse(self, incident_id: int, invocation: Invocation) -> None:
+        """Put an attempt from outside a private incident's room on its timeline."""
+        now = self.clock()
+        await self.db.run(
+            lambda s: refused_event(s, incident_id=incident_id, invocation=invocation, at=now)
+        )
+
+    async def open_incidents(self, *, viewer: str | None = None) -> list[IncidentView]:
+        """The unresolved incidents, by number; with a `viewer`, only those they may see."""
 
         def _open(session: Session) -> list[IncidentView]:
-            return [incident_view(session, i) for i in incident_store.open_incidents(session)]
+            hidden = (
+                member_store.hidden_from(session, user_id=viewer, admins=self.config.admins)
+                if viewer is not None
+                else set()
+            )
+            return [
+                incident_view(session, i)
+                for i in incident_store.open_incidents(session)
+                if i.id not in hidden
+            ]
 
         return await self.db.run(_open)
 
