@@ -242,6 +242,12 @@ async def test_only_members_and_admins_see_a_private_incident_anywhere(
         seen = await _everything_seen_by(room, insider, incident.number)
         for secret in (TITLE, FOLLOWUP, room_id):
             assert secret in seen, f"{secret!r} hidden from {insider}"
+    # The export token is an operator's: the list shows every incident, a private one marked.
+    async with room.http.get(
+        str(room.server.make_url("/incidents")), headers={"Authorization": "Bearer s3cret"}
+    ) as response:
+        assert response.status == 200
+        assert f"{TITLE} <em>(private)</em>" in await response.text()
     # Gone from the room, gone from view.
     await room.event(
         {
