@@ -9,6 +9,7 @@ import re
 import pytest
 
 from bot.ids import BlockId, CallbackId
+from tests.support.fakes.slack_api import manifest_bot_scopes
 from tests.support.interactions import Interactions
 from tests.support.warroom import Warroom, WarroomFactory
 
@@ -259,3 +260,15 @@ async def test_only_members_and_admins_see_a_private_incident_anywhere(
         }
     )
     assert TITLE not in await _says(room, MEMBER, "list")
+
+
+async def test_a_private_room_needs_groups_write(warroom: Warroom) -> None:
+    # Without the scope the manifest asks for, Slack refuses the private channel: the fake
+    # checks it, so a manifest that lost it fails here as it would in a workspace.
+    warroom.slack.granted_scopes = manifest_bot_scopes() - {"groups:write"}
+    reply = await warroom.command(f"declare --private {TITLE}")
+    assert reply.status == 200
+    await warroom.settle()
+    assert warroom.stored(1).channel_id is None
+    assert not warroom.slack.channels.keys() - {"C0GENERAL", "C0ANNOUNCE"}
+    assert any("missing_scope" in r["text"] for r in warroom.slack.responses)
