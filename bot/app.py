@@ -192,7 +192,9 @@ def build_services(
         templates=templates,
         clock=clock,
         config=config,
-        home=HomeService(db=db, clock=clock, gateway=gateway, zone=config.zone),
+        home=HomeService(
+            db=db, clock=clock, gateway=gateway, zone=config.zone, admins=config.admins
+        ),
         followups=followups,
         backfill=BackfillService(
             db=db,

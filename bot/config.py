@@ -199,6 +199,12 @@ class WarroomConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     channel_pattern: str = "inc-{number}-{slug}"
+    # A private incident's war room: no {slug} by default, so its title is not in the name.
+    private_channel_pattern: str = "inc-{number}-private"
+    # The severity's `invite` lists are applied to private incidents too.
+    private_invites: bool = False
+    # Announce a private incident, as "INC-N, a private incident, was declared" and no more.
+    announce_private: bool = False
     announce_channel: str | None = None
     admins: list[str] = Field(default_factory=list)
     timezone: str = "UTC"
@@ -227,7 +233,7 @@ class WarroomConfig(BaseModel):
     # downtime) this long after resolution; open ones always are.
     backfill_window: RequiredDuration = timedelta(days=7)
 
-    @field_validator("channel_pattern")
+    @field_validator("channel_pattern", "private_channel_pattern")
     @classmethod
     def _known_placeholders(cls, pattern: str) -> str:
         fields = {name for _, name, _, _ in string.Formatter().parse(pattern) if name is not None}

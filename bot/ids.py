@@ -79,6 +79,7 @@ class BlockId(StrEnum):
     SUMMARY = "summary"
     COMMANDER = "commander"
     RESPONDERS = "responders"
+    PRIVATE = "private"
     ROLE = "role"
     ROLE_HOLDER = "role_holder"
     UPDATE_TEXT = "update_text"

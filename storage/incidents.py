@@ -44,6 +44,7 @@ def create_incident(
     source: str = "slack",
     alert_group_key: str | None = None,
     opening_until: datetime | None = None,
+    is_private: bool = False,
 ) -> Incident:
     """Add an incident and flush; a person's is acknowledged at once, an alert's is not."""
     incident = Incident(
@@ -57,6 +58,7 @@ def create_incident(
         source=source,
         alert_group_key=alert_group_key,
         opening_until=opening_until,
+        is_private=is_private,
         # A person declaring is at the keyboard already; only alerts wait for an ack.
         acknowledged_at=declared_at if source == "slack" else None,
     )

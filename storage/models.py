@@ -91,6 +91,20 @@ class Incident(SQLModel, table=True):
     alert_group_key: str | None = Field(default=None, max_length=64)
     # Until when one process has the war room's opening in hand; nobody else starts it before.
     opening_until: datetime | None = utc_column()
+    # Seen outside its war room only by the room's members and the admins.
+    is_private: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
+
+
+class IncidentMember(SQLModel, table=True):
+    """Someone in an incident's war room: invited by warroom, or joined as Slack told us (and
+    gone when Slack says they left). Who may see a private incident outside its room."""
+
+    __tablename__ = "incident_member"
+    __table_args__ = (Index("ix_incident_member_user", "user_id"),)
+
+    incident_id: int = Field(foreign_key="incident.id", primary_key=True)
+    user_id: str = Field(primary_key=True, max_length=32)
+    since: datetime = utc_column(nullable=False)
 
 
 class RoleAssignment(SQLModel, table=True):

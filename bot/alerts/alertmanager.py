@@ -101,6 +101,13 @@ def title_for(notification: Notification) -> str:
     return title if len(title) <= MAX_TITLE else title[: MAX_TITLE - 1] + "…"
 
 
+def is_private(notification: Notification) -> bool:
+    """Whether the group declares a private incident: a `private` label of `true` (any case),
+    common to the group or on any of its alerts."""
+    labels = [notification.commonLabels, *(a.labels for a in notification.alerts)]
+    return any(str(each.get("private", "")).strip().lower() == "true" for each in labels)
+
+
 def severity_for(notification: Notification, mapping: dict[str, str], default: str) -> str:
     """The severity the group's `severity` labels map to; the worst one when its alerts differ
     (a critical alert grouped with warnings is still critical). Labels match in any case."""

@@ -17,6 +17,7 @@ from bot.alerts.alertmanager import (
     Notification,
     alert_text,
     group_hash,
+    is_private,
     severity_for,
     summary_data,
     title_for,
@@ -117,6 +118,7 @@ class AlertService:
                 origin_channel_id=None,
                 source="alert",
                 alert_group_key=group,
+                private=is_private(notification),
             )
             declared_event(session, incident)
             outcome.declared = True

@@ -162,6 +162,7 @@ class FormService:
             try:
                 # The chosen severity goes last, so a title ending in "sev1" stays whole.
                 declaration = parse_declaration(f"{slack_encoded(title)} {severity}")
+                declaration = replace(declaration, private=_ticked(form.get(BlockId.PRIVATE)))
             except UsageError as exc:
                 errors[BlockId.TITLE] = exc.message
         if severity not in self.commands.severities():
@@ -174,7 +175,8 @@ class FormService:
             raise FormError(errors)
         metadata = read_declare_metadata(private_metadata)
         declarer = replace(actor, channel_id=metadata.channel_id)
-        invocation = declarer.invocation(f"declare {slack_encoded(title)} {severity}")
+        flag = "--private " if declaration.private else ""
+        invocation = declarer.invocation(f"declare {flag}{slack_encoded(title)} {severity}")
         try:
             incident = await self.incidents.declare(invocation, declaration)
         except DuplicateCommandError:
@@ -533,3 +535,8 @@ class FormService:
 
     async def _dm(self, user_id: str, text: str) -> None:
         await self.gateway.post_message(user_id, text)
+
+
+def _ticked(value: FormValue) -> bool:
+    """Whether the declare form's *Private* box is ticked."""
+    return isinstance(value, list) and "private" in value

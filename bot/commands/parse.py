@@ -55,7 +55,8 @@ INCIDENT_SUBCOMMANDS = frozenset(
 
 # Slack reads `<...>` as a link even in code spans, so placeholders are written escaped.
 USAGE = {
-    "declare": "/incident declare &lt;title&gt; [sev1|sev2|sev3|sev4]",
+    "declare": "/incident declare &lt;title&gt; [sev1|sev2|sev3|sev4] "
+    "(private: declare --private &lt;title&gt;)",
     "role": "/incident role &lt;commander|comms|resolver&gt; &lt;@user&gt;",
     "roles": "/incident roles",
     "note": "/incident note &lt;text&gt;",
@@ -107,10 +108,12 @@ class Command:
 
 @dataclass(frozen=True)
 class Declaration:
-    """A new incident's title, and its severity when the command gave one."""
+    """A new incident's title, its severity when the command gave one, and whether it is
+    private (`--private`)."""
 
     title: str
     severity: Severity | None
+    private: bool = False
 
 
 @dataclass(frozen=True)
@@ -150,7 +153,9 @@ def incident_number_in(text: str) -> int | None:
 
 
 def parse_declaration(args: str) -> Declaration:
-    """`Checkout API returning 500s sev1` -> title and severity (the last word, if a severity)."""
+    """`Checkout API returning 500s sev1` -> title and severity (the last word, if a severity);
+    `--private` (a word of its own, anywhere) makes it a private incident."""
+    private, args = split_private_flag(args)
     words = args.split()
     severity = None
     if words:
@@ -168,7 +173,21 @@ def parse_declaration(args: str) -> Declaration:
         )
     if not _WORD_CHAR.search(_EMOJI_CODE.sub("", title).replace("_", "")):
         raise UsageError("Give the incident a title in words, not only emoji or punctuation.")
-    return Declaration(title=title, severity=severity)
+    return Declaration(title=title, severity=severity, private=private)
+
+
+PRIVATE_FLAG = "--private"
+# Slack may turn `--` into an em or en dash as it is typed.
+_PRIVATE_FLAGS = frozenset({PRIVATE_FLAG, "\u2014private", "\u2013private"})
+
+
+def split_private_flag(args: str) -> tuple[bool, str]:
+    """Whether `args` carries `--private` as a word of its own, and the words without it."""
+    words = args.split()
+    kept = [w for w in words if w.lower() not in _PRIVATE_FLAGS]
+    if len(kept) == len(words):
+        return False, args
+    return True, " ".join(kept)
 
 
 def parse_user(word: str) -> UserRef:

@@ -20,6 +20,7 @@ from bot.commands.parse import (
     parse_followup,
     parse_note,
     parse_role_change,
+    split_private_flag,
 )
 from bot.config import SEVERITIES, WarroomConfig
 from bot.durations import format_duration
@@ -119,14 +120,14 @@ class CommandService:
         if command.name == "help":
             return Reply(HELP)
         if command.name == "list":
-            return Reply(await self._list())
+            return Reply(await self._list(invocation.user_id))
         if command.name == "declare":
             return await self._declare(invocation, command)
         if command.name in ("followup", "followups"):
             return await self._followup(invocation, command)
         assert command.name in INCIDENT_SUBCOMMANDS
         incident = await self.incidents.find(
-            number=command.incident_number, channel_id=invocation.channel_id
+            number=command.incident_number, channel_id=invocation.channel_id, asked_by=invocation
         )
         if incident is None:
             raise UsageError(
@@ -277,7 +278,7 @@ class CommandService:
             reason = to_plain(parsed.reason) if parsed.reason else None
             return Reply(await self._change_followup(replace(parsed, reason=reason), invocation))
         incident = await self.incidents.find(
-            number=command.incident_number, channel_id=invocation.channel_id
+            number=command.incident_number, channel_id=invocation.channel_id, asked_by=invocation
         )
         if incident is None:
             raise UsageError(
@@ -323,7 +324,8 @@ class CommandService:
         return "\n".join(lines)
 
     async def _my_followups(self, user_id: str) -> str:
-        followups = await self.followups.open_for(user_id)
+        # A private incident's follow-up is listed only to those who may see the incident.
+        followups = await self.followups.open_for(user_id, viewer=user_id)
         if not followups:
             return "You own no open follow-ups."
         today = self.followups.today()
@@ -335,8 +337,11 @@ class CommandService:
         """The configured severities, most severe first."""
         return [s for s in SEVERITIES if s in self.config.severities] or list(SEVERITIES)
 
-    async def open_declare_form(self, invocation: Invocation, severity: str | None = None) -> Reply:
-        """Open the declare modal; called before the ack, as the trigger id lives 3 s."""
+    async def open_declare_form(
+        self, invocation: Invocation, severity: str | None = None, *, private: bool = False
+    ) -> Reply:
+        """Open the declare modal (its *Private* box ticked if `private`); called before the
+        ack, as the trigger id lives 3 s."""
         if not invocation.trigger_id:
             raise UsageError(f"Give the incident a title: `{USAGE['declare']}`")
         view = declare_modal(
@@ -344,6 +349,7 @@ class CommandService:
             severity=severity or self.config.default_severity,
             user_id=invocation.user_id,
             origin_channel_id=invocation.channel_id or None,
+            private=private,
         )
         try:
             await self.gateway.open_view(invocation.trigger_id, view)
@@ -357,10 +363,11 @@ class CommandService:
         return Reply("")
 
     async def _declare(self, invocation: Invocation, command: Command) -> Reply:
-        lone_severity = _LONE_SEVERITY.match(command.args.strip())
-        if not command.args.strip() or lone_severity:
+        private, rest = split_private_flag(command.args)
+        lone_severity = _LONE_SEVERITY.match(rest.strip())
+        if not rest.strip() or lone_severity:
             severity = Severity(f"sev{lone_severity.group(1)}") if lone_severity else None
-            return await self.open_declare_form(invocation, severity)
+            return await self.open_declare_form(invocation, severity, private=private)
         declaration = parse_declaration(command.args)
         incident = await self.incidents.declare(invocation, declaration)
 
@@ -381,8 +388,8 @@ class CommandService:
             f"{escape(incident.title)}. Opening the war room…"
         )
 
-    async def _list(self) -> str:
-        incidents = await self.incidents.open_incidents()
+    async def _list(self, viewer: str) -> str:
+        incidents = await self.incidents.open_incidents(viewer=viewer)
         if not incidents:
             return "No open incidents."
         lines = ["*Open incidents*"]
@@ -400,7 +407,9 @@ class CommandService:
         the one it names (`/incident INC-7 frobnicate`), else the war room it was typed in."""
         try:
             incident = await self.incidents.find(
-                number=incident_number_in(invocation.text), channel_id=invocation.channel_id
+                number=incident_number_in(invocation.text),
+                channel_id=invocation.channel_id,
+                asked_by=invocation,
             )
         except NotFoundError:
             return

@@ -121,6 +121,8 @@ def incident_document(incident: IncidentView, redactor: Redactor | None = None) 
             }
             for r in incident.roles
         ],
+        # Seen outside its war room only by the room's members and the admins.
+        "private": incident.private,
     }
 
 

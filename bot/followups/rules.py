@@ -209,8 +209,9 @@ def still_wanted(followup: FollowUpView | None) -> bool:
     )
 
 
-def reminder_text(followup: FollowUpView, today: date) -> str:
-    """The DM to the owner: due today, or overdue by how many days."""
+def reminder_text(followup: FollowUpView, today: date, *, titled: bool = True) -> str:
+    """The DM to the owner: due today, or overdue by how many days; without its text when
+    not `titled` (a private incident's follow-up, to an owner outside its war room)."""
     assert followup.due is not None
     late = (today - followup.due).days
     if late <= 0:
@@ -218,8 +219,9 @@ def reminder_text(followup: FollowUpView, today: date) -> str:
     else:
         when = f"is *overdue* by {late} day{'s' if late != 1 else ''} (due {followup.due})"
     return (
-        f":memo: Your follow-up *{followup.ref}* from {followup.incident_ref} {when}: "
-        f"{escape(followup.text)}\nWhen it is done: `/incident followup done {followup.ref}`; "
+        f":memo: Your follow-up *{followup.ref}* from {followup.incident_ref} {when}"
+        + (f": {escape(followup.text)}" if titled else " (a private incident: ask its war room)")
+        + f"\nWhen it is done: `/incident followup done {followup.ref}`; "
         f"if it will not be: `/incident followup drop {followup.ref} &lt;reason&gt;`."
     )
 

@@ -32,6 +32,7 @@ from bot.slack.text import escape
 from bot.tasks import BackgroundTasks
 from storage import followups as followup_store
 from storage import incidents as incident_store
+from storage import members as member_store
 from storage import reminders as reminder_store
 from storage import timeline as timeline_store
 from storage.db import Database
@@ -178,6 +179,10 @@ class FollowUpService:
         """Close, drop, assign or move a follow-up: its owner, the incident's commander and
         admins may. A refusal or bad input is recorded on the incident, then raised."""
         current = await self.get(change.number)
+        if not await self.visible(current, invocation.user_id):
+            # Told as if there were no such follow-up; the attempt goes on the incident's record.
+            await self.incidents.refuse(current.incident_id, invocation)
+            raise NotFoundError(f"There is no FU-{change.number}.")
         try:
             return await self._change(change, invocation)
         except NotAllowedError as exc:
@@ -312,6 +317,16 @@ class FollowUpService:
 
     # -- reading -----------------------------------------------------------------------------
 
+    async def visible(self, followup: FollowUpView, user_id: str) -> bool:
+        """Whether `user_id` may see the follow-up: anyone one of a public incident, only its
+        room's members and the admins one of a private incident."""
+
+        def _visible(session: Session) -> bool:
+            incident = incident_store.get_incident(session, incident_id=followup.incident_id)
+            return incident is None or self.incidents.may_see(session, incident, user_id)
+
+        return await self.db.run(_visible)
+
     async def get(self, number: int) -> FollowUpView:
         """FU-`number`; NotFoundError when there is none."""
 
@@ -332,13 +347,19 @@ class FollowUpService:
 
         return await self.db.run(_list)
 
-    async def open_for(self, user_id: str) -> list[FollowUpView]:
-        """The open follow-ups `user_id` owns, across incidents, overdue first."""
+    async def open_for(self, user_id: str, *, viewer: str | None = None) -> list[FollowUpView]:
+        """The open follow-ups `user_id` owns, across incidents, overdue first; with a
+        `viewer`, only those of incidents the viewer may see."""
 
         def _list(session: Session) -> list[FollowUpView]:
             rows = followup_store.find_followups(
                 session, status=FollowUpStatus.OPEN, owner_id=user_id
             )
+            if viewer is not None:
+                hidden = member_store.hidden_from(
+                    session, user_id=viewer, admins=self.config.admins
+                )
+                rows = [r for r in rows if r.incident_id not in hidden]
             return load_views(session, rows)
 
         return overdue_first(await self.db.run(_list), self.today())

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -16,6 +16,7 @@ from bot.slack.blocks.home import home_view
 from bot.slack.gateway import SlackGateway
 from storage import followups as followup_store
 from storage import incidents as incident_store
+from storage import members as member_store
 from storage.db import Database
 
 
@@ -29,20 +30,29 @@ class HomeService:
         clock: Callable[[], datetime],
         gateway: SlackGateway,
         zone: ZoneInfo,
+        admins: Iterable[str] = (),
     ) -> None:
         self.db = db
         self.clock = clock
         self.gateway = gateway
         self.zone = zone
+        self.admins = frozenset(admins)
 
     async def page_for(self, viewer_id: str) -> HomePage:
         """The Home page `viewer_id` sees now."""
 
         def _load(session: Session) -> tuple[list[IncidentView], list[FollowUpView]]:
-            incidents = [incident_view(session, i) for i in incident_store.open_incidents(session)]
+            # Private incidents, and their follow-ups, only to their rooms' members and admins.
+            hidden = member_store.hidden_from(session, user_id=viewer_id, admins=self.admins)
+            incidents = [
+                incident_view(session, i)
+                for i in incident_store.open_incidents(session)
+                if i.id not in hidden
+            ]
             owned = followup_store.find_followups(
                 session, status=FollowUpStatus.OPEN, owner_id=viewer_id
             )
+            owned = [f for f in owned if f.incident_id not in hidden]
             return incidents, load_views(session, owned)
 
         incidents, followups = await self.db.run(_load)

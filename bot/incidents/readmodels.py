@@ -57,6 +57,8 @@ class IncidentView:
     postmortem_url: str | None
     postmortem_done_at: datetime | None
     roles: tuple[RoleView, ...]
+    # Seen outside its war room only by the room's members and the admins.
+    private: bool = False
 
     @property
     def ref(self) -> str:
@@ -105,4 +107,5 @@ def incident_view(session: Session, incident: Incident) -> IncidentView:
             )
             for r in roles
         ),
+        private=incident.is_private,
     )

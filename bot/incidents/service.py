@@ -35,6 +35,7 @@ from bot.slack.gateway import SlackGateway
 from bot.slack.text import channel_link, escape, mention
 from bot.tasks import BackgroundTasks
 from storage import incidents as incident_store
+from storage import members as member_store
 from storage import reminders as reminder_store
 from storage import timeline as timeline_store
 from storage.db import Database
@@ -66,6 +67,8 @@ class Invocation:
     # A further step of a command already on record (the declare form's roles and summary):
     # it needs no record of its own, and is no replay of the command it belongs to.
     follow_up: bool = False
+    # Where it came from, for the record of a refusal: a slash command, a button, a form.
+    surface: str = "command"
 
     @property
     def dedupe_key(self) -> str | None:
@@ -101,6 +104,24 @@ def command_event(
     ):
         raise DuplicateCommandError(ALREADY_HANDLED)
     return True
+
+
+def refused_event(
+    session: Session, *, incident_id: int, invocation: Invocation, at: datetime
+) -> None:
+    """Put an attempt on a private incident from outside its room on its timeline: who, and
+    what they asked (`access_refused`); the same request again is recorded once."""
+    timeline_store.add_event(
+        session,
+        incident_id=incident_id,
+        kind="access_refused",
+        at=at,
+        actor_id=invocation.user_id,
+        actor_name=invocation.user_name,
+        text=f"/incident {invocation.text}".strip() if invocation.text else None,
+        data={"surface": invocation.surface},
+        dedupe_key=f"refused:{invocation.trigger_id}" if invocation.trigger_id else None,
+    )
 
 
 def declared_event(session: Session, incident: Incident) -> None:
@@ -149,25 +170,61 @@ class IncidentService:
 
     # -- finding incidents ---------------------------------------------------------------
 
-    async def find(self, *, number: int | None, channel_id: str) -> IncidentView | None:
-        """The incident a command is aimed at: by number, else the channel it was typed in."""
+    async def find(
+        self, *, number: int | None, channel_id: str, asked_by: Invocation | None = None
+    ) -> IncidentView | None:
+        """The incident a command is aimed at: by number, else the channel it was typed in.
+        A private incident named by someone outside its room (`asked_by`) is answered as one
+        that does not exist, and the attempt goes on its timeline as `access_refused`."""
 
-        def _find(session: Session) -> IncidentView | None:
+        def _find(session: Session) -> tuple[IncidentView | None, bool]:
             if number is not None:
                 incident = incident_store.incident_by_number(session, number=number)
                 if incident is None:
                     raise NotFoundError(f"There is no INC-{number}.")
+                if asked_by is not None and not self.may_see(session, incident, asked_by.user_id):
+                    assert incident.id is not None
+                    refused_event(session, incident_id=incident.id, invocation=asked_by, at=now)
+                    return None, True  # committed: the refusal stays on record
             else:
                 incident = incident_store.incident_by_channel(session, channel_id=channel_id)
-            return incident_view(session, incident) if incident else None
+            return (incident_view(session, incident) if incident else None), False
 
-        return await self.db.run(_find)
+        now = self.clock()
+        view, hidden = await self.db.run(_find)
+        if hidden:
+            # What a missing incident would say, word for word.
+            raise NotFoundError(f"There is no INC-{number}.")
+        return view
 
-    async def open_incidents(self) -> list[IncidentView]:
-        """The unresolved incidents, by number."""
+    def may_see(self, session: Session, incident: Incident, user_id: str) -> bool:
+        """Whether `user_id` may see `incident` outside its war room: a private one only its
+        room's members and the admins."""
+        return member_store.may_see(
+            session, incident=incident, user_id=user_id, admins=self.config.admins
+        )
+
+    async def refuse(self, incident_id: int, invocation: Invocation) -> None:
+        """Put an attempt from outside a private incident's room on its timeline."""
+        now = self.clock()
+        await self.db.run(
+            lambda s: refused_event(s, incident_id=incident_id, invocation=invocation, at=now)
+        )
+
+    async def open_incidents(self, *, viewer: str | None = None) -> list[IncidentView]:
+        """The unresolved incidents, by number; with a `viewer`, only those they may see."""
 
         def _open(session: Session) -> list[IncidentView]:
-            return [incident_view(session, i) for i in incident_store.open_incidents(session)]
+            hidden = (
+                member_store.hidden_from(session, user_id=viewer, admins=self.config.admins)
+                if viewer is not None
+                else set()
+            )
+            return [
+                incident_view(session, i)
+                for i in incident_store.open_incidents(session)
+                if i.id not in hidden
+            ]
 
         return await self.db.run(_open)
 
@@ -191,6 +248,7 @@ class IncidentService:
                 declarer=Person(invocation.user_id, declarer_name),
                 origin_channel_id=invocation.channel_id or None,  # a form opened from App Home
                 source=source,
+                private=declaration.private,
             )
             assert incident.id is not None
             if not command_event(session, incident_id=incident.id, invocation=invocation, at=now):
@@ -253,10 +311,12 @@ class IncidentService:
         origin_channel_id: str | None,
         source: str,
         alert_group_key: str | None = None,
+        private: bool = False,
     ) -> Incident:
         """Number and store an incident inside the caller's unit of work (the number is taken
-        in the same transaction, so a rollback reuses nothing); `declared_event` records it."""
-        return incident_store.create_incident(
+        in the same transaction, so a rollback reuses nothing); `declared_event` records it.
+        The declarer of a private one sees it from the start, before its room exists."""
+        incident = incident_store.create_incident(
             session,
             number=incident_store.next_incident_number(session),
             title=title,
@@ -269,7 +329,13 @@ class IncidentService:
             alert_group_key=alert_group_key,
             # The declaring process opens the war room itself, right after the ack.
             opening_until=at + OPENING_CLAIM,
+            is_private=private,
         )
+        if private and declarer.id and incident.id is not None:
+            member_store.add_members(
+                session, incident_id=incident.id, user_ids=[declarer.id], at=at
+            )
+        return incident
 
     async def resume_unopened_war_rooms(
         self, *, within: timedelta = timedelta(hours=24), after_restart: bool = False
@@ -317,7 +383,7 @@ class IncidentService:
             # Inviting again is harmless (already_in_channel is skipped); the opening that
             # failed may not have got that far.
             await asyncio.gather(
-                self.gateway.invite(incident.channel_id, invitees),
+                self.invite(incident, invitees),
                 self.gateway.set_topic(incident.channel_id, topic_text(incident)),
                 self._post_header(incident),
             )
@@ -358,7 +424,9 @@ class IncidentService:
     async def _open_war_room(self, incident_id: int, *, response_url: str | None) -> None:
         incident = await self._view(incident_id)
         name = channel_name(
-            self.config.channel_pattern,
+            self.config.private_channel_pattern
+            if incident.private
+            else self.config.channel_pattern,
             number=incident.number,
             title=incident.title,
             severity=incident.severity,
@@ -367,7 +435,7 @@ class IncidentService:
         # Who to invite does not depend on the channel: user groups are looked up meanwhile.
         # A channel Slack created is recorded even when the look-up failed.
         creating, inviting = await asyncio.gather(
-            self.gateway.create_channel(name_candidates(name)),
+            self.gateway.create_channel(name_candidates(name), private=incident.private),
             self._invitees(incident),
             return_exceptions=True,
         )
@@ -422,6 +490,9 @@ class IncidentService:
         if incident.declared_by.id:
             users.insert(0, incident.declared_by.id)
         invite = self.config.policy(incident.severity).invite
+        if incident.private and not self.config.private_invites:
+            # A private room holds the declarer, the people named and role holders only.
+            invite = []
         group_ids = [member for member in invite if member.startswith("S")]
         found = await asyncio.gather(*(self.gateway.usergroup_members(g) for g in group_ids))
         groups = dict(zip(group_ids, found, strict=True))
@@ -431,7 +502,7 @@ class IncidentService:
 
     async def _invite_and_brief(self, incident: IncidentView, invitees: list[str]) -> None:
         assert incident.channel_id is not None
-        await self.gateway.invite(incident.channel_id, invitees)
+        await self.invite(incident, invitees)
         commander = incident.commander
         if commander and commander.id:
             await self.brief(incident, Role.COMMANDER, commander.id)
@@ -449,11 +520,30 @@ class IncidentService:
         )
         await self.gateway.pin(incident.channel_id, ts)
 
-    async def _announce(self, incident: IncidentView) -> None:
-        if self.config.announce_channel:
-            await self.gateway.post_message(
-                self.config.announce_channel, announcement_text(incident), incident_id=incident.id
+    async def invite(self, incident: IncidentView, user_ids: list[str]) -> None:
+        """Invite people to the war room, and note who is in it now: what decides who sees a
+        private incident outside its room."""
+        assert incident.channel_id is not None
+        present = await self.gateway.invite(incident.channel_id, user_ids)
+        if present:
+            now = self.clock()
+            await self.db.run(
+                lambda s: member_store.add_members(
+                    s, incident_id=incident.id, user_ids=present, at=now
+                )
             )
+
+    async def _announce(self, incident: IncidentView) -> None:
+        if not self.config.announce_channel:
+            return
+        if incident.private and not self.config.announce_private:
+            return
+        text = private_announcement_text(incident) if incident.private else None
+        await self.gateway.post_message(
+            self.config.announce_channel,
+            text or announcement_text(incident),
+            incident_id=incident.id,
+        )
 
     async def refresh_war_room(self, incident_id: int) -> None:
         """Bring the topic and the pinned header in line with the stored state."""
@@ -585,7 +675,7 @@ class IncidentService:
     async def welcome(self, incident: IncidentView, role: Role, user_id: str) -> None:
         """A new role holder is invited, briefed, and shown in the topic and header."""
         if incident.channel_id:
-            await self.gateway.invite(incident.channel_id, [user_id])
+            await self.invite(incident, [user_id])
             await self.brief(incident, role, user_id)
         await self.refresh_war_room(incident.id)
 
@@ -642,6 +732,12 @@ class IncidentService:
             return incident_view(session, session.get_one(Incident, incident_id))
 
         return await self.db.run(_load)
+
+
+def private_announcement_text(incident: IncidentView) -> str:
+    """All the announcement channel hears of a private incident (with `announce_private`):
+    no title, severity or people."""
+    return f"{incident.ref}, a private incident, was declared."
 
 
 def spoken(delta: timedelta) -> str:

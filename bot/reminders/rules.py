@@ -112,16 +112,36 @@ def update_reminder(incident: IncidentView, now: datetime) -> list[Notice]:
     return [Notice(incident.channel_id, text)] if incident.channel_id else []
 
 
-def escalation(incident: IncidentView, now: datetime, config: WarroomConfig) -> list[Notice]:
-    """The alarm for an unacknowledged incident: to announce, escalation and war room channels."""
+def escalation(
+    incident: IncidentView,
+    now: datetime,
+    config: WarroomConfig,
+    members: frozenset[str] = frozenset(),
+) -> list[Notice]:
+    """The alarm for an unacknowledged incident: to announce, escalation and war room channels.
+    A private incident's goes to its war room and the `escalate_to` people only, with its
+    title only to those of them in the room (`members`) or admins."""
     where = channel_link(incident.channel_id) if incident.channel_id else "no war room yet"
+    late = format_duration(now - incident.declared_at)
     text = (
         f":warning: *{incident.ref}* ({incident.severity.upper()}) has not been acknowledged "
-        f"{format_duration(now - incident.declared_at)} after it was declared: "
+        f"{late} after it was declared: "
         f"{escape(incident.title)}. War room: {where}. Take it with `/incident ack`."
     )
+    escalate_to = config.policy(incident.severity).escalate_to
+    if incident.private:
+        # The room first: the timeline keeps the first notice's text.
+        notices = [Notice(incident.channel_id, text)] if incident.channel_id else []
+        readers = members | set(config.admins)
+        untitled = (
+            f":warning: *{incident.ref}*, a private incident, has not been acknowledged "
+            f"{late} after it was declared. Ask an admin to bring you into its war room."
+        )
+        for person in dict.fromkeys(escalate_to):
+            notices.append(Notice(person, text if person in readers else untitled))
+        return notices
     targets = [config.announce_channel] if config.announce_channel else []
-    targets += config.policy(incident.severity).escalate_to
+    targets += escalate_to
     if incident.channel_id:
         targets.append(incident.channel_id)
     return [Notice(target, text) for target in dict.fromkeys(targets)]
@@ -150,13 +170,18 @@ def postmortem_reminder(
 
 
 def notices_for(
-    kind: str, incident: IncidentView, now: datetime, config: WarroomConfig
+    kind: str,
+    incident: IncidentView,
+    now: datetime,
+    config: WarroomConfig,
+    members: frozenset[str] = frozenset(),
 ) -> list[Notice]:
-    """What a reminder of `kind` says as of `now`, and the channels it goes to."""
+    """What a reminder of `kind` says as of `now`, and the channels it goes to (`members`: who
+    is in a private incident's war room, told more than those outside it)."""
     if kind == ReminderKind.UPDATE:
         return update_reminder(incident, now)
     if kind == ReminderKind.ACK:
-        return escalation(incident, now, config)
+        return escalation(incident, now, config, members)
     return postmortem_reminder(incident, now, config)
 
 

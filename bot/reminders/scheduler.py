@@ -40,6 +40,7 @@ from bot.reminders.rules import (
     still_wanted,
 )
 from storage import followups as followup_store
+from storage import members as member_store
 from storage import outbox as outbox_store
 from storage import reminders as reminder_store
 from storage import timeline as timeline_store
@@ -356,12 +357,21 @@ class Clocks:
             if followup is None or not followup_still_wanted(followup):
                 return None
             assert followup.owner is not None and followup.owner.id is not None
-            text = reminder_text(followup, today_in(self.config.zone, now))
+            owner = followup.owner.id
+            titled = not incident.private or owner in self.config.admins
+            if not titled:
+                titled = member_store.is_member(session, incident_id=incident.id, user_id=owner)
+            text = reminder_text(followup, today_in(self.config.zone, now), titled=titled)
             every = self.config.followup_remind_every
             return [Notice(followup.owner.id, text)], every, {"followup": followup.ref}
         if not still_wanted(kind, incident):
             return None
-        notices = notices_for(kind, incident, now, self.config)
+        members = (
+            frozenset(member_store.members(session, incident_id=incident.id))
+            if incident.private
+            else frozenset()
+        )
+        notices = notices_for(kind, incident, now, self.config, members)
         if kind == ReminderKind.POSTMORTEM and notices:
             # Each post-mortem reminder also puts the follow-ups nobody owns to the commander.
             unowned = followup_store.unowned_open(session, incident_id=incident.id)

@@ -355,12 +355,15 @@ class SlackGateway:
         return self._edit_turns.setdefault(key, asyncio.Lock())
 
     @speaks_warroom
-    async def create_channel(self, candidates: Iterable[str]) -> CreatedChannel:
-        """Create the first free name among `candidates`; a taken name moves on to the next."""
+    async def create_channel(
+        self, candidates: Iterable[str], *, private: bool = False
+    ) -> CreatedChannel:
+        """Create the first free name among `candidates` (a private channel if `private`); a
+        taken name moves on to the next."""
         last_error = "no channel name to try"
         for name in candidates:
             try:
-                response = await self.client.conversations_create(name=name, is_private=False)
+                response = await self.client.conversations_create(name=name, is_private=private)
             except SlackApiError as exc:
                 if slack_error(exc) == "name_taken":
                     last_error = f"{name} is taken"
@@ -371,21 +374,28 @@ class SlackGateway:
         raise WarroomError(f"Could not find a free channel name ({last_error}).")
 
     @speaks_warroom
-    async def invite(self, channel_id: str, user_ids: Sequence[str]) -> None:
-        """Invite people; those already in, or who cannot be invited, are passed over."""
+    async def invite(self, channel_id: str, user_ids: Sequence[str]) -> list[str]:
+        """Invite people; those already in, or who cannot be invited, are passed over. Returns
+        who is in the channel now of those asked for (invited, or in already)."""
         unique = list(dict.fromkeys(user_ids))
+        present: list[str] = []
         for start in range(0, len(unique), INVITE_BATCH):
             batch = unique[start : start + INVITE_BATCH]
             try:
                 await self.client.conversations_invite(channel=channel_id, users=",".join(batch))
+                present.extend(batch)
             except SlackApiError as exc:
                 if slack_error(exc) not in _SKIPPABLE_INVITE_ERRORS:
                     raise
                 if len(batch) > 1:
                     # One bad id fails the whole batch; invite the rest one by one.
-                    await asyncio.gather(*(self.invite(channel_id, [user]) for user in batch))
-                elif slack_error(exc) != "already_in_channel":
+                    found = await asyncio.gather(*(self.invite(channel_id, [u]) for u in batch))
+                    present.extend(user for each in found for user in each)
+                elif slack_error(exc) == "already_in_channel":
+                    present.extend(batch)
+                else:
                     log.warning("not invited %s: %s", batch[0], slack_error(exc))
+        return present
 
     async def usergroup_members(self, usergroup_id: str) -> list[str]:
         """The members of a user group; none (and a warning logged) when Slack will not say."""

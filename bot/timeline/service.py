@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from functools import partial
 from typing import Any
@@ -16,6 +17,7 @@ from bot.incidents.people import People
 from bot.tasks import BackgroundTasks
 from bot.timeline.entries import Entry, ts_to_datetime
 from storage import incidents as incident_store
+from storage import members as member_store
 from storage import timeline as timeline_store
 from storage.db import Database
 
@@ -165,6 +167,25 @@ class TimelineService:
             return None
         self._incident_by_channel[channel_id] = incident.id
         return incident.id
+
+    async def note_membership(
+        self, *, channel_id: str, user_id: str, joined: bool, at: datetime
+    ) -> None:
+        """Keep the war room's member list as Slack reports it: who may see a private
+        incident outside its room. Events outside war rooms change nothing."""
+
+        def _note(session: Session) -> None:
+            incident_id = self._incident_id(session, channel_id)
+            if incident_id is None:
+                return
+            if joined:
+                member_store.add_members(
+                    session, incident_id=incident_id, user_ids=[user_id], at=at
+                )
+            else:
+                member_store.remove_member(session, incident_id=incident_id, user_id=user_id)
+
+        await self.db.run(_note)
 
     async def mark_key_event(self, mark: KeyMark) -> KeyMarkResult:
         """Record a marked message as a key event, once per message however often it is marked

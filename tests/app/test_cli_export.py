@@ -34,6 +34,7 @@ INCIDENT_KEYS = {
     "mitigated_at",
     "resolved_at",
     "roles",
+    "private",
 }
 ROLE_KEYS = {"role", "user", "assigned_at", "relieved_at"}
 EVENT_KEYS = {"at", "kind", "actor", "text", "slack_ts", "thread_ts", "data"}
@@ -103,6 +104,7 @@ async def test_export_json_follows_the_design(declared: Warroom, tmp_path: Path)
     assert incident["number"] == 1
     assert incident["title"] == "Café Zürich paiement en échec"
     assert incident["severity"] == "sev1"
+    assert incident["private"] is False
     assert incident["status"] == "investigating"
     assert set(incident["channel"]) == {"id", "name"}
     assert incident["channel"]["name"] == "inc-1-cafe-zurich-paiement-en-echec"

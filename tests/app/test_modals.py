@@ -133,6 +133,7 @@ async def test_declare_with_no_title_opens_the_modal(warroom: Warroom, ui: Inter
         BlockId.SUMMARY,
         BlockId.COMMANDER,
         BlockId.RESPONDERS,
+        BlockId.PRIVATE,
     ]
     severity = input_element(view, BlockId.SEVERITY)
     assert [o["value"] for o in severity["options"]] == ["sev1", "sev2", "sev3", "sev4"]

@@ -38,6 +38,11 @@ def element_state(element: dict[str, Any], value: Any) -> dict[str, Any]:
         return {"type": kind, "selected_user": value or element.get("initial_user")}
     if kind == "multi_users_select":
         return {"type": kind, "selected_users": value or element.get("initial_users", [])}
+    if kind == "checkboxes":
+        if value is None:
+            return {"type": kind, "selected_options": element.get("initial_options", [])}
+        chosen = [o for o in element["options"] if o["value"] in value]
+        return {"type": kind, "selected_options": chosen}
     raise AssertionError(f"no state for a {kind} element")
 
 

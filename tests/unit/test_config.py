@@ -169,6 +169,20 @@ def test_followup_keys_default_and_read_from_the_file(tmp_path: Path) -> None:
         load_config(write_config(tmp_path, "followup_remind_every: weekly\n"))
 
 
+def test_private_incident_keys_default_and_read_from_the_file(tmp_path: Path) -> None:
+    defaults = WarroomConfig()
+    assert defaults.private_channel_pattern == "inc-{number}-private"
+    assert defaults.private_invites is False and defaults.announce_private is False
+    text = (
+        "private_channel_pattern: 'sec-{number}'\nprivate_invites: true\nannounce_private: true\n"
+    )
+    config = load_config(write_config(tmp_path, text))
+    assert config.private_channel_pattern == "sec-{number}"
+    assert config.private_invites is True and config.announce_private is True
+    with pytest.raises(ConfigError, match=r"private_channel_pattern: must contain \{number\}"):
+        load_config(write_config(tmp_path, "private_channel_pattern: 'sec-{slug}'\n"))
+
+
 @pytest.mark.parametrize("text", ["", "# nothing but a comment\n", "{}\n"])
 def test_an_empty_file_means_the_defaults(tmp_path: Path, text: str) -> None:
     assert load_config(write_config(tmp_path, text)) == WarroomConfig()

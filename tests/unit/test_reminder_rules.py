@@ -130,3 +130,22 @@ def test_postmortem_reminder_says_due_then_overdue() -> None:
 )
 def test_speculation_is_spotted(text: str, found: list[str]) -> None:
     assert speculative_phrases(text) == found
+
+
+def test_a_private_escalation_names_the_incident_only_to_members() -> None:
+    config = CONFIG.model_copy(
+        update={
+            "severities": {
+                **CONFIG.severities,
+                "sev1": CONFIG.policy("sev1").model_copy(update={"escalate_to": ["UMGR", "UIN"]}),
+            }
+        }
+    )
+    private = incident(acknowledged_at=None, private=True)
+    notices = escalation(private, T0 + timedelta(minutes=16), config, frozenset({"UIN"}))
+    # Its war room first (the timeline keeps that text), then the people; no announcement.
+    assert [n.channel_id for n in notices] == ["C7", "UMGR", "UIN"]
+    room, outsider, member = (n.text for n in notices)
+    assert "&lt;down&gt;" in room and "&lt;down&gt;" in member
+    assert "down" not in outsider and "<#C7>" not in outsider
+    assert "INC-" in outsider and "a private incident" in outsider

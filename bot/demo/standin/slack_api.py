@@ -37,6 +37,14 @@ METHOD_SCOPES = {
     "conversations.history": "channels:history",
     "conversations.replies": "channels:history",
 }
+# In a private channel, these take groups:write where a public one takes channels:manage.
+PRIVATE_METHOD_SCOPES = {
+    "conversations.create": "groups:write",
+    "conversations.invite": "groups:write",
+    "conversations.setTopic": "groups:write",
+    "conversations.history": "groups:history",
+    "conversations.replies": "groups:history",
+}
 _VALID_NAME = re.compile(r"^[a-z0-9_-]+$")
 
 
@@ -69,6 +77,7 @@ class Channel:
     members: set[str] = field(default_factory=set)
     topic: str = ""
     pins: list[str] = field(default_factory=list)
+    is_private: bool = False
 
 
 class FakeSlack:
@@ -287,7 +296,7 @@ class FakeSlack:
         self.calls.append(Call(method, args))
         if self.latency:
             await asyncio.sleep(self.latency)
-        needed = METHOD_SCOPES.get(method)
+        needed = self._scope_for(method, args)
         if self.granted_scopes is not None and needed and needed not in self.granted_scopes:
             return web.json_response(
                 {
@@ -330,6 +339,20 @@ class FakeSlack:
             return web.json_response({"ok": False, "error": exc.code})
         return web.json_response({"ok": True, **body})
 
+    def _scope_for(self, method: str, args: dict[str, Any]) -> str | None:
+        """The scope `method` needs with these arguments: private channels take groups:*."""
+        private = method in PRIVATE_METHOD_SCOPES and (
+            _truthy(args.get("is_private"))
+            if method == "conversations.create"
+            else getattr(self.channels.get(str(args.get("channel", ""))), "is_private", False)
+        )
+        return PRIVATE_METHOD_SCOPES[method] if private else METHOD_SCOPES.get(method)
+
+    def visible_channel_names(self, user_id: str) -> list[str]:
+        """The channels `user_id` can find in Slack: every public one, and private ones they
+        are in."""
+        return [c.name for c in self.channels.values() if not c.is_private or user_id in c.members]
+
     def _random_fault(self, method: str) -> bool:
         if not self.fault_rate:
             return False
@@ -365,13 +388,17 @@ class FakeSlack:
             raise SlackError("invalid_name_specials")
         if any(c.name == name for c in self.channels.values()):
             raise SlackError("name_taken")
+        private = _truthy(args.get("is_private"))
+        # Slack gives private channels ids starting with G in older workspaces, C now.
         channel_id = f"C{next(self._ids):08d}"
-        self.channels[channel_id] = Channel(channel_id, name, {BOT_USER})
+        self.channels[channel_id] = Channel(channel_id, name, {BOT_USER}, is_private=private)
         return {
             "channel": {
                 "id": channel_id,
                 "name": name,
-                "is_channel": True,
+                "is_channel": not private,
+                "is_group": private,
+                "is_private": private,
                 "created": 1700000000,
                 "creator": BOT_USER,
             }
@@ -629,6 +656,11 @@ def _page(
         "has_more": more,
         "response_metadata": {"next_cursor": f"page:{start + limit}" if more else ""},
     }
+
+
+def _truthy(value: Any) -> bool:
+    """A Web API boolean as it arrives: JSON true, or the form strings "true" and "1"."""
+    return value is True or str(value).lower() in ("true", "1")
 
 
 class SlackError(Exception):

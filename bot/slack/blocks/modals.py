@@ -150,15 +150,27 @@ def incident_line(incident: IncidentView) -> dict[str, Any]:
 # -- the modals ---------------------------------------------------------------------------
 
 
+# The declare form's one checkbox: its value is what the submission carries when ticked.
+PRIVATE_OPTION = {"text": {"type": "plain_text", "text": "Private"}, "value": "private"}
+
+
 def declare_modal(
     *,
     severities: Sequence[str],
     severity: str,
     user_id: str,
     origin_channel_id: str | None,
+    private: bool = False,
 ) -> dict[str, Any]:
-    """The declare form: title, severity, summary, commander (the declarer unless changed)
-    and extra responders."""
+    """The declare form: title, severity, summary, commander (the declarer unless changed),
+    extra responders and the *Private* box (ticked when `private`)."""
+    checkbox: dict[str, Any] = {
+        "type": "checkboxes",
+        "action_id": BlockId.PRIVATE,
+        "options": [PRIVATE_OPTION],
+    }
+    if private:
+        checkbox["initial_options"] = [PRIVATE_OPTION]
     blocks = [
         input_block(
             BlockId.TITLE,
@@ -195,6 +207,13 @@ def declare_modal(
             },
             optional=True,
             hint="They are invited to the war room as resolvers.",
+        ),
+        input_block(
+            BlockId.PRIVATE,
+            "Visibility",
+            checkbox,
+            optional=True,
+            hint="A private channel; outside it only its members and admins see the incident.",
         ),
     ]
     metadata = json.dumps({"channel": origin_channel_id})
@@ -395,6 +414,8 @@ def form_values(
                 values[block_id] = state.get("selected_user")
             elif kind == "multi_users_select":
                 values[block_id] = list(state.get("selected_users") or [])
+            elif kind == "checkboxes":
+                values[block_id] = [o.get("value", "") for o in state.get("selected_options") or []]
             else:
                 typed = state.get("value")
                 values[block_id] = printable(typed) if isinstance(typed, str) else typed

@@ -24,16 +24,24 @@ async def handle_message_events(
 async def handle_member_joined_events(
     ack: AsyncAck, event: dict[str, Any], body: dict[str, Any], timeline: TimelineService
 ) -> None:
-    """Put who joined a war room on its timeline, then ack."""
-    await timeline.record(entry_for_membership(event, body.get("event_id"), joined=True))
+    """Put who joined a war room on its timeline and its member list, then ack."""
+    entry = entry_for_membership(event, body.get("event_id"), joined=True)
+    await timeline.record(entry)
+    await timeline.note_membership(
+        channel_id=entry.channel_id, user_id=event["user"], joined=True, at=entry.at
+    )
     await ack()
 
 
 async def handle_member_left_events(
     ack: AsyncAck, event: dict[str, Any], body: dict[str, Any], timeline: TimelineService
 ) -> None:
-    """Put who left a war room on its timeline, then ack."""
-    await timeline.record(entry_for_membership(event, body.get("event_id"), joined=False))
+    """Put who left a war room on its timeline and off its member list, then ack."""
+    entry = entry_for_membership(event, body.get("event_id"), joined=False)
+    await timeline.record(entry)
+    await timeline.note_membership(
+        channel_id=entry.channel_id, user_id=event["user"], joined=False, at=entry.at
+    )
     await ack()
 
 
