@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date, datetime
 
-from sqlalchemy import func, update
+from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from storage.models import Counter, FollowUp
-from storage.sql import insert_for
+from storage.models import FollowUp
+from storage.sql import next_counter_value
 
 FOLLOWUP_COUNTER = "followup"
 OPEN = "open"
@@ -17,16 +17,7 @@ OPEN = "open"
 
 def next_followup_number(session: Session) -> int:
     """Take the next FU number; atomic across processes, never handed out twice."""
-    session.execute(
-        insert_for(session, Counter).values(name=FOLLOWUP_COUNTER, value=0).on_conflict_do_nothing()
-    )
-    bumped = session.execute(
-        update(Counter)
-        .where(col(Counter.name) == FOLLOWUP_COUNTER)
-        .values(value=Counter.value + 1)
-        .returning(col(Counter.value))
-    )
-    return int(bumped.scalar_one())
+    return next_counter_value(session, FOLLOWUP_COUNTER)
 
 
 def add_followup(

@@ -8,27 +8,15 @@ from datetime import datetime
 from sqlalchemy import func, or_, update
 from sqlmodel import Session, col, select
 
-from storage.models import Counter, Incident, RoleAssignment
-from storage.sql import insert_for
+from storage.models import Incident, RoleAssignment
+from storage.sql import next_counter_value
 
 INCIDENT_COUNTER = "incident"
 
 
 def next_incident_number(session: Session) -> int:
     """Take the next incident number; atomic across processes, and never handed out twice."""
-    # On the session's connection, as plain SQL: no Counter object is ever loaded, so the ORM's
-    # bookkeeping for an UPDATE (a declaration's ack waits on this) would have nothing to do.
-    connection = session.connection()
-    connection.execute(
-        insert_for(session, Counter).values(name=INCIDENT_COUNTER, value=0).on_conflict_do_nothing()
-    )
-    bumped = connection.execute(
-        update(Counter)
-        .where(col(Counter.name) == INCIDENT_COUNTER)
-        .values(value=Counter.value + 1)
-        .returning(col(Counter.value))
-    )
-    return int(bumped.scalar_one())
+    return next_counter_value(session, INCIDENT_COUNTER)
 
 
 def create_incident(

@@ -135,28 +135,7 @@ async def test_a_response_url_slack_will_not_take_is_never_logged(
     debug_logging: io.StringIO, warroom: Warroom
 ) -> None:
     # Logging is set up first, as `warroom serve` does: Bolt copies its loggers' levels then.
-    tried: list[str] = []
-
-    async def refuse(request: web.Request) -> web.Response:
-        tried.append(request.path)
-        return web.Response(status=500, text="try later")
-
-    hooks = web.Application()
-    hooks.router.add_post("/commands/{team}/{id}/{secret}", refuse)
-    # A stand-in for Slack's hooks endpoint: its own access log would be its, not warroom's.
-    runner = web.AppRunner(hooks, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        port = runner.addresses[0][1]
-        response_url = f"http://127.0.0.1:{port}/commands/T0TEST/4242/HookPathCredential"
-        body = warroom.command_body("declare Checkout down sev2", response_url=response_url)
-        reply = await warroom.post(body, "application/x-www-form-urlencoded")
-        assert reply.status == 200
-        await warroom.settle()
-    finally:
-        await runner.cleanup()
+    tried = await _declare_replying_to_a_refusing_hook(warroom)
     assert len(tried) > 1, "the reply was tried, and retried"
     logged = debug_logging.getvalue()
     assert "response_url reply refused: HTTP 500" in logged
@@ -191,6 +170,16 @@ async def test_a_response_url_is_not_logged_even_without_warroom_logging(
     bare_debug_logging: io.StringIO, make_warroom: WarroomFactory
 ) -> None:
     # The app is built after logging is set up, as a developer's script would do it.
+    tried = await _declare_replying_to_a_refusing_hook(await make_warroom())
+    assert len(tried) > 1, "the reply was tried, and retried"
+    logged = bare_debug_logging.getvalue()
+    assert "response_url reply refused: HTTP 500" in logged
+    assert "HookPathCredential" not in logged
+    assert "DEBUG slack_sdk.web" in logged or "DEBUG apscheduler" in logged, "logged at DEBUG"
+
+
+async def _declare_replying_to_a_refusing_hook(warroom: Warroom) -> list[str]:
+    """Declare with a response_url whose endpoint always answers 500; the paths it was sent."""
     tried: list[str] = []
 
     async def refuse(request: web.Request) -> web.Response:
@@ -199,12 +188,12 @@ async def test_a_response_url_is_not_logged_even_without_warroom_logging(
 
     hooks = web.Application()
     hooks.router.add_post("/commands/{team}/{id}/{secret}", refuse)
+    # A stand-in for Slack's hooks endpoint: its own access log would be its, not warroom's.
     runner = web.AppRunner(hooks, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     try:
-        warroom = await make_warroom()
         port = runner.addresses[0][1]
         response_url = f"http://127.0.0.1:{port}/commands/T0TEST/4242/HookPathCredential"
         body = warroom.command_body("declare Checkout down sev2", response_url=response_url)
@@ -213,8 +202,4 @@ async def test_a_response_url_is_not_logged_even_without_warroom_logging(
         await warroom.settle()
     finally:
         await runner.cleanup()
-    assert len(tried) > 1, "the reply was tried, and retried"
-    logged = bare_debug_logging.getvalue()
-    assert "response_url reply refused: HTTP 500" in logged
-    assert "HookPathCredential" not in logged
-    assert "DEBUG slack_sdk.web" in logged or "DEBUG apscheduler" in logged, "logged at DEBUG"
+    return tried
