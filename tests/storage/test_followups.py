@@ -8,9 +8,9 @@ from datetime import UTC, date, datetime
 import pytest
 
 from storage import followups as followup_store
-from storage import incidents as incident_store
 from storage.db import Database
 from storage.models import FollowUp
+from tests.support.stored import stored_incident
 
 T0 = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
 
@@ -23,19 +23,8 @@ def db(database_url: str) -> Iterator[Database]:
 
 
 def make_incident(db: Database) -> int:
-    with db.unit_of_work() as session:
-        incident = incident_store.create_incident(
-            session,
-            number=incident_store.next_incident_number(session),
-            title="Checkout down",
-            severity="sev2",
-            declared_at=T0,
-            declared_by_id="U0ANA",
-            declared_by_name="ana",
-            origin_channel_id=None,
-        )
-        assert incident.id is not None
-        return incident.id
+    """An incident to hang follow-ups on."""
+    return stored_incident(db, declared_at=T0)
 
 
 def add(db: Database, incident_id: int, text: str, **fields: object) -> int:

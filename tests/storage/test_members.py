@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from storage import incidents as incident_store
 from storage import members as member_store
 from storage.db import Database
 from storage.models import Incident
+from tests.support.stored import stored_incident
 
 T0 = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
 
@@ -23,20 +23,8 @@ def db(database_url: str) -> Iterator[Database]:
 
 
 def make_incident(db: Database, *, private: bool) -> int:
-    with db.unit_of_work() as session:
-        incident = incident_store.create_incident(
-            session,
-            number=incident_store.next_incident_number(session),
-            title="Badge reader breach",
-            severity="sev2",
-            declared_at=T0,
-            declared_by_id="U0ANA",
-            declared_by_name="ana",
-            origin_channel_id=None,
-            is_private=private,
-        )
-        assert incident.id is not None
-        return incident.id
+    """An incident, private or not."""
+    return stored_incident(db, declared_at=T0, title="Badge reader breach", private=private)
 
 
 def test_members_come_and_go_and_decide_who_sees_a_private_incident(db: Database) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from dataclasses import replace
 from typing import Any
 
@@ -64,31 +65,27 @@ async def handle_declare_submission(
     # Keyed on the form, not the submission's trigger: a form submitted again (Slack gave up
     # on a slow first answer) finds its incident declared instead of declaring a second.
     actor = replace(actor_from(body), trigger_id=f"view:{view['id']}")
-    try:
-        await forms.declare_from_form(
+    await _ack_form(
+        ack,
+        forms.declare_from_form(
             actor, form_values(view["state"]["values"]), view.get("private_metadata", "")
-        )
-    except FormError as exc:
-        await ack(response_action="errors", errors=exc.errors)
-        return
-    await ack()
+        ),
+    )
 
 
 async def handle_incident_submission(
     ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], forms: FormService
 ) -> None:
     """A header modal's submission: the same command, checks and record as the slash command."""
-    try:
-        await forms.submit_incident_form(
+    await _ack_form(
+        ack,
+        forms.submit_incident_form(
             CallbackId(view["callback_id"]),
             actor_from(body),
             form_values(view["state"]["values"]),
             view.get("private_metadata", ""),
-        )
-    except FormError as exc:
-        await ack(response_action="errors", errors=exc.errors)
-        return
-    await ack()
+        ),
+    )
 
 
 async def handle_followup_submission(
@@ -97,14 +94,12 @@ async def handle_followup_submission(
     """The follow-up form: added (once, however often it is submitted) or its errors shown."""
     # Keyed on the form, as the declare form is: a second submission adds nothing.
     actor = replace(actor_from(body), trigger_id=f"view:{view['id']}")
-    try:
-        await forms.followup_from_form(
+    await _ack_form(
+        ack,
+        forms.followup_from_form(
             actor, form_values(view["state"]["values"]), view.get("private_metadata", "")
-        )
-    except FormError as exc:
-        await ack(response_action="errors", errors=exc.errors)
-        return
-    await ack()
+        ),
+    )
 
 
 async def handle_followup_done(
@@ -132,3 +127,13 @@ def register(app: AsyncApp) -> None:
     app.view(CallbackId.FOLLOWUP_MODAL.value)(handle_followup_submission)
     for callback_id in INCIDENT_MODALS:
         app.view(callback_id.value)(handle_incident_submission)
+
+
+async def _ack_form(ack: AsyncAck, submission: Awaitable[object]) -> None:
+    """Carry out a form's submission, then close the form, or keep it open with its errors."""
+    try:
+        await submission
+    except FormError as exc:
+        await ack(response_action="errors", errors=exc.errors)
+        return
+    await ack()
