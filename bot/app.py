@@ -49,6 +49,7 @@ from bot.slack.signing import SlackSigning, is_ssl_check
 from bot.slack.socket_mode import socket_mode_connection
 from bot.tasks import BackgroundTasks, InFlight
 from bot.timeline.service import TimelineService
+from bot.webhooks.sender import WebhookSender
 from storage.db import Database, is_sqlite
 
 log = logging.getLogger(__name__)
@@ -76,6 +77,7 @@ class Services:
     incidents: IncidentService
     clocks: Clocks
     outbox: OutboxSender
+    webhooks: WebhookSender
     lifecycle: LifecycleService
     timeline: TimelineService
     commands: CommandService
@@ -109,9 +111,11 @@ def build_services(
     people = People(db=db, gateway=gateway, clock=clock)
     templates = build_environment(config.templates_dir)
     outbox = OutboxSender(db=db, gateway=gateway, clock=clock)
+    webhooks = WebhookSender(db=db, webhooks=config.webhooks, clock=clock)
     clocks = Clocks(
         db=db,
         outbox=outbox,
+        webhooks=webhooks,
         config=config,
         clock=clock,
         outbox_every=outbox_every,
@@ -178,6 +182,7 @@ def build_services(
         incidents=incidents,
         clocks=clocks,
         outbox=outbox,
+        webhooks=webhooks,
         lifecycle=lifecycle,
         timeline=timeline,
         alerts=AlertService(

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -27,7 +28,7 @@ from sqlalchemy.engine import make_url
 
 from bot.durations import format_duration, parse_duration
 from bot.errors import ConfigError
-from bot.incidents.enums import Severity
+from bot.incidents.enums import EVENT_KINDS, Severity
 
 SEVERITIES = tuple(Severity)
 CHANNEL_PATTERN_FIELDS = {"number", "slug", "severity", "date"}
@@ -175,6 +176,46 @@ class SeverityPolicy(BaseModel):
     escalate_to: list[str] = Field(default_factory=list)
 
 
+class WebhookConfig(BaseModel):
+    """One webhook: where timeline events of some kinds are POSTed, signed with `secret`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    url: str
+    secret: str
+    events: list[str]
+    # Private incidents' events too (their titles and text go to the receiver).
+    include_private: bool = False
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, url: str) -> str:
+        parsed = urlsplit(url.strip())
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            raise ValueError(f"{url[:60]!r} is not an http(s) URL")
+        return url.strip()
+
+    @field_validator("secret")
+    @classmethod
+    def _secret_set(cls, secret: str) -> str:
+        if not secret.strip():
+            raise ValueError("must not be empty (it signs every delivery)")
+        return secret
+
+    @field_validator("events")
+    @classmethod
+    def _known_kinds(cls, events: list[str]) -> list[str]:
+        if not events:
+            raise ValueError("name at least one event kind, like declared or resolved")
+        for kind in events:
+            if kind not in EVENT_KINDS:
+                raise ValueError(
+                    f"unknown event {str(kind)[:40]!r}; use timeline kinds like declared, "
+                    "status_changed, severity_changed, customer_update, role_assigned, resolved"
+                )
+        return list(dict.fromkeys(events))
+
+
 DEFAULT_SEVERITIES: dict[str, SeverityPolicy] = {
     Severity.SEV1: SeverityPolicy(
         update_every=timedelta(minutes=30),
@@ -232,6 +273,8 @@ class WarroomConfig(BaseModel):
     # Resolved incidents whose war rooms are still back-filled (read from Slack's history after
     # downtime) this long after resolution; open ones always are.
     backfill_window: RequiredDuration = timedelta(days=7)
+    # Where timeline events are POSTed as they are committed (see the README's Webhooks out).
+    webhooks: list[WebhookConfig] = Field(default_factory=list)
 
     @field_validator("channel_pattern", "private_channel_pattern")
     @classmethod

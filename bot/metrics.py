@@ -15,6 +15,7 @@ from bot.followups.rules import FollowUpStatus
 from storage import followups as followup_store
 from storage import incidents as incident_store
 from storage import timeline as timeline_store
+from storage import webhooks as webhook_store
 from storage.db import Database
 
 ACK_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0)
@@ -44,6 +45,15 @@ class StoredCounts(Collector):
         overdue = GaugeMetricFamily(
             "warroom_followups_overdue", "Open follow-ups whose due day has passed."
         )
+        deliveries = GaugeMetricFamily(
+            "warroom_webhook_deliveries",
+            "Webhook deliveries by outcome (pending, delivered, given_up).",
+            labels=["outcome"],
+        )
+        given_up = GaugeMetricFamily(
+            "warroom_webhook_deliveries_given_up",
+            "Webhook deliveries given up (a 4xx, or still failing a day after the first try).",
+        )
         with self.db.reading() as session:
             for status, severity, count in incident_store.count_by_status_and_severity(session):
                 incidents.add_metric([status, severity], count)
@@ -54,10 +64,16 @@ class StoredCounts(Collector):
             for status in FollowUpStatus:
                 followups.add_metric([status], counted.get(status, 0))
             overdue.add_metric([], followup_store.count_overdue(session, today=self.today()))
+            by_outcome = dict(webhook_store.count_by_outcome(session))
+        for outcome in ("pending", webhook_store.DELIVERED, webhook_store.GIVEN_UP):
+            deliveries.add_metric([outcome], by_outcome.get(outcome, 0))
+        given_up.add_metric([], by_outcome.get(webhook_store.GIVEN_UP, 0))
         yield incidents
         yield events
         yield followups
         yield overdue
+        yield deliveries
+        yield given_up
 
 
 class Metrics:

@@ -199,6 +199,36 @@ class OutboxMessage(SQLModel, table=True):
     claimed_until: datetime | None = utc_column()
 
 
+class WebhookDelivery(SQLModel, table=True):
+    """A timeline event owed to a configured webhook: committed with the event, posted (and
+    retried) from the background under one id, marked delivered or given up."""
+
+    __tablename__ = "webhook_delivery"
+    __table_args__ = (Index("ix_webhook_delivery_pending", "finished_at", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    # The X-Warroom-Delivery header: the same on every retry, so receivers can dedupe.
+    delivery_id: str = Field(max_length=36, unique=True)
+    # Which configured webhook (its place in the list) and its URL when enqueued.
+    webhook: int
+    url: str = Field(max_length=500)
+    incident_id: int = Field(foreign_key="incident.id")
+    event_id: int = Field(foreign_key="timeline_event.id")
+    kind: str = Field(max_length=40)
+    payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = utc_column(nullable=False)
+    next_attempt_at: datetime = utc_column(nullable=False)
+    attempts: int = 0
+    # The day a receiver has before the delivery is given up runs from its first failure.
+    first_failed_at: datetime | None = utc_column()
+    last_error: str | None = Field(default=None, max_length=200)
+    # delivered or given_up once finished; null while owed.
+    outcome: str | None = Field(default=None, max_length=16)
+    finished_at: datetime | None = utc_column()
+    claimed_by: str | None = Field(default=None, max_length=64)
+    claimed_until: datetime | None = utc_column()
+
+
 class FollowUp(SQLModel, table=True):
     """Work an incident leaves behind: FU-<id>, numbered across the deployment, with an owner,
     a due date and a status (open, done or dropped)."""

@@ -12,6 +12,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import StatementError
 from sqlmodel import Session, col, select
 
+from storage import webhooks as webhook_store
 from storage.models import TimelineEvent
 
 
@@ -95,6 +96,8 @@ def add_events(db: Session | Connection, rows: list[dict[str, Any]]) -> set[str]
     ordered = sorted(rows, key=lambda row: str(row["dedupe_key"]))
     cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
     new: set[str] = set()
+    wanted = webhook_store.subscribed_kinds(connection)
+    owed: list[int] = []
     try:
         for start in range(0, len(ordered), _ROWS_PER_STATEMENT):
             chunk = ordered[start : start + _ROWS_PER_STATEMENT]
@@ -113,9 +116,16 @@ def add_events(db: Session | Connection, rows: list[dict[str, Any]]) -> set[str]
                         # As SQLAlchemy reports a value its type refuses (a naive datetime).
                         raise StatementError(str(exc), None, None, exc) from exc
             cursor.execute(_batch_insert_sql(dialect.name, dialect.paramstyle, len(chunk)), params)
-            new.update(key for (key,) in cursor.fetchall() if key is not None)
+            for event_id, kind, key in cursor.fetchall():
+                if key is not None:
+                    new.add(key)
+                if kind in wanted:
+                    owed.append(event_id)
     finally:
         cursor.close()
+    if owed:
+        # In this transaction: a rolled-back event owes nothing, a committed one is not lost.
+        webhook_store.enqueue_for_events(connection, owed)
     return new
 
 
@@ -144,7 +154,7 @@ def _batch_insert_sql(dialect_name: str, paramstyle: str, row_count: int) -> str
     return (
         f"INSERT INTO timeline_event ({', '.join(_BATCH_COLUMNS)}) "
         f"VALUES {', '.join([one_row] * row_count)} "
-        "ON CONFLICT (dedupe_key) DO NOTHING RETURNING dedupe_key"
+        "ON CONFLICT (dedupe_key) DO NOTHING RETURNING id, kind, dedupe_key"
     )
 
 

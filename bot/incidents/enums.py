@@ -30,3 +30,32 @@ class Severity(StrEnum):
     SEV2 = "sev2"
     SEV3 = "sev3"
     SEV4 = "sev4"
+
+
+# Every kind of timeline entry (the README's events[].kind): what a webhook may subscribe to.
+EVENT_KINDS = frozenset(
+    {
+        "declared",
+        "message",
+        "message_edited",
+        "message_deleted",
+        "command",
+        "command_refused",
+        "role_assigned",
+        "status_changed",
+        "severity_changed",
+        "customer_update",
+        "note",
+        "reminder",
+        "escalation",
+        "member_joined",
+        "member_left",
+        "resolved",
+        "postmortem",
+        "key_event",
+        "alert",
+        "followup_added",
+        "followup_updated",
+        "access_refused",
+    }
+)

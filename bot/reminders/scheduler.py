@@ -39,6 +39,7 @@ from bot.reminders.rules import (
     repeat_interval,
     still_wanted,
 )
+from bot.webhooks.sender import WebhookSender
 from storage import followups as followup_store
 from storage import members as member_store
 from storage import outbox as outbox_store
@@ -50,6 +51,7 @@ from storage.models import Incident, Reminder
 log = logging.getLogger(__name__)
 
 OUTBOX_JOB = "outbox:flush"
+WEBHOOK_JOB = "webhooks:send"
 
 
 @dataclass(frozen=True)
@@ -120,6 +122,13 @@ async def flush_outbox_job() -> None:
             await clocks.outbox.flush(still_wanted=lambda: clocks._leading)
 
 
+async def send_webhooks_job() -> None:
+    """Scheduler job: POST the webhook deliveries that are due (first tries and retries)."""
+    if _running is not None and _running.webhooks is not None:
+        with contextlib.suppress(asyncio.CancelledError):
+            await _running.webhooks.flush()
+
+
 class Clocks:
     """The reminder and outbox jobs on APScheduler, kept in step with the reminder rows."""
 
@@ -132,8 +141,10 @@ class Clocks:
         clock: Callable[[], datetime] = utc_now,
         outbox_every: float = FLUSH_EVERY_SECONDS,
         metrics: Metrics | None = None,
+        webhooks: WebhookSender | None = None,
     ) -> None:
         self.db = db
+        self.webhooks = webhooks
         self.metrics = metrics
         self.outbox_every = outbox_every
         self.outbox = outbox
@@ -191,6 +202,15 @@ class Clocks:
             replace_existing=True,
             next_run_time=datetime.now(UTC),
         )
+        if self.webhooks is not None and self.webhooks.webhooks:
+            self.scheduler.add_job(
+                send_webhooks_job,
+                "interval",
+                seconds=self.outbox_every,
+                id=WEBHOOK_JOB,
+                replace_existing=True,
+                next_run_time=datetime.now(UTC),
+            )
         self.scheduler.resume()
 
     async def stop(self, *, drain: bool = True) -> None:

@@ -1,0 +1,1 @@
+"""Webhooks out: timeline events POSTed, signed, to the receivers the config names."""

@@ -1,0 +1,72 @@
+"""Webhook deliveries are enqueued in the transaction of their timeline event: committed
+together, rolled back together, and only for the kinds and incidents subscribed."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+from sqlmodel import select
+
+from storage import timeline as timeline_store
+from storage import webhooks as webhook_store
+from storage.db import Database
+from storage.models import WebhookDelivery
+from tests.support.stored import stored_incident
+
+AT = datetime(2026, 12, 4, 7, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def db(database_url: str) -> Iterator[Database]:
+    database = Database(database_url)
+    webhook_store.subscribe(
+        database.engine,
+        [
+            webhook_store.Subscription(
+                index=0,
+                url="https://hooks.example.com/a",
+                kinds=frozenset({"declared", "resolved"}),
+                include_private=False,
+            )
+        ],
+    )
+    yield database
+    database.close()
+
+
+def deliveries(db: Database) -> list[WebhookDelivery]:
+    with db.reading() as session:
+        return list(session.exec(select(WebhookDelivery).order_by(WebhookDelivery.id)))
+
+
+def test_a_subscribed_event_owes_a_delivery_with_its_incident(db: Database) -> None:
+    incident_id = stored_incident(db, declared_at=AT)
+    with db.unit_of_work() as session:
+        timeline_store.add_event(session, incident_id=incident_id, kind="note", at=AT, text="x")
+        timeline_store.add_event(
+            session, incident_id=incident_id, kind="resolved", at=AT, text="done"
+        )
+    [owed] = deliveries(db)
+    assert owed.kind == "resolved" and owed.url == "https://hooks.example.com/a"
+    assert owed.payload["event"] == "resolved" and owed.payload["delivery"] == owed.delivery_id
+    assert owed.payload["incident"]["id"] == "INC-1"
+    assert owed.payload["incident"]["status"] == "resolved"
+    assert owed.payload["entry"]["text"] == "done"
+    assert owed.payload["entry"]["at"] == "2026-12-04T07:00:00Z"
+
+
+def test_a_rolled_back_event_owes_nothing(db: Database) -> None:
+    incident_id = stored_incident(db, declared_at=AT)
+    with pytest.raises(RuntimeError), db.unit_of_work() as session:
+        timeline_store.add_event(session, incident_id=incident_id, kind="resolved", at=AT)
+        raise RuntimeError("the decision failed after the event was written")
+    assert deliveries(db) == []
+
+
+def test_a_private_incident_owes_nothing_unless_included(db: Database) -> None:
+    incident_id = stored_incident(db, declared_at=AT, private=True)
+    with db.unit_of_work() as session:
+        timeline_store.add_event(session, incident_id=incident_id, kind="resolved", at=AT)
+    assert deliveries(db) == []
