@@ -4,7 +4,7 @@ together, rolled back together, and only for the kinds and incidents subscribed.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlmodel import select
@@ -70,3 +70,26 @@ def test_a_private_incident_owes_nothing_unless_included(db: Database) -> None:
     with db.unit_of_work() as session:
         timeline_store.add_event(session, incident_id=incident_id, kind="resolved", at=AT)
     assert deliveries(db) == []
+
+
+def test_one_sender_at_a_time_holds_a_delivery(db: Database) -> None:
+    incident_id = stored_incident(db, declared_at=AT)
+    with db.unit_of_work() as session:
+        timeline_store.add_event(session, incident_id=incident_id, kind="declared", at=AT)
+    [owed] = deliveries(db)
+    assert owed.id is not None
+    lease = timedelta(minutes=2)
+    with db.unit_of_work() as session:
+        mine = webhook_store.claim(session, row_id=owed.id, by="a", now=AT, lease=lease)
+        assert mine is not None and mine.claimed_by == "a"
+    with db.unit_of_work() as session:
+        assert webhook_store.claim(session, row_id=owed.id, by="b", now=AT, lease=lease) is None
+    with db.unit_of_work() as session:
+        webhook_store.finish(
+            session, row_id=owed.id, outcome=webhook_store.DELIVERED, at=AT, error=None
+        )
+    # Finished: nobody takes it again, even once the lease is long over.
+    later = AT + timedelta(hours=1)
+    with db.unit_of_work() as session:
+        assert webhook_store.claim(session, row_id=owed.id, by="b", now=later, lease=lease) is None
+        assert dict(webhook_store.count_by_outcome(session)) == {webhook_store.DELIVERED: 1}
