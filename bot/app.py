@@ -47,7 +47,7 @@ from bot.slack.identity import BotIdentity
 from bot.slack.listeners import register_listeners
 from bot.slack.signing import SlackSigning, is_ssl_check
 from bot.slack.socket_mode import socket_mode_connection
-from bot.tasks import BackgroundTasks, InFlight
+from bot.tasks import BackgroundTasks, InFlight, cancel_and_wait
 from bot.timeline.service import TimelineService
 from bot.webhooks.sender import WebhookSender
 from storage.db import Database, is_sqlite
@@ -385,9 +385,7 @@ def build_web_app(
 
     async def stop_services(retrying: asyncio.Task[None] | None, *, grace: float) -> None:
         if retrying is not None:
-            retrying.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await retrying
+            await cancel_and_wait(retrying)
         await services.backfill.stop()
         # Stops the clocks, then lets go of the scheduler lock for the next replica.
         await election.stop(drain=False)

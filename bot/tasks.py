@@ -12,6 +12,20 @@ log = logging.getLogger(__name__)
 OnError = Callable[[Exception], Awaitable[None]]
 
 
+async def cancel_and_wait(task: asyncio.Task[Any]) -> None:
+    """Cancel `task` and wait for it to end. A cancellation of the caller that arrives while it
+    waits is passed on, never swallowed: a loop that swallowed its own would never stop. (One
+    the caller is already handling, say in a `finally` on its way out, is not raised again.)"""
+    current = asyncio.current_task()
+    already = current.cancelling() if current is not None else 0
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        if current is not None and current.cancelling() > already:
+            raise
+
+
 class BackgroundTasks:
     """Work that runs after Slack has its answer; each failure is logged, and `join` awaits all."""
 

@@ -5,7 +5,6 @@ the timeline lacks, exactly as the live events would have. Runs in the backgroun
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from bot.backfill.plan import (
 from bot.errors import NotFoundError, UsageError, WarroomError
 from bot.metrics import Metrics
 from bot.slack.gateway import CONNECTION_ERRORS, SlackGateway
+from bot.tasks import cancel_and_wait
 from bot.timeline.service import TimelineService
 from storage import backfill as backfill_store
 from storage import incidents as incident_store
@@ -111,9 +111,7 @@ class BackfillService:
     async def stop(self) -> None:
         """Cancel the background run under way; what it recorded stays recorded."""
         if self._running is not None and not self._running.done():
-            self._running.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._running
+            await cancel_and_wait(self._running)
 
     async def _run(self, rooms: list[_Room], still_leading: Callable[[], bool]) -> None:
         try:

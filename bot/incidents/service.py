@@ -33,7 +33,7 @@ from bot.reminders.scheduler import ClockChange, Clocks, start_clocks
 from bot.slack.blocks.common import announcement_text, header_blocks, header_text, topic_text
 from bot.slack.gateway import SlackGateway
 from bot.slack.text import channel_link, escape, mention
-from bot.tasks import BackgroundTasks
+from bot.tasks import BackgroundTasks, cancel_and_wait
 from storage import incidents as incident_store
 from storage import members as member_store
 from storage import reminders as reminder_store
@@ -412,9 +412,7 @@ class IncidentService:
         try:
             yield
         finally:
-            renewing.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await renewing
+            await cancel_and_wait(renewing)
 
     async def open_war_room(self, incident_id: int, *, response_url: str | None) -> None:
         """Create the channel, pull people in, set the topic, post and pin the header, announce."""

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from bot.reminders.scheduler import Clocks
+from bot.tasks import cancel_and_wait
 from storage import election as election_store
 from storage.db import Database, is_sqlite
 
@@ -73,9 +74,7 @@ class SchedulerElection:
         owed post is claimed, each reminder checked against its row), rather than wait on
         them."""
         if self._campaign_task is not None:
-            self._campaign_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._campaign_task
+            await cancel_and_wait(self._campaign_task)
             self._campaign_task = None
         await self.clocks.step_down()
         self.leading = False
