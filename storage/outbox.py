@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, update
 from sqlmodel import Session, col, select
 
 from storage.models import OutboxMessage
+from storage.sql import claim_row
 
 MAX_ATTEMPTS = 20
 
@@ -50,22 +50,15 @@ def claim(
     """Take an unsent message for sending, unless another sender holds an unexpired claim on
     it. One conditional UPDATE: on PostgreSQL a racing claim waits for this one's commit,
     re-reads the row and matches nothing, so only one process ever posts it."""
-    claimed = session.execute(
-        update(OutboxMessage)
-        .where(col(OutboxMessage.id) == message_id)
-        .where(col(OutboxMessage.posted_at).is_(None))
-        .where(
-            or_(
-                col(OutboxMessage.claimed_until).is_(None),
-                col(OutboxMessage.claimed_until) < now,
-            )
-        )
-        .values(claimed_by=by, claimed_until=now + lease)
-        .execution_options(synchronize_session=False)
+    return claim_row(
+        session,
+        OutboxMessage,
+        row_id=message_id,
+        done=OutboxMessage.posted_at,
+        by=by,
+        now=now,
+        lease=lease,
     )
-    if claimed.rowcount != 1:  # type: ignore[attr-defined]
-        return None
-    return session.get(OutboxMessage, message_id, populate_existing=True)
 
 
 def mark_posted(session: Session, *, message_id: int, ts: str, at: datetime) -> None:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
 
-from sqlalchemy import update
+from sqlalchemy import or_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col
 
@@ -34,3 +35,34 @@ def next_counter_value(session: Session, name: str) -> int:
         .returning(col(Counter.value))
     )
     return int(bumped.scalar_one())
+
+
+Claimable = TypeVar("Claimable")
+
+
+def claim_row(
+    session: Session,
+    model: type[Claimable],
+    *,
+    row_id: int,
+    done: Any,
+    by: str,
+    now: datetime,
+    lease: timedelta,
+) -> Claimable | None:
+    """Take row `row_id` of `model` for one attempt, unless it is `done` (that column set) or
+    another sender holds an unexpired claim. One conditional UPDATE: on PostgreSQL a racing
+    claim waits for this one's commit, re-reads the row and matches nothing, so only one
+    process ever works on it."""
+    table: Any = model
+    claimed = session.execute(
+        update(table)
+        .where(col(table.id) == row_id)
+        .where(col(done).is_(None))
+        .where(or_(col(table.claimed_until).is_(None), col(table.claimed_until) < now))
+        .values(claimed_by=by, claimed_until=now + lease)
+        .execution_options(synchronize_session=False)
+    )
+    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        return None
+    return session.get(model, row_id, populate_existing=True)

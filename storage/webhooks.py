@@ -11,13 +11,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, update
+from sqlalchemy import func
 from sqlalchemy import insert as sa_insert
 from sqlalchemy import select as sa_select
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session, col, select
 
 from storage.models import Incident, TimelineEvent, WebhookDelivery
+from storage.sql import claim_row
 
 DELIVERED = "delivered"
 _AT_ONCE = datetime(2000, 1, 1, tzinfo=UTC)
@@ -162,22 +163,15 @@ def claim(
 ) -> WebhookDelivery | None:
     """Take an owed delivery for one attempt unless another sender holds an unexpired claim
     (one conditional UPDATE, as the outbox claims its messages)."""
-    claimed = session.execute(
-        update(WebhookDelivery)
-        .where(col(WebhookDelivery.id) == row_id)
-        .where(col(WebhookDelivery.finished_at).is_(None))
-        .where(
-            or_(
-                col(WebhookDelivery.claimed_until).is_(None),
-                col(WebhookDelivery.claimed_until) < now,
-            )
-        )
-        .values(claimed_by=by, claimed_until=now + lease)
-        .execution_options(synchronize_session=False)
+    return claim_row(
+        session,
+        WebhookDelivery,
+        row_id=row_id,
+        done=WebhookDelivery.finished_at,
+        by=by,
+        now=now,
+        lease=lease,
     )
-    if claimed.rowcount != 1:  # type: ignore[attr-defined]
-        return None
-    return session.get(WebhookDelivery, row_id, populate_existing=True)
 
 
 def finish(session: Session, *, row_id: int, outcome: str, at: datetime, error: str | None) -> None:
