@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import logging
 import os
@@ -32,7 +33,11 @@ def _configure_logging() -> None:
     except Exception:  # a bad setting (LOG_FORMAT too) is reported by the command that reads it
         configure_logging()
         return
-    configure_logging(settings.secret_values(), json_lines=settings.log_format == "json")
+    secrets = settings.secret_values()
+    # A bad config file is reported by the command that reads it; its secrets masked if it reads.
+    with contextlib.suppress(Exception):
+        secrets += load_config(settings.warroom_config).secret_values()
+    configure_logging(secrets, json_lines=settings.log_format == "json")
 
 
 def _settings() -> Settings:
@@ -301,7 +306,11 @@ async def _backfill(
     from bot.slack.identity import BotIdentity
     from bot.tasks import BackgroundTasks
     from bot.timeline.service import TimelineService
+    from bot.webhooks.sender import subscriptions
+    from storage import webhooks as webhook_store
 
+    # What the back-fill records owes the configured webhooks, as the server's writes do.
+    webhook_store.subscribe(db.engine, subscriptions(config.webhooks))
     assert settings.slack_bot_token is not None
     client = build_web_client(settings.slack_bot_token, settings.api_url)
     gateway = SlackGateway(client)

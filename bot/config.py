@@ -335,6 +335,13 @@ class WarroomConfig(BaseModel):
         """The policy for a severity (an empty one when the file has none)."""
         return self.severities.get(severity, SeverityPolicy())
 
+    def secret_values(self) -> list[str]:
+        """The config file's secrets (each webhook's, and a password in its URL), for log
+        masking."""
+        values = [hook.secret for hook in self.webhooks]
+        values += [p for hook in self.webhooks if (p := urlsplit(hook.url).password)]
+        return values
+
     @property
     def zone(self) -> ZoneInfo:
         """The configured time zone, the one reminders and exports show times in."""

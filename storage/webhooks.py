@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlalchemy import delete as sa_delete
 from sqlalchemy import func
 from sqlalchemy import insert as sa_insert
 from sqlalchemy import select as sa_select
@@ -198,6 +199,16 @@ def retry_later(
     delivery.claimed_by = delivery.claimed_until = None
     session.add(delivery)
     session.flush()
+
+
+def prune_delivered(session: Session, *, finished_before: datetime) -> int:
+    """Delete deliveries delivered before `finished_before`; how many. Given-up ones are kept
+    for an operator to look into (and the given-up count never falls)."""
+    table = WebhookDelivery.__table__  # type: ignore[attr-defined]
+    result = session.connection().execute(
+        sa_delete(table).where(table.c.outcome == DELIVERED, table.c.finished_at < finished_before)
+    )
+    return int(result.rowcount or 0)
 
 
 def count_by_outcome(session: Session) -> list[tuple[str, int]]:

@@ -32,6 +32,10 @@ FIRST_RETRY = timedelta(seconds=30)
 LONGEST_RETRY = timedelta(hours=1)
 # Client errors worth retrying: a timeout and a rate limit; any other 4xx is given up at once.
 _RETRIED_4XX = {408, 429}
+# Delivered rows are kept a week (a receiver's operator can still ask what was sent), pruned
+# at most hourly.
+KEEP_DELIVERED = timedelta(days=7)
+PRUNE_EVERY = timedelta(hours=1)
 
 
 def backoff(attempts: int) -> timedelta:
@@ -68,6 +72,7 @@ class WebhookSender:
         self.clock = clock
         self.sender_id = f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._lock = asyncio.Lock()
+        self._pruned_at: datetime | None = None
         webhook_store.subscribe(db.engine, subscriptions(self.webhooks))
 
     async def flush(self) -> None:
@@ -75,6 +80,7 @@ class WebhookSender:
         if not self.webhooks:
             return
         async with self._lock:  # one flush at a time in this process
+            await self._prune()
             owed = await self.db.run(lambda s: list(webhook_store.owed(s)))
             if not owed:
                 return
@@ -138,6 +144,17 @@ class WebhookSender:
             )
         )
         return False
+
+    async def _prune(self) -> None:
+        now = self.clock()
+        if self._pruned_at is not None and now - self._pruned_at < PRUNE_EVERY:
+            return
+        self._pruned_at = now
+        pruned = await self.db.run(
+            lambda s: webhook_store.prune_delivered(s, finished_before=now - KEEP_DELIVERED)
+        )
+        if pruned:
+            log.info("pruned %d webhook deliveries delivered over a week ago", pruned)
 
     def _hook(self, delivery: WebhookDelivery) -> WebhookConfig | None:
         if delivery.webhook < len(self.webhooks):

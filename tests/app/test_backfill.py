@@ -21,7 +21,7 @@ from sqlmodel import col, select
 
 from bot.reminders.leader import LEADER
 from storage.db import Database
-from storage.models import Incident, TimelineEvent
+from storage.models import Incident, TimelineEvent, WebhookDelivery
 from tests.support.ci import missing
 from tests.support.cli import warroom_cli
 from tests.support.databases import PG_URL, migrate, pg_schema_url
@@ -274,10 +274,17 @@ async def test_warroom_backfill_records_what_the_server_missed(
     early = slack.user_says(first.channel_id or "", "U0ANA", "rolling back")
     late = slack.user_says(second.channel_id or "", "U0BO", "reindexing")
 
-    run = await warroom_cli(
-        "backfill", "INC-1", database_url=sqlite_url, cwd=tmp_path, env=cli_env(slack)
+    # What the command records owes the configured webhooks, as the server's writes do.
+    config = tmp_path / "warroom.yml"
+    config.write_text(
+        "webhooks:\n  - {url: 'https://hooks.example.com/in', secret: s, events: [message]}\n"
     )
+    env = {**cli_env(slack), "WARROOM_CONFIG": str(config)}
+    run = await warroom_cli("backfill", "INC-1", database_url=sqlite_url, cwd=tmp_path, env=env)
     assert run.returncode == 0, run.stderr
+    with room.services.db.reading() as session:
+        [owed] = session.exec(select(WebhookDelivery)).all()
+    assert owed.kind == "message" and owed.payload["entry"]["data"]["backfilled"] is True
     assert re.fullmatch(
         r"INC-1: read 1 messages and 0 threads since \S+ \S+Z; recorded 1 messages and 0 edits\n",
         run.stdout,

@@ -207,3 +207,32 @@ async def test_a_client_error_is_given_up_at_once_and_a_dead_receiver_after_a_da
     metrics = await metrics_text(room)
     assert "warroom_webhook_deliveries_given_up 2.0" in metrics
     assert 'warroom_webhook_deliveries{outcome="delivered"} 0.0' in metrics
+
+
+async def test_delivered_rows_are_pruned_after_a_week_and_given_up_ones_kept(
+    make_clocked_warroom: ClockedFactory, receiver: Receiver, database_url: str
+) -> None:
+    clock = Clock()
+    room = await make_clocked_warroom(
+        clock,
+        {"webhooks": [{"url": receiver.url("/hook"), "secret": SECRET, "events": ["declared"]}]},
+        database_url,
+    )
+    receiver.failures = 0
+    await room.declare("Checkout API returning 500s sev1")
+    await room.services.webhooks.flush()
+    receiver.failures, receiver.failure_status = 1, 404
+    await room.declare("Search is slow sev2")
+    await room.services.webhooks.flush()
+    assert [r.answered for r in receiver.seen] == [200, 404]
+
+    clock.advance(timedelta(days=6))
+    await room.services.webhooks.flush()
+    assert 'warroom_webhook_deliveries{outcome="delivered"} 1.0' in await metrics_text(room)
+
+    clock.advance(timedelta(days=2))  # the delivered one is now more than a week old
+    await room.services.webhooks.flush()
+    metrics = await metrics_text(room)
+    assert 'warroom_webhook_deliveries{outcome="delivered"} 0.0' in metrics
+    assert "warroom_webhook_deliveries_given_up 1.0" in metrics
+    assert len(receiver.seen) == 2, "pruning sends nothing"

@@ -5,10 +5,12 @@ from __future__ import annotations
 import io
 import json
 import logging
+from pathlib import Path
 
 import pytest
 from pythonjsonlogger.json import JsonFormatter
 
+from bot.cli import _configure_logging
 from bot.config import Settings
 from bot.logs import MASK, MAX_LINE, PLAIN, SecretMaskingFormatter, configure_logging
 
@@ -127,3 +129,35 @@ def test_third_party_loggers_that_log_bodies_stay_quiet_below_warning() -> None:
     finally:
         root.handlers[:], level = saved
         root.setLevel(level)
+
+
+def test_the_cli_masks_webhook_secrets_from_the_config_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "warroom.yml"
+    config.write_text(
+        "webhooks:\n"
+        "  - url: https://bridge:url-password-7@hooks.example.com/in\n"
+        "    secret: webhook-secret-42\n"
+        "    events: [declared]\n"
+    )
+    monkeypatch.setenv("WARROOM_CONFIG", str(config))
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'w.db'}")
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)
+    try:
+        _configure_logging()
+        logged = io.StringIO()
+        [handler] = root.handlers
+        assert isinstance(handler, logging.StreamHandler)
+        handler.setStream(logged)
+        logging.getLogger("warroom.test").warning(
+            "posting to %s with webhook-secret-42", "https://bridge:url-password-7@hooks"
+        )
+    finally:
+        root.handlers[:], level = saved
+        root.setLevel(level)
+    text = logged.getvalue()
+    assert "posting to" in text
+    assert "webhook-secret-42" not in text and "url-password-7" not in text
+    assert text.count(MASK) == 2
