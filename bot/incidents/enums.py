@@ -9,10 +9,23 @@ from enum import StrEnum
 class Status(StrEnum):
     """Where an incident is in its lifecycle, in the order it moves through them."""
 
+    TRIAGE = "triage"
     INVESTIGATING = "investigating"
     IDENTIFIED = "identified"
     MONITORING = "monitoring"
     RESOLVED = "resolved"
+    DECLINED = "declined"
+    MERGED = "merged"
+
+
+# The statuses `/incident status` moves between: an incident being worked on, or resolved.
+SETTABLE_STATUSES = (Status.INVESTIGATING, Status.IDENTIFIED, Status.MONITORING, Status.RESOLVED)
+# Accepted and being worked on: the update clock runs in these.
+WORKING_STATUSES = frozenset({Status.INVESTIGATING, Status.IDENTIFIED, Status.MONITORING})
+# Ended without a resolution: kept and exported, but left out of insights and MTTx figures.
+CLOSED_WITHOUT_RESOLUTION = frozenset({Status.DECLINED, Status.MERGED})
+# Over: no clock but the post-mortem's (resolved only) and the archive's runs.
+ENDED_STATUSES = frozenset({Status.RESOLVED}) | CLOSED_WITHOUT_RESOLUTION
 
 
 class Role(StrEnum):
@@ -57,5 +70,11 @@ EVENT_KINDS = frozenset(
         "followup_added",
         "followup_updated",
         "access_refused",
+        "accepted",
+        "declined",
+        "merged",
+        "reopened",
+        "archived",
+        "channel_archive",
     }
 )

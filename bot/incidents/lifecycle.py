@@ -18,7 +18,7 @@ from bot.durations import format_duration
 from bot.errors import NotAllowedError, UsageError
 from bot.exports.export import KEY_KINDS
 from bot.followups.rules import FollowUpView, followup_view, unowned_text
-from bot.incidents.enums import Role, Severity, Status
+from bot.incidents.enums import SETTABLE_STATUSES, Role, Severity, Status
 from bot.incidents.readmodels import IncidentView, Person, incident_view
 from bot.incidents.service import IncidentService, Invocation, command_event
 from bot.outbox.sender import OutboxSender
@@ -57,11 +57,12 @@ class Outcome:
 
 
 def parse_status(args: str) -> Status:
-    """The status `args` names; UsageError unless it is one of Status."""
-    try:
-        return Status(args.strip().lower())
-    except ValueError:
-        raise UsageError(f"Usage: `/incident status {'|'.join(Status)}`") from None
+    """The status `args` names; UsageError unless it is one `/incident status` may set."""
+    word = args.strip().lower()
+    for status in SETTABLE_STATUSES:
+        if word == status:
+            return status
+    raise UsageError(f"Usage: `/incident status {'|'.join(SETTABLE_STATUSES)}`")
 
 
 def parse_severity(args: str) -> Severity:
