@@ -12,6 +12,8 @@ from storage.models import Incident, RoleAssignment
 from storage.sql import next_counter_value
 
 INCIDENT_COUNTER = "incident"
+# Statuses an incident ends in (bot.incidents.enums.ENDED_STATUSES; storage knows only strings).
+ENDED = ("resolved", "declined", "merged")
 
 
 def next_incident_number(session: Session) -> int:
@@ -77,11 +79,12 @@ def incident_by_channel(session: Session, *, channel_id: str) -> Incident | None
 
 
 def open_incident_for_alert_group(session: Session, *, group_key: str) -> Incident | None:
-    """The unresolved incident an alert group declared, or None."""
+    """The incident an alert group declared that is still open (not resolved, declined or
+    merged), or None."""
     return session.exec(
         select(Incident)
         .where(Incident.alert_group_key == group_key)
-        .where(Incident.status != "resolved")
+        .where(col(Incident.status).not_in(ENDED))
     ).first()
 
 
@@ -95,9 +98,9 @@ def last_incident_for_alert_group(session: Session, *, group_key: str) -> Incide
 
 
 def open_incidents(session: Session) -> Sequence[Incident]:
-    """The unresolved incidents, by number."""
+    """The open incidents (not resolved, declined or merged), by number."""
     return session.exec(
-        select(Incident).where(Incident.status != "resolved").order_by(col(Incident.number))
+        select(Incident).where(col(Incident.status).not_in(ENDED)).order_by(col(Incident.number))
     ).all()
 
 

@@ -63,8 +63,8 @@ class Incident(SQLModel, table=True):
             "uq_incident_open_alert_group",
             "alert_group_key",
             unique=True,
-            sqlite_where=text("status != 'resolved'"),
-            postgresql_where=text("status != 'resolved'"),
+            sqlite_where=text("status NOT IN ('resolved', 'declined', 'merged')"),
+            postgresql_where=text("status NOT IN ('resolved', 'declined', 'merged')"),
         ),
     )
 
@@ -93,6 +93,13 @@ class Incident(SQLModel, table=True):
     opening_until: datetime | None = utc_column()
     # Seen outside its war room only by the room's members and the admins.
     is_private: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
+    # Where the announcement was posted, so that a decline or merge can amend it.
+    announce_channel_id: str | None = Field(default=None, max_length=32)
+    announce_ts: str | None = Field(default=None, max_length=32)
+    # The incident this one was merged into (status `merged`).
+    merged_into_id: int | None = Field(default=None)
+    # When its war room was archived, by warroom or by hand.
+    archived_at: datetime | None = utc_column()
 
 
 class IncidentMember(SQLModel, table=True):

@@ -6,7 +6,10 @@ import pytest
 
 from bot.commands.parse import ROLE_ALIASES, parse_role_change
 from bot.config import WarroomConfig
-from bot.incidents.enums import Role, Severity
+from bot.errors import UsageError
+from bot.incidents.enums import ENDED_STATUSES, Role, Severity
+from bot.incidents.lifecycle import parse_status
+from storage.incidents import ENDED
 
 
 @pytest.mark.parametrize(
@@ -35,3 +38,14 @@ def test_configured_severities_follow_severity_order_whatever_the_file_order() -
     )
     assert list(config.severities) == list(Severity)
     assert list(WarroomConfig().severities) == list(Severity)
+
+
+def test_storage_knows_the_same_ended_statuses_as_the_domain() -> None:
+    # storage/ speaks plain strings; its queries for open incidents must agree with the enum.
+    assert set(ENDED) == {str(status) for status in ENDED_STATUSES}
+
+
+@pytest.mark.parametrize("word", ["triage", "declined", "merged", "closed"])
+def test_status_command_refuses_the_states_only_their_own_commands_reach(word: str) -> None:
+    with pytest.raises(UsageError, match="investigating"):
+        parse_status(word)
