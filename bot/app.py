@@ -42,6 +42,7 @@ from bot.metrics import Metrics, request_type
 from bot.outbox.sender import FLUSH_EVERY_SECONDS, OutboxSender
 from bot.reminders.leader import SchedulerElection
 from bot.reminders.scheduler import Clocks
+from bot.slack.fast_path import MessageFastPath
 from bot.slack.gateway import SlackGateway, build_web_client
 from bot.slack.identity import BotIdentity
 from bot.slack.listeners import register_listeners
@@ -92,6 +93,7 @@ class Services:
 
 
 SERVICES: web.AppKey[Services] = web.AppKey("services", Services)
+FAST_PATH: web.AppKey[MessageFastPath] = web.AppKey("fast_path", MessageFastPath)
 
 
 def build_services(
@@ -337,11 +339,17 @@ def build_web_app(
     metrics.watch_leadership(lambda: election.leading)
 
     signing = SlackSigning(settings.slack_signing_secret or "")
+    fast_path = MessageFastPath(
+        timeline=services.timeline,
+        identity=services.identity,
+        metrics=metrics,
+        in_flight=services.in_flight,
+    )
 
     async def slack_events(request: web.Request) -> web.Response:
         started = time.perf_counter()
         body = await request.read()
-        refusal = signing.refusal(body, request.headers)
+        refusal, payload = signing.checked(body, request.headers)
         if refusal is not None and not (refusal.status == 401 and is_ssl_check(body)):
             # Nothing of the body is logged: only what the request is, and why it is refused.
             log.info(
@@ -354,6 +362,11 @@ def build_web_app(
             kind = "unsigned" if refusal.status == 401 else "malformed"
             metrics.count_request(kind, str(refusal.status), time.perf_counter() - started)
             return web.Response(status=refusal.status, text=f"{refusal.reason}\n")
+        if payload is not None:
+            # War-room messages, nearly all the load, skip Bolt (see bot/slack/fast_path.py).
+            answered = await fast_path.answer(payload, started)
+            if answered is not None:
+                return answered
         bolt_request = await to_bolt_request(request)
         bolt_response = await bolt.async_dispatch(bolt_request)
         return await to_aiohttp_response(bolt_response)
@@ -415,6 +428,7 @@ def build_web_app(
     web_response.SERVER_SOFTWARE = SERVER_NAME  # type: ignore[attr-defined]
     web_app = web.Application(client_max_size=1024**2)
     web_app[SERVICES] = services
+    web_app[FAST_PATH] = fast_path
     if not socket_mode:
         web_app.router.add_post(SLACK_PATH, slack_events)
     HealthRoutes(

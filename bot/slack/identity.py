@@ -58,6 +58,11 @@ class BotIdentity:
         """Whether Slack has said who the bot is."""
         return self._result is not None
 
+    @property
+    def result(self) -> AuthorizeResult | None:
+        """Slack's answer to `auth.test`, once it has been given."""
+        return self._result
+
     async def own_ids(self) -> frozenset[str]:
         """The bot's user id and bot id: messages carrying either are warroom's own."""
         result = await self._fetch()

@@ -11,6 +11,7 @@ import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import parse_qs
 
 # Slack's window for a request's timestamp (its replays are refused outside it).
@@ -43,19 +44,26 @@ class SlackSigning:
     def refusal(self, body: bytes, headers: Mapping[str, str]) -> Refusal | None:
         """None for a request Slack signed within the window whose body is what Slack sends;
         otherwise why not. Reads the body only once the signature holds."""
+        return self.checked(body, headers)[0]
+
+    def checked(
+        self, body: bytes, headers: Mapping[str, str]
+    ) -> tuple[Refusal | None, dict[str, Any] | None]:
+        """As `refusal`, with the JSON object a signed JSON body holds (None for a form), so
+        that the body is parsed once."""
         timestamp = headers.get("X-Slack-Request-Timestamp", "")
         signature = headers.get("X-Slack-Signature", "")
         if not timestamp or not signature:
-            return UNSIGNED
+            return UNSIGNED, None
         if (
             not (timestamp.isascii() and timestamp.isdigit())
             or len(timestamp) > _MAX_TIMESTAMP_DIGITS
         ):
-            return BAD_TIMESTAMP
+            return BAD_TIMESTAMP, None
         if abs(self._clock() - int(timestamp)) > WINDOW_SECONDS:
-            return STALE
+            return STALE, None
         if not hmac.compare_digest(self._signature(timestamp, body), signature.encode()):
-            return FORGED
+            return FORGED, None
         return _malformed(body, headers.get("Content-Type", ""))
 
     def _signature(self, timestamp: str, body: bytes) -> bytes:
@@ -70,32 +78,32 @@ def is_ssl_check(body: bytes) -> bool:
     return body.startswith(b"ssl_check=1") and len(body) < 1024
 
 
-def _malformed(body: bytes, content_type: str) -> Refusal | None:
+def _malformed(body: bytes, content_type: str) -> tuple[Refusal | None, dict[str, Any] | None]:
     """Why a signed body is not one Slack sends: not UTF-8, not a JSON object, or a form
-    whose `payload` is not one."""
+    whose `payload` is not one; with a JSON body's object when it is one."""
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
-        return Refusal(400, "body is not UTF-8")
+        return Refusal(400, "body is not UTF-8"), None
     if content_type.split(";", 1)[0].strip().lower() == "application/json":
-        return _not_an_object(text, "body")
+        return _json_object(text, "body")
     try:
         form = parse_qs(text, strict_parsing=False)
     except ValueError:
-        return Refusal(400, "body is not a form")
+        return Refusal(400, "body is not a form"), None
     payloads = form.get("payload")
     if payloads is None:
-        return None
+        return None, None
     if len(payloads) != 1:
-        return Refusal(400, "more than one payload")
-    return _not_an_object(payloads[0], "payload")
+        return Refusal(400, "more than one payload"), None
+    return _json_object(payloads[0], "payload")[0], None
 
 
-def _not_an_object(text: str, what: str) -> Refusal | None:
+def _json_object(text: str, what: str) -> tuple[Refusal | None, dict[str, Any] | None]:
     try:
         value = json.loads(text)
     except ValueError:
-        return Refusal(400, f"{what} is not JSON")
+        return Refusal(400, f"{what} is not JSON"), None
     if not isinstance(value, dict):
-        return Refusal(400, f"{what} is not a JSON object")
-    return None
+        return Refusal(400, f"{what} is not a JSON object"), None
+    return None, value

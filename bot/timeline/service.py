@@ -45,6 +45,10 @@ class TimelineService:
         self._queue: list[_Pending] = []
         self._writer: asyncio.Task[None] | None = None
 
+    def known_war_room(self, channel_id: str) -> bool:
+        """Whether the channel is already known to be a war room (no database read)."""
+        return channel_id in self._incident_by_channel
+
     async def record(self, entry: Entry) -> bool:
         """Store `entry` if its channel is a war room; True when it was new. Returns once the
         entry is committed, so the caller may then tell Slack the event was received."""
