@@ -19,9 +19,14 @@ from bot.timeline.entries import Entry, ts_to_datetime
 from storage import incidents as incident_store
 from storage import members as member_store
 from storage import timeline as timeline_store
-from storage.db import Database
+from storage.db import Database, is_sqlite
 
 MAX_BATCH = 200
+# Batches written at once. SQLite has one writer anyway. On PostgreSQL a second batch is
+# inserted while the first waits for its commit to reach the disk, so that a busy war room
+# does not wait a whole commit before its next batch starts.
+WRITERS_SQLITE = 1
+WRITERS_OTHER = 2
 
 
 @dataclass
@@ -31,9 +36,9 @@ class _Pending:
 
 
 class TimelineService:
-    """Writes entries with group commit: events that arrive while a transaction is committing
-    wait for the next one and share it, so a burst costs a few commits, not one per event. Each
-    caller still returns only after its own entry is committed."""
+    """Writes entries with group commit: events that arrive while the transactions in flight
+    commit wait for the next one and share it, so a burst costs a few commits, not one per
+    event. Each caller still returns only after its own entry is committed."""
 
     def __init__(self, *, db: Database, people: People, tasks: BackgroundTasks) -> None:
         self.db = db
@@ -43,7 +48,8 @@ class TimelineService:
         self._incident_by_channel: dict[str, int] = {}
         self._naming: dict[str, asyncio.Lock] = {}
         self._queue: list[_Pending] = []
-        self._writer: asyncio.Task[None] | None = None
+        self._writers: set[asyncio.Task[None]] = set()
+        self._most_writers = WRITERS_SQLITE if is_sqlite(db.url) else WRITERS_OTHER
 
     def known_war_room(self, channel_id: str) -> bool:
         """Whether the channel is already known to be a war room (no database read)."""
@@ -54,8 +60,11 @@ class TimelineService:
         entry is committed, so the caller may then tell Slack the event was received."""
         pending = _Pending(entry, asyncio.get_running_loop().create_future())
         self._queue.append(pending)
-        if self._writer is None or self._writer.done():
-            self._writer = asyncio.create_task(self._write_queued())
+        # A writer that has returned is done at once (a done callback would come later): one
+        # still running takes what is queued before it returns.
+        self._writers = {writer for writer in self._writers if not writer.done()}
+        if len(self._writers) < self._most_writers:
+            self._writers.add(asyncio.create_task(self._write_queued()))
         return await pending.done
 
     async def _write_queued(self) -> None:
