@@ -99,7 +99,7 @@ def add_events(db: Session | Connection, rows: list[dict[str, Any]]) -> set[str]
     # On PostgreSQL a cursor taking its native `$n` placeholders: psycopg re-parses a `%s`
     # query with more than 50 parameters on every execute (measured: most of the writer
     # thread's time), while a raw query is sent as it is.
-    raw = dialect.name == "postgresql"
+    raw = isinstance(driver, psycopg.Connection)
     cursor = psycopg.RawCursor(driver) if raw else driver.cursor()
     new: set[str] = set()
     wanted = webhook_store.subscribed_kinds(connection)
