@@ -11,7 +11,7 @@ from bot.config import WarroomConfig
 from bot.durations import format_duration
 from bot.incidents.enums import Role, Status
 from bot.incidents.readmodels import IncidentView, Person
-from bot.slack.text import channel_link, escape, mention
+from bot.slack.text import channel_link, escape, mention, slack_date
 
 
 class ReminderKind(StrEnum):
@@ -106,7 +106,7 @@ def update_reminder(incident: IncidentView, now: datetime) -> list[Notice]:
     what = "the last customer update" if incident.last_update_at else "declaration"
     text = (
         f":hourglass: {_who(target)} *{incident.ref}* ({incident.severity.upper()}): "
-        f"{format_duration(now - since)} since {what}. "
+        f"{format_duration(now - since)} since {what} ({slack_date(since)}). "
         "Post a customer update with `/incident update &lt;text&gt;`."
     )
     return [Notice(incident.channel_id, text)] if incident.channel_id else []
@@ -125,7 +125,7 @@ def escalation(
     late = format_duration(now - incident.declared_at)
     text = (
         f":warning: *{incident.ref}* ({incident.severity.upper()}) has not been acknowledged "
-        f"{late} after it was declared: "
+        f"{late} after it was declared ({slack_date(incident.declared_at)}): "
         f"{escape(incident.title)}. War room: {where}. Take it with `/incident ack`."
     )
     escalate_to = config.policy(incident.severity).escalate_to
@@ -135,7 +135,8 @@ def escalation(
         readers = members | set(config.admins)
         untitled = (
             f":warning: *{incident.ref}*, a private incident, has not been acknowledged "
-            f"{late} after it was declared. Ask an admin to bring you into its war room."
+            f"{late} after it was declared ({slack_date(incident.declared_at)}). "
+            "Ask an admin to bring you into its war room."
         )
         for person in dict.fromkeys(escalate_to):
             notices.append(Notice(person, text if person in readers else untitled))
@@ -155,10 +156,9 @@ def postmortem_reminder(
     if due is None:
         when = "no deadline is set"
     elif due > now:
-        local = due.astimezone(config.zone).strftime("%a %d %b %H:%M %Z")
         # Rounded: a reminder fires a moment after its time, and "in 23h 59m" should say "1d".
         left = timedelta(seconds=round((due - now).total_seconds()))
-        when = f"it is due {local} (in {format_duration(left)})"
+        when = f"it is due {slack_date(due)} (in {format_duration(left)})"
     else:
         when = f"it is *overdue* by {format_duration(now - due)}"
     text = (

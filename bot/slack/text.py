@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 _MARKUP = re.compile(r"<([^<>]*)>")
@@ -28,14 +29,21 @@ def _plain_token(token: str, names: Mapping[str, str]) -> str:
         return "#" + (label or target[1:])
     if target.startswith("!"):
         # <!here>, <!channel>, <!subteam^S123|@oncall>, <!date^...|fallback>
-        name = target[1:].split("^", 1)[0]
+        name, _, rest = target[1:].partition("^")
+        if name == "date" and not label:
+            return _unlabelled_date(rest)
         return label or "@" + name
     return f"{label} ({target})" if label and label != target else target
 
 
+def _unlabelled_date(rest: str) -> str:
+    stamp = rest.split("^", 1)[0]
+    return utc_text(datetime.fromtimestamp(int(stamp), UTC)) if stamp.isdigit() else "a date"
+
+
 def to_plain(text: str, names: Mapping[str, str] | None = None) -> str:
     """Slack's escaped, marked-up text as a person would read it: `<@U1|ana>` -> `@ana`
-    (and `<@U1>` -> `@ana` too when `names` knows U1)."""
+    (and `<@U1>` -> `@ana` too when `names` knows U1); a date token reads as its UTC fallback."""
     known = names or {}
     return html.unescape(_MARKUP.sub(lambda m: _plain_token(m.group(1), known), text))
 
@@ -69,6 +77,22 @@ def mention(user_id: str) -> str:
 def channel_link(channel_id: str) -> str:
     """A link to the channel, which Slack shows as its name."""
     return f"<#{channel_id}>"
+
+
+# Slack's date tokens: https://docs.slack.dev/messaging/formatting-message-text#date-formatting
+DATE_AND_TIME = "{date_short_pretty} {time}"
+TIME_ONLY = "{time}"
+
+
+def utc_text(moment: datetime) -> str:
+    """A moment as UTC text, for where Slack renders no date token: `2026-11-25 03:00 UTC`."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def slack_date(moment: datetime, fmt: str = DATE_AND_TIME) -> str:
+    """A moment each reader sees in their own time zone (mrkdwn and message text only; plain
+    text, modal titles, topics and notifications show the UTC fallback or the raw token)."""
+    return f"<!date^{int(moment.timestamp())}^{fmt}|{utc_text(moment)}>"
 
 
 def printable(text: str) -> str:
