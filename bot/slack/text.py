@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 _MARKUP = re.compile(r"<([^<>]*)>")
@@ -21,7 +21,7 @@ _UNPRINTABLE = re.compile(
 )
 
 
-def _plain_token(token: str, names: Mapping[str, str]) -> str:
+def _plain_token(token: str, names: Mapping[str, str], zone: tzinfo | None) -> str:
     target, _, label = token.partition("|")
     if target.startswith("@"):
         return "@" + (label or names.get(target[1:]) or target[1:])
@@ -30,22 +30,30 @@ def _plain_token(token: str, names: Mapping[str, str]) -> str:
     if target.startswith("!"):
         # <!here>, <!channel>, <!subteam^S123|@oncall>, <!date^...|fallback>
         name, _, rest = target[1:].partition("^")
-        if name == "date" and not label:
-            return _unlabelled_date(rest)
+        if name == "date":
+            return _plain_date(rest, label, zone)
         return label or "@" + name
     return f"{label} ({target})" if label and label != target else target
 
 
-def _unlabelled_date(rest: str) -> str:
+def _plain_date(rest: str, label: str, zone: tzinfo | None) -> str:
     stamp = rest.split("^", 1)[0]
-    return utc_text(datetime.fromtimestamp(int(stamp), UTC)) if stamp.isdigit() else "a date"
+    if not stamp.isdigit():
+        return label or "a date"
+    moment = datetime.fromtimestamp(int(stamp), UTC)
+    if zone is None:
+        return label or utc_text(moment)
+    return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
 
 
-def to_plain(text: str, names: Mapping[str, str] | None = None) -> str:
+def to_plain(
+    text: str, names: Mapping[str, str] | None = None, *, zone: tzinfo | None = None
+) -> str:
     """Slack's escaped, marked-up text as a person would read it: `<@U1|ana>` -> `@ana`
-    (and `<@U1>` -> `@ana` too when `names` knows U1); a date token reads as its UTC fallback."""
+    (and `<@U1>` -> `@ana` too when `names` knows U1); a date token reads as its UTC fallback,
+    or as the time in `zone` when one is given (an export's configured time zone)."""
     known = names or {}
-    return html.unescape(_MARKUP.sub(lambda m: _plain_token(m.group(1), known), text))
+    return html.unescape(_MARKUP.sub(lambda m: _plain_token(m.group(1), known, zone), text))
 
 
 def slack_encoded(text: str) -> str:

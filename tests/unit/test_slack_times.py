@@ -4,6 +4,7 @@ renders no token, and the header's customer-update line (pure functions, an inje
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -56,6 +57,13 @@ def test_the_fallback_is_utc_whatever_zone_the_moment_came_in() -> None:
 )
 def test_to_plain_reads_a_date_token_as_its_utc_fallback(text: str, plain: str) -> None:
     assert to_plain(text) == plain
+
+
+def test_to_plain_can_read_a_date_token_in_a_configured_zone() -> None:
+    text = f"due {slack_date(T0)}, then <!date^{UNIX}^{{time}}> and <!date^soon^{{time}}|later>"
+    assert to_plain(text, zone=ZoneInfo("Europe/Paris")) == (
+        "due 2026-11-25 04:00 CET, then 2026-11-25 04:00 CET and later"
+    )
 
 
 @pytest.mark.parametrize(
