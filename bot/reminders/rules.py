@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Protocol
 
 from bot.config import WarroomConfig
 from bot.durations import format_duration
@@ -27,7 +28,28 @@ def job_id(incident_id: int, kind: str) -> str:
     return f"reminder:{incident_id}:{kind}"
 
 
-def first_update_due(incident: IncidentView, config: WarroomConfig) -> datetime | None:
+class UpdateClockFacts(Protocol):
+    """What the customer-update clock reads off an incident: an IncidentView, or the stored
+    times /metrics reads for every incident in one query."""
+
+    @property
+    def severity(self) -> str:
+        """Whose cadence applies."""
+
+    @property
+    def status(self) -> str:
+        """Where the incident is: the clock stops once it is resolved."""
+
+    @property
+    def declared_at(self) -> datetime:
+        """Where the clock starts when no update has gone out."""
+
+    @property
+    def last_update_at(self) -> datetime | None:
+        """The last customer update, the clock's start since."""
+
+
+def first_update_due(incident: UpdateClockFacts, config: WarroomConfig) -> datetime | None:
     """The customer-update clock: from the last update, or from declaration if none yet."""
     every = config.policy(incident.severity).update_every
     if every is None or incident.status == Status.RESOLVED:
