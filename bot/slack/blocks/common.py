@@ -131,7 +131,8 @@ def comms_line(incident: IncidentView, now: datetime, config: WarroomConfig) -> 
 def header_blocks(
     incident: IncidentView, *, now: datetime, config: WarroomConfig
 ) -> list[dict[str, Any]]:
-    """The pinned header message: title, severity, status, who holds which role, and buttons."""
+    """The pinned header message: title, severity, status, who holds which role, the customer
+    update line (as of `now`), and buttons."""
     roles = "\n".join(
         f"*{label}:* {_people(incident.holders(role), mentions=True)}"
         for role, label in ROLE_LABELS.items()
