@@ -124,6 +124,7 @@ def build_services(
         metrics=metrics,
     )
     metrics.watch(db, lambda: clocks.running, lambda: today_in(config.zone, clock()))
+    metrics.watch_incidents(db, config, clock)
     incidents = IncidentService(
         db=db,
         gateway=gateway,

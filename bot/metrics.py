@@ -8,10 +8,13 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from bot.config import WarroomConfig
 from bot.followups.rules import FollowUpStatus
+from bot.incidents.enums import CLOSED_WITHOUT_RESOLUTION, WORKING_STATUSES, Severity
+from bot.reminders.rules import first_update_due
 from storage import followups as followup_store
 from storage import incidents as incident_store
 from storage import timeline as timeline_store
@@ -21,6 +24,14 @@ from storage.db import Database
 ACK_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0)
 PACING_BUCKETS = (0.0, 0.1, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 LATE_BUCKETS = (0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0)
+# Incidents take minutes to days: 1m, 5m, 15m, 30m, 1h, 2h, 4h, 12h, 1d (then +Inf).
+INCIDENT_BUCKETS = (60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0, 43200.0, 86400.0)
+# Each MTTx histogram: the milestone it times from declaration.
+MILESTONES = {
+    "acknowledge": "acknowledged_at",
+    "mitigate": "mitigated_at",
+    "resolve": "resolved_at",
+}
 
 
 class StoredCounts(Collector):
@@ -74,6 +85,60 @@ class StoredCounts(Collector):
         yield overdue
         yield deliveries
         yield given_up
+
+
+def histogram_buckets(seconds: list[float]) -> list[tuple[str, float]]:
+    """Cumulative counts of `seconds` at each of INCIDENT_BUCKETS' bounds, then +Inf."""
+    counts = [
+        (str(bound), float(sum(1 for s in seconds if s <= bound))) for bound in INCIDENT_BUCKETS
+    ]
+    return [*counts, ("+Inf", float(len(seconds)))]
+
+
+class IncidentClocks(Collector):
+    """Time to acknowledge, mitigate and resolve by severity (declined and merged incidents left
+    out), and how many open incidents owe a customer update: read from the database, in one
+    query, at each scrape."""
+
+    def __init__(self, db: Database, config: WarroomConfig, clock: Callable[[], datetime]) -> None:
+        self.db = db
+        self.config = config
+        self.clock = clock
+
+    def collect(self) -> Iterator[Metric]:
+        """The MTTx histograms and the overdue gauge, as of now."""
+        with self.db.reading() as session:
+            incidents = incident_store.incident_times(session)
+        now = self.clock()
+        counted = [i for i in incidents if i.status not in CLOSED_WITHOUT_RESOLUTION]
+        for milestone, field in MILESTONES.items():
+            family = HistogramMetricFamily(
+                f"warroom_incident_time_to_{milestone}_seconds",
+                f"Time from declaration to {milestone}, by severity (declined and merged "
+                "incidents left out).",
+                labels=["severity"],
+            )
+            for severity in Severity:
+                seconds = [
+                    max((reached - i.declared_at).total_seconds(), 0.0)
+                    for i in counted
+                    if i.severity == severity and (reached := getattr(i, field)) is not None
+                ]
+                family.add_metric([severity], histogram_buckets(seconds), sum(seconds))
+            yield family
+        overdue = GaugeMetricFamily(
+            "warroom_incidents_update_overdue",
+            "Open incidents whose customer update is overdue (by their severity's cadence).",
+        )
+        overdue.add_metric([], sum(1 for i in incidents if self._update_overdue(i, now)))
+        yield overdue
+
+    def _update_overdue(self, incident: incident_store.IncidentTimes, now: datetime) -> bool:
+        if incident.status not in WORKING_STATUSES:
+            return False
+        # The reminder clock's own rule, so the gauge and the reminders agree.
+        due = first_update_due(incident, self.config)
+        return due is not None and due < now
 
 
 class Metrics:
@@ -169,6 +234,12 @@ class Metrics:
         """Add the figures read at scrape time (`today`: the day due dates are judged on)."""
         self.registry.register(StoredCounts(db, today))
         self.scheduler_running.set_function(lambda: float(scheduler_running()))
+
+    def watch_incidents(
+        self, db: Database, config: WarroomConfig, clock: Callable[[], datetime]
+    ) -> None:
+        """Add the MTTx histograms and the overdue-update gauge, read at scrape time."""
+        self.registry.register(IncidentClocks(db, config, clock))
 
     def watch_leadership(self, leading: Callable[[], bool]) -> None:
         """Report whether this replica holds the scheduler election."""

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import func, or_, update
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from storage.models import Incident, RoleAssignment
@@ -128,6 +130,36 @@ def count_by_status_and_severity(session: Session) -> list[tuple[str, str, int]]
         )
     )
     return [(status, severity, int(count)) for status, severity, count in rows]
+
+
+@dataclass(frozen=True)
+class IncidentTimes:
+    """An incident's severity, status and milestones: what its MTTx figures and its
+    customer-update clock are read from."""
+
+    severity: str
+    status: str
+    declared_at: datetime
+    acknowledged_at: datetime | None
+    mitigated_at: datetime | None
+    resolved_at: datetime | None
+    last_update_at: datetime | None
+
+
+def incident_times(session: Session) -> list[IncidentTimes]:
+    """Every incident's severity, status and milestones, in one query (read at each scrape)."""
+    rows = session.execute(
+        sa_select(
+            col(Incident.severity),
+            col(Incident.status),
+            col(Incident.declared_at),
+            col(Incident.acknowledged_at),
+            col(Incident.mitigated_at),
+            col(Incident.resolved_at),
+            col(Incident.last_update_at),
+        )
+    )
+    return [IncidentTimes(*row) for row in rows]
 
 
 def set_incident_channel(

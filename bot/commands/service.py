@@ -47,7 +47,7 @@ from bot.incidents.readmodels import IncidentView
 from bot.incidents.service import IncidentService, Invocation, roles_summary
 from bot.slack.blocks.modals import declare_modal
 from bot.slack.gateway import SlackGateway
-from bot.slack.text import channel_link, escape, mention, to_plain
+from bot.slack.text import channel_link, escape, mention, slack_date, to_plain
 from bot.tasks import BackgroundTasks
 
 log = logging.getLogger(__name__)
@@ -183,7 +183,7 @@ class CommandService:
         # Read only: asked again (a replay), it answers again and records nothing more.
         with contextlib.suppress(DuplicateCommandError):
             await self.incidents.record_command(incident.id, inv)
-        return Reply(roles_summary(incident, self.config.timezone))
+        return Reply(roles_summary(incident))
 
     async def _status(self, incident: IncidentView, command: Command, inv: Invocation) -> Reply:
         outcome = await self.lifecycle.change_status(incident, parse_status(command.args), inv)
@@ -398,7 +398,8 @@ class CommandService:
             commander = i.commander
             lead = mention(commander.id) if commander and commander.id else "no commander"
             lines.append(
-                f"• *{i.ref}* {i.severity.upper()} {i.status}: {escape(i.title)} ({where}, {lead})"
+                f"• *{i.ref}* {i.severity.upper()} {i.status}: {escape(i.title)} ({where}, {lead}, "
+                f"declared {slack_date(i.declared_at)})"
             )
         return "\n".join(lines)
 

@@ -30,7 +30,7 @@ from bot.reminders.rules import (
     speculative_phrases,
 )
 from bot.reminders.scheduler import ClockChange, Clocks
-from bot.slack.text import channel_link, escape, to_plain
+from bot.slack.text import channel_link, escape, slack_date, to_plain
 from bot.tasks import BackgroundTasks
 from storage import followups as followup_store
 from storage import incidents as incident_store
@@ -218,7 +218,7 @@ class LifecycleService:
                 incident=view,
                 text=plain,
                 author=invocation.user_name or invocation.user_id,
-                posted_at=self._local(now),
+                posted_at=slack_date(now),
             )
             targets = [t for t in (row.channel_id, self.config.announce_channel) if t]
             messages = [self._enqueue(session, row, target, body, now) for target in targets]

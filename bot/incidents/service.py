@@ -32,7 +32,7 @@ from bot.reminders.rules import ReminderKind
 from bot.reminders.scheduler import ClockChange, Clocks, start_clocks
 from bot.slack.blocks.common import announcement_text, header_blocks, header_text, topic_text
 from bot.slack.gateway import SlackGateway
-from bot.slack.text import channel_link, escape, mention
+from bot.slack.text import channel_link, escape, mention, slack_date
 from bot.tasks import BackgroundTasks, cancel_and_wait
 from storage import incidents as incident_store
 from storage import members as member_store
@@ -510,7 +510,7 @@ class IncidentService:
         ts = await self.gateway.post_message(
             incident.channel_id,
             header_text(incident),
-            header_blocks(incident),
+            header_blocks(incident, now=self.clock(), config=self.config),
             incident_id=incident.id,
         )
         await self.db.run(
@@ -558,7 +558,7 @@ class IncidentService:
                         incident.channel_id,
                         incident.header_ts,
                         header_text(incident),
-                        header_blocks(incident),
+                        header_blocks(incident, now=self.clock(), config=self.config),
                     )
                 )
             await asyncio.gather(*updates)
@@ -753,18 +753,14 @@ def _in(delta: timedelta) -> str:
     return "in a minute" if minutes <= 1 else f"in {minutes} minutes"
 
 
-def roles_summary(incident: IncidentView, zone_name: str) -> str:
-    """Who holds what, since when: the reply to `/incident roles`."""
-    from zoneinfo import ZoneInfo
-
-    zone = ZoneInfo(zone_name)
+def roles_summary(incident: IncidentView) -> str:
+    """Who holds what, since when (in each reader's time zone): the reply to `/incident roles`."""
     lines = [f"*{incident.ref}: {escape(incident.title)}*"]
     for role in Role:
         current = [r for r in incident.roles if r.role == role and r.relieved_at is None]
         if not current:
             lines.append(f"• {role}: nobody")
         for r in current:
-            since = r.assigned_at.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
             who = mention(r.user.id) if r.user.id else escape(r.user.label)
-            lines.append(f"• {role}: {who} since {since}")
+            lines.append(f"• {role}: {who} since {slack_date(r.assigned_at)}")
     return "\n".join(lines)

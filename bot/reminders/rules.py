@@ -6,12 +6,13 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Protocol
 
 from bot.config import WarroomConfig
 from bot.durations import format_duration
 from bot.incidents.enums import Role, Status
 from bot.incidents.readmodels import IncidentView, Person
-from bot.slack.text import channel_link, escape, mention
+from bot.slack.text import channel_link, escape, mention, slack_date
 
 
 class ReminderKind(StrEnum):
@@ -27,7 +28,28 @@ def job_id(incident_id: int, kind: str) -> str:
     return f"reminder:{incident_id}:{kind}"
 
 
-def first_update_due(incident: IncidentView, config: WarroomConfig) -> datetime | None:
+class UpdateClockFacts(Protocol):
+    """What the customer-update clock reads off an incident: an IncidentView, or the stored
+    times /metrics reads for every incident in one query."""
+
+    @property
+    def severity(self) -> str:
+        """Whose cadence applies."""
+
+    @property
+    def status(self) -> str:
+        """Where the incident is: the clock stops once it is resolved."""
+
+    @property
+    def declared_at(self) -> datetime:
+        """Where the clock starts when no update has gone out."""
+
+    @property
+    def last_update_at(self) -> datetime | None:
+        """The last customer update, the clock's start since."""
+
+
+def first_update_due(incident: UpdateClockFacts, config: WarroomConfig) -> datetime | None:
     """The customer-update clock: from the last update, or from declaration if none yet."""
     every = config.policy(incident.severity).update_every
     if every is None or incident.status == Status.RESOLVED:
@@ -106,7 +128,7 @@ def update_reminder(incident: IncidentView, now: datetime) -> list[Notice]:
     what = "the last customer update" if incident.last_update_at else "declaration"
     text = (
         f":hourglass: {_who(target)} *{incident.ref}* ({incident.severity.upper()}): "
-        f"{format_duration(now - since)} since {what}. "
+        f"{format_duration(now - since)} since {what} ({slack_date(since)}). "
         "Post a customer update with `/incident update &lt;text&gt;`."
     )
     return [Notice(incident.channel_id, text)] if incident.channel_id else []
@@ -125,7 +147,7 @@ def escalation(
     late = format_duration(now - incident.declared_at)
     text = (
         f":warning: *{incident.ref}* ({incident.severity.upper()}) has not been acknowledged "
-        f"{late} after it was declared: "
+        f"{late} after it was declared ({slack_date(incident.declared_at)}): "
         f"{escape(incident.title)}. War room: {where}. Take it with `/incident ack`."
     )
     escalate_to = config.policy(incident.severity).escalate_to
@@ -135,7 +157,8 @@ def escalation(
         readers = members | set(config.admins)
         untitled = (
             f":warning: *{incident.ref}*, a private incident, has not been acknowledged "
-            f"{late} after it was declared. Ask an admin to bring you into its war room."
+            f"{late} after it was declared ({slack_date(incident.declared_at)}). "
+            "Ask an admin to bring you into its war room."
         )
         for person in dict.fromkeys(escalate_to):
             notices.append(Notice(person, text if person in readers else untitled))
@@ -155,10 +178,9 @@ def postmortem_reminder(
     if due is None:
         when = "no deadline is set"
     elif due > now:
-        local = due.astimezone(config.zone).strftime("%a %d %b %H:%M %Z")
         # Rounded: a reminder fires a moment after its time, and "in 23h 59m" should say "1d".
         left = timedelta(seconds=round((due - now).total_seconds()))
-        when = f"it is due {local} (in {format_duration(left)})"
+        when = f"it is due {slack_date(due)} (in {format_duration(left)})"
     else:
         when = f"it is *overdue* by {format_duration(now - due)}"
     text = (

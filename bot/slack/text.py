@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Mapping
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 _MARKUP = re.compile(r"<([^<>]*)>")
@@ -20,7 +21,7 @@ _UNPRINTABLE = re.compile(
 )
 
 
-def _plain_token(token: str, names: Mapping[str, str]) -> str:
+def _plain_token(token: str, names: Mapping[str, str], zone: tzinfo | None) -> str:
     target, _, label = token.partition("|")
     if target.startswith("@"):
         return "@" + (label or names.get(target[1:]) or target[1:])
@@ -28,16 +29,31 @@ def _plain_token(token: str, names: Mapping[str, str]) -> str:
         return "#" + (label or target[1:])
     if target.startswith("!"):
         # <!here>, <!channel>, <!subteam^S123|@oncall>, <!date^...|fallback>
-        name = target[1:].split("^", 1)[0]
+        name, _, rest = target[1:].partition("^")
+        if name == "date":
+            return _plain_date(rest, label, zone)
         return label or "@" + name
     return f"{label} ({target})" if label and label != target else target
 
 
-def to_plain(text: str, names: Mapping[str, str] | None = None) -> str:
+def _plain_date(rest: str, label: str, zone: tzinfo | None) -> str:
+    stamp = rest.split("^", 1)[0]
+    if not stamp.isdigit():
+        return label or "a date"
+    moment = datetime.fromtimestamp(int(stamp), UTC)
+    if zone is None:
+        return label or utc_text(moment)
+    return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
+
+
+def to_plain(
+    text: str, names: Mapping[str, str] | None = None, *, zone: tzinfo | None = None
+) -> str:
     """Slack's escaped, marked-up text as a person would read it: `<@U1|ana>` -> `@ana`
-    (and `<@U1>` -> `@ana` too when `names` knows U1)."""
+    (and `<@U1>` -> `@ana` too when `names` knows U1); a date token reads as its UTC fallback,
+    or as the time in `zone` when one is given (an export's configured time zone)."""
     known = names or {}
-    return html.unescape(_MARKUP.sub(lambda m: _plain_token(m.group(1), known), text))
+    return html.unescape(_MARKUP.sub(lambda m: _plain_token(m.group(1), known, zone), text))
 
 
 def slack_encoded(text: str) -> str:
@@ -69,6 +85,22 @@ def mention(user_id: str) -> str:
 def channel_link(channel_id: str) -> str:
     """A link to the channel, which Slack shows as its name."""
     return f"<#{channel_id}>"
+
+
+# Slack's date tokens: https://docs.slack.dev/messaging/formatting-message-text#date-formatting
+DATE_AND_TIME = "{date_short_pretty} {time}"
+TIME_ONLY = "{time}"
+
+
+def utc_text(moment: datetime) -> str:
+    """A moment as UTC text, for where Slack renders no date token: `2026-11-25 03:00 UTC`."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def slack_date(moment: datetime, fmt: str = DATE_AND_TIME) -> str:
+    """A moment each reader sees in their own time zone (mrkdwn and message text only; plain
+    text, modal titles, topics and notifications show the UTC fallback or the raw token)."""
+    return f"<!date^{int(moment.timestamp())}^{fmt}|{utc_text(moment)}>"
 
 
 def printable(text: str) -> str:

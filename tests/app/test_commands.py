@@ -12,6 +12,7 @@ import pytest
 from sqlmodel import Session, col, select
 
 from bot.incidents.naming import MAX_CHANNEL_NAME
+from bot.slack.text import slack_date
 from storage.models import Incident, RoleAssignment, TimelineEvent
 from tests.support.fakes.slack_api import BOT_USER
 from tests.support.warroom import Reply, Warroom, WarroomFactory
@@ -450,7 +451,9 @@ async def test_roles_lists_who_holds_what(warroom: Warroom, war_room: str) -> No
     message = assert_ephemeral(await warroom.command("roles", channel=war_room))
     lines = message.splitlines()
     assert lines[0] == "*INC-1: Checkout API returning 500s*"
-    assert re.fullmatch(r"• commander: <@U0ANA> since \d{4}-\d\d-\d\d \d\d:\d\d UTC", lines[1])
+    # A date token: each reader sees the time in their own time zone, UTC where it cannot render.
+    since = slack_date(roles(warroom)[0].assigned_at)
+    assert lines[1] == f"• commander: <@U0ANA> since {since}"
     assert lines[2] == "• comms: nobody"
     assert lines[3].startswith("• resolver: <@U0BO> since ")
     assert lines[4].startswith("• resolver: <@U0CY> since ")
@@ -509,7 +512,8 @@ async def test_list_shows_open_incidents(warroom: Warroom) -> None:
     lines = message.splitlines()
     assert lines[0] == "*Open incidents*"
     assert lines[1] == (
-        f"• *INC-1* SEV1 investigating: Checkout down (<#{first.channel_id}>, <@U0ANA>)"
+        f"• *INC-1* SEV1 investigating: Checkout down (<#{first.channel_id}>, <@U0ANA>, "
+        f"declared {slack_date(first.declared_at)})"
     )
     assert lines[2].startswith("• *INC-2* SEV3 investigating: Search @\u2060here slow")
     assert f"<#{second.channel_id}>, <@U0BO>" in lines[2]

@@ -17,6 +17,7 @@ from bot.slack.blocks.home import (
     OTHERS,
     YOURS,
 )
+from bot.slack.text import slack_date
 from storage import incidents as incident_store
 from tests.support.home import Clock, ClockedFactory, open_home
 from tests.support.warroom import Warroom
@@ -89,9 +90,16 @@ async def test_home_lists_open_incidents_the_viewers_first_with_age_roles_and_a_
     assert "*Comms:* <@U0BO>" in mine and "*Commander:* <@U0ADMIN>" in mine
     assert "*Resolver:* _nobody_" in mine
     # Severity, status, age from the injected clock, and the war room's channel.
-    assert f"SEV1 · Investigating · open 2h 10m · <#{search.channel_id}>" in first_other
-    assert f"SEV2 · Investigating · open 2h 40m · <#{checkout.channel_id}>" in second_other
-    assert "open 2h ·" in mine
+    # When it was declared, as a date token: each viewer sees it in their own time zone.
+    assert (
+        f"SEV1 · Investigating · open 2h 10m (since {slack_date(search.declared_at)}) "
+        f"· <#{search.channel_id}>"
+    ) in first_other
+    assert (
+        f"SEV2 · Investigating · open 2h 40m (since {slack_date(checkout.declared_at)}) "
+        f"· <#{checkout.channel_id}>"
+    ) in second_other
+    assert f"open 2h (since {slack_date(payments.declared_at)}) ·" in mine
     assert "Your role" not in first_other + second_other
     # The title is shown escaped and inert: no broadcast fires, no markup is read.
     assert "&amp; &lt;b&gt;oops" in mine

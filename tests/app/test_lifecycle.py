@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session, select
 
+from bot.slack.text import slack_date
 from storage.models import Incident, TimelineEvent
 from tests.support.warroom import Reply, Warroom, WarroomFactory
 
@@ -202,7 +203,7 @@ async def test_a_customer_update_is_posted_and_recorded(
     lines = in_room.splitlines()
     assert lines[0] == ":loudspeaker: *Customer update: INC-1 (SEV1, investigating)*"
     assert lines[1] == text
-    assert re.fullmatch(r"_Posted by ana at \d{4}-\d\d-\d\d \d\d:\d\d UTC\._", lines[2])
+    assert lines[2] == f"_Posted by ana at {slack_date(stored(room).last_update_at)}._"
 
     event = last_event(room)
     assert (event.kind, event.text, event.actor_id) == ("customer_update", text, "U0ANA")

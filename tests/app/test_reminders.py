@@ -22,6 +22,7 @@ from sqlmodel import Session, col, select
 from bot.commands.parse import Declaration
 from bot.incidents.service import Invocation
 from bot.reminders.scheduler import Clocks
+from bot.slack.text import slack_date
 from storage import outbox as outbox_store
 from storage import reminders as reminder_store
 from storage.db import Database
@@ -36,7 +37,9 @@ POSTMORTEM = ":memo:"
 UPDATE_TEXT = re.compile(
     r":hourglass: (?P<who><@U\w+>|nobody holds the role) \*INC-(?P<number>\d+)\* "
     r"\((?P<sev>SEV\d)\): (?P<elapsed>\d+s) "
-    r"since (?P<since>declaration|the last customer update)\. "
+    r"since (?P<since>declaration|the last customer update) "
+    # The moment it counts from, as a date token each reader sees in their own time zone.
+    r"\((?P<at><!date\^\d+\^\{date_short_pretty\} \{time\}\|[\d :-]+ UTC>)\)\. "
     r"Post a customer update with `/incident update &lt;text&gt;`\."
 )
 NO_POSTMORTEM_REMINDERS: dict[str, Any] = {"postmortem_remind_every": None}
@@ -133,6 +136,7 @@ async def test_update_reminders_repeat_until_an_update_then_count_from_it(
         assert match, text
         assert match["who"] == "<@U0ANA>" and match["number"] == "1" and match["sev"] == "SEV1"
         assert (match["since"], match["elapsed"]) == ("declaration", elapsed)
+        assert match["at"] == slack_date(declared.declared_at)
     assert [due(e) for e in reminder_events(room.timeline(1))[:2]] == [
         declared.declared_at + every,
         declared.declared_at + 2 * every,
@@ -155,6 +159,7 @@ async def test_update_reminders_repeat_until_an_update_then_count_from_it(
     assert due(since_update()[0]) == updated_at + every
     match = UPDATE_TEXT.fullmatch(since_update()[0].text or "")
     assert match and match["since"] == "the last customer update" and match["who"] == "<@U0BO>"
+    assert match["at"] == slack_date(updated_at)
 
     # Each reminder went out once and is on the timeline once, at its own time.
     await room.settle()
@@ -475,7 +480,8 @@ async def test_an_unacknowledged_alert_is_escalated_once(
     )
     [announced] = posts(slack, "C0ANNOUNCE", ESCALATION)
     assert re.fullmatch(
-        r":warning: \*INC-1\* \(SEV1\) has not been acknowledged 1s after it was declared: "
+        r":warning: \*INC-1\* \(SEV1\) has not been acknowledged 1s after it was declared "
+        rf"\({re.escape(slack_date(incident.declared_at))}\): "
         rf"Disk full on db-1\. War room: <#{channel}>\. Take it with `/incident ack`\.",
         announced,
     )
@@ -557,7 +563,8 @@ async def test_postmortem_reminders_until_done(make_warroom: WarroomFactory) -> 
     )
     texts = posts(slack, channel, POSTMORTEM)
     assert re.fullmatch(
-        r":memo: <@U0ANA> the post-mortem for \*INC-1\*: it is due \w{3} \d\d \w{3} \d\d:\d\d UTC "
+        r":memo: <@U0ANA> the post-mortem for \*INC-1\*: it is due "
+        rf"{re.escape(slack_date(resolved_at + timedelta(seconds=2)))} "
         r"\(in 1s\)\. Draft it with `/incident postmortem`; when it is written, "
         r"`/incident postmortem done &lt;url&gt;`\.",
         texts[0],

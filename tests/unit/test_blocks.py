@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from bot.config import SEVERITIES
+from bot.config import SEVERITIES, WarroomConfig
 from bot.exports.templating import build_environment
 from bot.ids import ActionId, BlockId, CallbackId
 from bot.incidents.readmodels import IncidentView, Person, RoleView
@@ -45,6 +45,7 @@ from bot.slack.text import slack_encoded
 from tests.support.factories import incident_view
 
 TEMPLATES = build_environment(None)
+CONFIG = WarroomConfig()
 
 LIVE_BROADCAST = re.compile(r"<!(?:channel|here|everyone)\b|@(?:channel|here|everyone)\b", re.I)
 AT = datetime(2026, 11, 25, 14, 2, tzinfo=UTC)
@@ -187,7 +188,7 @@ def test_within_limit_keeps_at_most_50_blocks_and_says_what_is_left_out(count: i
 
 @pytest.mark.parametrize("title", TITLES)
 def test_the_header_stays_within_slacks_limits(title: str) -> None:
-    blocks = header_blocks(incident(title=title, resolvers=400))
+    blocks = header_blocks(incident(title=title, resolvers=400), now=AT, config=CONFIG)
     assert_within_limits(blocks, max_blocks=MESSAGE_BLOCKS)
     assert blocks[0]["text"]["text"].startswith("INC-7: ")
     if len(title) + 7 > HEADER_LIMIT:
@@ -196,7 +197,8 @@ def test_the_header_stays_within_slacks_limits(title: str) -> None:
 
 
 def test_the_header_carries_the_buttons_with_the_incident_number() -> None:
-    actions = [b for b in header_blocks(incident()) if b["type"] == "actions"]
+    blocks = header_blocks(incident(), now=AT, config=CONFIG)
+    actions = [b for b in blocks if b["type"] == "actions"]
     assert len(actions) == 1 and actions[0]["block_id"] == BlockId.HEADER_ACTIONS
     assert [(e["action_id"], e["value"]) for e in actions[0]["elements"]] == [
         (ActionId.HEADER_ASSIGN_ROLE, "7"),

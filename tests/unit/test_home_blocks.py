@@ -128,7 +128,9 @@ def test_an_incident_section_names_every_role_the_viewer_holds() -> None:
 
     assert text.splitlines() == [
         "*INC-7* Checkout down",
-        ":large_orange_circle: SEV2 · Investigating · open 5m · <#C0007>",
+        ":large_orange_circle: SEV2 · Investigating · open 5m "
+        f"(since <!date^{int(T0.timestamp())}^{{date_short_pretty}} {{time}}|"
+        f"{T0:%Y-%m-%d %H:%M} UTC>) · <#C0007>",
         "*Commander:* <@U0ME>   *Comms:* _nobody_   *Resolver:* <@U0ME>, <@U0CY>",
         ":bust_in_silhouette: Your roles: Commander, Resolver",
     ]

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
+from bot.config import WarroomConfig
+from bot.durations import format_duration
 from bot.ids import ActionId, BlockId
-from bot.incidents.enums import Role, Status
+from bot.incidents.enums import ENDED_STATUSES, Role, Status
 from bot.incidents.readmodels import IncidentView, Person
-from bot.slack.text import channel_link, escape, inert, mention
+from bot.reminders.rules import first_update_due
+from bot.slack.text import channel_link, escape, inert, mention, slack_date
 
 ROLE_LABELS = {Role.COMMANDER: "Commander", Role.COMMS: "Comms", Role.RESOLVER: "Resolver"}
 # Slack's limits (https://api.slack.com/reference/block-kit): past them a post is refused.
@@ -98,8 +102,37 @@ def header_actions(incident: IncidentView) -> dict[str, Any]:
     return {"type": "actions", "block_id": BlockId.HEADER_ACTIONS, "elements": buttons}
 
 
-def header_blocks(incident: IncidentView) -> list[dict[str, Any]]:
-    """The pinned header message: title, severity, status, who holds which role, and buttons."""
+def ago(delta: timedelta) -> str:
+    """How long ago, as a header says it: `just now`, `12 min ago`, `2h 5m ago`."""
+    minutes = max(int(delta.total_seconds()), 0) // 60
+    if minutes < 1:
+        return "just now"
+    if minutes < 60:
+        return f"{minutes} min ago"
+    return f"{format_duration(timedelta(minutes=minutes))} ago"
+
+
+def comms_line(incident: IncidentView, now: datetime, config: WarroomConfig) -> str:
+    """The header's customer-update line, as of `now` (when the header is rendered): when the
+    last update went out, and when the next is due (none when ended or without a cadence)."""
+    if incident.last_update_at:
+        line = f"*Last customer update* {ago(now - incident.last_update_at)}"
+        which = "next"
+    else:
+        line, which = "*No customer update yet*", "first"
+    due = None if incident.status in ENDED_STATUSES else first_update_due(incident, config)
+    if due is None:
+        return line
+    if due <= now:
+        return f"{line} · :warning: {which} was due {slack_date(due)}"
+    return f"{line} · {which} due {slack_date(due)}"
+
+
+def header_blocks(
+    incident: IncidentView, *, now: datetime, config: WarroomConfig
+) -> list[dict[str, Any]]:
+    """The pinned header message: title, severity, status, who holds which role, the customer
+    update line (as of `now`), and buttons."""
     roles = "\n".join(
         f"*{label}:* {_people(incident.holders(role), mentions=True)}"
         for role, label in ROLE_LABELS.items()
@@ -118,6 +151,7 @@ def header_blocks(incident: IncidentView) -> list[dict[str, Any]]:
         },
         section(facts),
         section(roles),
+        context(comms_line(incident, now, config)),
         header_actions(incident),
         context(
             "Everything said here goes on the timeline. `/incident help` lists what you can do."

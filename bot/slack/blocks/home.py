@@ -21,7 +21,7 @@ from bot.slack.blocks.common import (
     section,
     truncate,
 )
-from bot.slack.text import channel_link, escape, mention
+from bot.slack.text import channel_link, escape, mention, slack_date
 
 HOME_BLOCK_LIMIT = 100
 # Title of the whole tab; what the viewer holds gets a heading of its own.
@@ -78,7 +78,8 @@ def incident_text(incident: IncidentView, *, now: datetime, viewer_roles: list[R
     mark = SEVERITY_MARKS.get(incident.severity, ":white_circle:")
     facts = (
         f"{mark} {incident.severity.upper()} · {incident.status.capitalize()} · "
-        f"open {age_text(incident.declared_at, now)} · {where}"
+        f"open {age_text(incident.declared_at, now)} (since {slack_date(incident.declared_at)}) · "
+        f"{where}"
     )
     roles = "   ".join(
         f"*{label}:* {_people(incident.holders(role))}" for role, label in ROLE_LABELS.items()
