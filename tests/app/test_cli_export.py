@@ -35,6 +35,7 @@ INCIDENT_KEYS = {
     "resolved_at",
     "roles",
     "private",
+    "comms",  # issue 17: the customer-update ledger
 }
 ROLE_KEYS = {"role", "user", "assigned_at", "relieved_at"}
 EVENT_KEYS = {"at", "kind", "actor", "text", "slack_ts", "thread_ts", "data"}
