@@ -8,7 +8,7 @@ from html import escape
 from markupsafe import Markup
 
 WIDTH, HEIGHT = 640, 220
-PAD_LEFT, PAD_BOTTOM, PAD_TOP = 48, 36, 16
+PAD_LEFT, PAD_RIGHT, PAD_BOTTOM, PAD_TOP = 48, 24, 36, 16
 FONT = 'font-family="sans-serif" font-size="11"'
 
 
@@ -20,7 +20,7 @@ def _axis(maximum: float) -> float:
 def bar_chart(title: str, labels: list[str], values: list[float], *, unit: str = "") -> Markup:
     """A vertical bar chart, one bar per label, its value written above the bar."""
     top = _axis(max(values, default=0))
-    plot_w, plot_h = WIDTH - PAD_LEFT - 8, HEIGHT - PAD_BOTTOM - PAD_TOP
+    plot_w, plot_h = WIDTH - PAD_LEFT - PAD_RIGHT, HEIGHT - PAD_BOTTOM - PAD_TOP
     slot = plot_w / max(len(labels), 1)
     parts = [_open(title)]
     for index, (label, value) in enumerate(zip(labels, values, strict=True)):
@@ -50,7 +50,7 @@ def line_chart(title: str, labels: list[str], series: dict[str, list[float]]) ->
     """One polyline per series over the same labels (weeks), with a legend."""
     colours = ("#1264a3", "#2bac76", "#e01e5a", "#ecb22e")
     top = _axis(max((v for values in series.values() for v in values), default=0))
-    plot_w, plot_h = WIDTH - PAD_LEFT - 8, HEIGHT - PAD_BOTTOM - PAD_TOP
+    plot_w, plot_h = WIDTH - PAD_LEFT - PAD_RIGHT, HEIGHT - PAD_BOTTOM - PAD_TOP
     step = plot_w / max(len(labels) - 1, 1)
     parts = [_open(title)]
     for number, (name, values) in enumerate(series.items()):
@@ -90,4 +90,4 @@ def _open(title: str) -> str:
 
 def _baseline() -> str:
     y = HEIGHT - PAD_BOTTOM
-    return f'<line x1="{PAD_LEFT}" y1="{y}" x2="{WIDTH - 8}" y2="{y}" stroke="#616061"/>'
+    return f'<line x1="{PAD_LEFT}" y1="{y}" x2="{WIDTH - PAD_RIGHT}" y2="{y}" stroke="#616061"/>'
