@@ -22,7 +22,7 @@ from bot.durations import format_duration
 from bot.errors import NotFoundError, UsageError
 from bot.exports.redact import Redactor
 from bot.followups.rules import FollowUpView, followup_view
-from bot.incidents.enums import Status
+from bot.incidents.enums import CLOSED_WITHOUT_RESOLUTION, Status
 from bot.incidents.readmodels import IncidentView, incident_view
 from bot.incidents.refs import incident_number
 from bot.slack.text import printable, to_plain
@@ -424,10 +424,19 @@ class Exporter:
         )
         return comms_ledger(
             declared_at=self.incident.declared_at,
-            ended_at=self.incident.resolved_at or self.now,
+            ended_at=self.incident.resolved_at or self._closed_at() or self.now,
             every=self.update_every,
             update_times=[u.at for u in updates],
         )
+
+    def _closed_at(self) -> datetime | None:
+        """When a declined or merged incident was closed: its last decline or merge."""
+        if self.incident.status not in CLOSED_WITHOUT_RESOLUTION:
+            return None
+        closings = timeline_store.events_of_kinds(
+            self.session, incident_id=self.incident.id, kinds=("declined", "merged")
+        )
+        return closings[-1].at if closings else None
 
     def _comms_line(self) -> CommsLine:
         ledger = self.comms_ledger()

@@ -6,6 +6,9 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
+from bot.incidents.enums import Status
+from storage import incidents as incident_store
+from storage import timeline as timeline_store
 from tests.support.exports import parse_html
 from tests.support.home import Clock
 from tests.support.warroom import Reply, Warroom, WarroomFactory
@@ -61,3 +64,40 @@ async def test_an_incident_with_updates_on_time_and_late(
     assert "Cadence (SEV1) every 30m" in text
     assert "Updates sent 2 Due while open 3 Missed 2 On time 33% Longest gap 45m" in text
     assert "10m after declaration" in text
+
+
+async def test_a_declined_incident_is_measured_to_its_decline(
+    make_warroom: WarroomFactory, database_url: str
+) -> None:
+    clock = Clock()
+    room = await make_warroom(
+        database_url=database_url, clock=clock, env={"warroom_export_token": TOKEN}
+    )
+    declared = clock.now - timedelta(days=2)
+    with room.services.db.unit_of_work() as session:
+        incident = incident_store.create_incident(
+            session,
+            number=incident_store.next_incident_number(session),
+            title="False alarm",
+            severity="sev1",
+            declared_at=declared,
+            declared_by_id="U0ANA",
+            declared_by_name="ana",
+            origin_channel_id=None,
+        )
+        assert incident.id is not None
+        incident.status = Status.DECLINED
+        session.add(incident)
+        timeline_store.add_event(
+            session,
+            incident_id=incident.id,
+            kind="declined",
+            at=declared + timedelta(minutes=45),
+            actor_id="U0ANA",
+            actor_name="ana",
+            text="not an incident",
+        )
+
+    # Declined after 45 minutes, not measured to now two days later: one deadline, missed.
+    comms = json.loads(await get(room, "/incidents/1/timeline.json"))["incident"]["comms"]
+    assert (comms["due"], comms["missed"], comms["longest_gap_seconds"]) == (1, 1, 45 * 60)
