@@ -35,6 +35,7 @@ from bot.http.alerts import AlertRoutes
 from bot.http.exports import ExportRoutes
 from bot.http.followups import FollowUpRoutes
 from bot.http.health import HealthRoutes
+from bot.http.insights import InsightsRoutes
 from bot.incidents.lifecycle import LifecycleService
 from bot.incidents.people import People
 from bot.incidents.service import IncidentService
@@ -449,6 +450,13 @@ def build_web_app(
     )
     exports.register(web_app)
     FollowUpRoutes(
+        exports=exports,
+        config=config,
+        db=services.db,
+        templates=services.templates,
+        clock=services.clock,
+    ).register(web_app)
+    InsightsRoutes(
         exports=exports,
         config=config,
         db=services.db,

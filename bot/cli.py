@@ -228,6 +228,30 @@ def cmd_export(args: argparse.Namespace) -> None:
         db.close()
 
 
+def cmd_report(args: argparse.Namespace) -> None:
+    """`warroom report`: the insights report over a window, to standard output or a file."""
+    from bot.clock import utc_now
+    from bot.exports.templating import build_environment
+    from bot.insights.render import render_report
+    from bot.insights.service import build_report, parse_window
+
+    now = utc_now()
+    window = parse_window(args.since, args.until, now=now)
+    settings = _settings()
+    config = load_config(settings.warroom_config)
+    db = _database(settings)
+    try:
+        with _database_errors(), db.reading() as session:
+            report = build_report(session, window, config=config, now=now)
+        templates = build_environment(config.templates_dir)
+        with _template_errors(config.templates_dir):
+            text = render_report(report, args.format, templates=templates)
+        with _output(args.output) as out:
+            out.write(text)
+    finally:
+        db.close()
+
+
 def cmd_followups(args: argparse.Namespace) -> None:
     """`warroom followups`: list follow-ups across incidents to standard output or a file."""
     from bot.clock import utc_now
@@ -386,6 +410,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     export.add_argument("-o", "--output", help="write to this file instead of standard output")
     export.set_defaults(run=cmd_export)
+
+    report = commands.add_parser("report", help="insights across incidents over a window")
+    report.add_argument(
+        "--since", default="30d", help="a duration back from --until (30d) or a date"
+    )
+    report.add_argument("--until", help="a date (2024-03-31) or ISO time; default now")
+    report.add_argument("--format", default="md", choices=["md", "html", "json", "csv"])
+    report.add_argument("-o", "--output", help="write to this file instead of standard output")
+    report.set_defaults(run=cmd_report)
 
     followups = commands.add_parser("followups", help="list follow-ups across incidents")
     followups.add_argument(

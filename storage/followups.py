@@ -119,3 +119,14 @@ def count_overdue(session: Session, *, today: date) -> int:
             .where(col(FollowUp.due) < today)
         ).one()
     )
+
+
+def followups_of_incidents(session: Session, *, incident_ids: Sequence[int]) -> Sequence[FollowUp]:
+    """The follow-ups of some incidents, in number order."""
+    if not incident_ids:
+        return []
+    return session.exec(
+        select(FollowUp)
+        .where(col(FollowUp.incident_id).in_(incident_ids))
+        .order_by(col(FollowUp.id))
+    ).all()

@@ -260,3 +260,13 @@ def recent_incidents(session: Session, *, limit: int = 200) -> Sequence[Incident
         .order_by(col(Incident.status) == "resolved", col(Incident.number).desc())
         .limit(limit)
     ).all()
+
+
+def declared_between(session: Session, *, since: datetime, until: datetime) -> Sequence[Incident]:
+    """Incidents declared at or after `since` and before `until`, oldest first."""
+    return session.exec(
+        select(Incident)
+        .where(col(Incident.declared_at) >= since)
+        .where(col(Incident.declared_at) < until)
+        .order_by(col(Incident.declared_at), col(Incident.id))
+    ).all()

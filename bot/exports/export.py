@@ -16,12 +16,13 @@ from zoneinfo import ZoneInfo
 from jinja2 import Environment
 from sqlmodel import Session
 
+from bot.comms.ledger import CommsLedger, comms_ledger
 from bot.config import WarroomConfig
 from bot.durations import format_duration
 from bot.errors import NotFoundError, UsageError
 from bot.exports.redact import Redactor
 from bot.followups.rules import FollowUpView, followup_view
-from bot.incidents.enums import Status
+from bot.incidents.enums import CLOSED_WITHOUT_RESOLUTION, Status
 from bot.incidents.readmodels import IncidentView, incident_view
 from bot.incidents.refs import incident_number
 from bot.slack.text import printable, to_plain
@@ -161,6 +162,32 @@ def followup_document(followup: FollowUpView, redactor: Redactor | None = None) 
     }
 
 
+def comms_document(ledger: CommsLedger) -> dict[str, Any]:
+    """The comms ledger as the JSON export's `incident.comms` object."""
+    return {
+        "first_update_at": iso(ledger.first_update_at),
+        "first_update_after_seconds": ledger.first_update_after_seconds,
+        "updates": ledger.updates,
+        "due": ledger.due,
+        "missed": ledger.missed,
+        "longest_gap_seconds": ledger.longest_gap_seconds,
+        "on_time_ratio": ledger.on_time_ratio,
+    }
+
+
+@dataclass(frozen=True)
+class CommsLine:
+    """The comms ledger as the Markdown and HTML exports show it."""
+
+    cadence: str
+    first_update: str
+    updates: int
+    due: int
+    missed: int
+    longest_gap: str
+    on_time: str
+
+
 @dataclass(frozen=True)
 class FollowUpLine:
     """One follow-up as the Markdown and HTML exports show it: plain, redacted text."""
@@ -248,6 +275,7 @@ class Page:
     generated: str
     zone: str
     followups: list[FollowUpLine]
+    comms: CommsLine
 
 
 class Exporter:
@@ -263,8 +291,10 @@ class Exporter:
         redactor: Redactor,
         now: datetime,
         nonce: str = "",
+        update_every: timedelta | None = None,
     ) -> None:
         self.session = session
+        self.update_every = update_every
         self.nonce = nonce
         self.incident = incident
         self.templates = templates
@@ -296,6 +326,7 @@ class Exporter:
 
     def _json(self) -> Iterator[str]:
         document = incident_document(self.incident, self.redactor)
+        document["comms"] = comms_document(self.comms_ledger())
         head = json.dumps({"incident": document}, ensure_ascii=False, indent=2)
         yield head[:-2] + ',\n  "events": ['
         first = True
@@ -383,6 +414,45 @@ class Exporter:
             generated=self._local(self.now, "%Y-%m-%d %H:%M %Z"),
             zone=str(self.zone),
             followups=[followup_line(f, self.redactor) for f in self.followups],
+            comms=self._comms_line(),
+        )
+
+    def comms_ledger(self) -> CommsLedger:
+        """The incident's customer updates against its current severity's cadence."""
+        updates = timeline_store.events_of_kinds(
+            self.session, incident_id=self.incident.id, kinds=("customer_update",)
+        )
+        return comms_ledger(
+            declared_at=self.incident.declared_at,
+            ended_at=self.incident.resolved_at or self._closed_at() or self.now,
+            every=self.update_every,
+            update_times=[u.at for u in updates],
+        )
+
+    def _closed_at(self) -> datetime | None:
+        """When a declined or merged incident was closed: its last decline or merge."""
+        if self.incident.status not in CLOSED_WITHOUT_RESOLUTION:
+            return None
+        closings = timeline_store.events_of_kinds(
+            self.session, incident_id=self.incident.id, kinds=("declined", "merged")
+        )
+        return closings[-1].at if closings else None
+
+    def _comms_line(self) -> CommsLine:
+        ledger = self.comms_ledger()
+        first = "none sent"
+        if ledger.first_update_at is not None:
+            after = format_duration(ledger.first_update_at - self.incident.declared_at)
+            first = f"{self._local(ledger.first_update_at, '%H:%M')}, {after} after declaration"
+        ratio = ledger.on_time_ratio
+        return CommsLine(
+            cadence=f"every {format_duration(self.update_every)}" if self.update_every else "none",
+            first_update=first,
+            updates=ledger.updates,
+            due=ledger.due,
+            missed=ledger.missed,
+            longest_gap=format_duration(timedelta(seconds=ledger.longest_gap_seconds)),
+            on_time="—" if ratio is None else f"{round(100 * ratio)}%",
         )
 
     def _phases(self, end: datetime) -> list[Phase]:
@@ -521,5 +591,6 @@ def export_chunks(
         redactor=redactor,
         now=now,
         nonce=nonce,
+        update_every=config.policy(incident.severity).update_every,
     )
     return exporter.chunks(fmt)

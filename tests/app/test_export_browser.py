@@ -7,8 +7,6 @@ Without playwright or chromium the test skips with the reason locally, and fails
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -18,36 +16,15 @@ import pytest
 
 from storage import timeline as timeline_store
 from storage.db import Database
-from tests.support.ci import missing
+from tests.support.browser import launch_chromium
 from tests.support.exports import T0, ExportServer, build_incident, serve_exports, ts
 from tests.support.fakes.slack_api import FakeSlack
-
-CHROMIUM = os.environ.get("WARROOM_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 # As Slack sends what a person typed: `<`, `>` and `&` escaped.
 PWN_IMG = '&lt;img src=x onerror="window.__pwned=1"&gt;'
 PWN_SCRIPT = "&lt;script&gt;window.__pwned=1&lt;/script&gt;"
 # And as another app might post it, unescaped.
 PWN_RAW = '<img src=x onerror="window.__pwned=2">'
-
-
-def need(condition: bool, reason: str) -> None:
-    """A missing browser fails the build in CI and is only a skip (with the reason) locally."""
-    if not condition:
-        missing(reason)
-
-
-def chromium_found() -> bool:
-    return Path(CHROMIUM).exists() or shutil.which(CHROMIUM) is not None
 
 
 def with_attacks(db: Database) -> None:
@@ -69,20 +46,8 @@ def with_attacks(db: Database) -> None:
 
 @pytest.fixture
 async def browser() -> AsyncIterator[Any]:
-    try:
-        from playwright.async_api import async_playwright
-    except ImportError:
-        need(False, "playwright is not installed (pip install playwright)")
-    need(
-        chromium_found(),
-        f"no chromium at {CHROMIUM} (apt-get install chromium, or set WARROOM_CHROMIUM)",
-    )
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield launched
-        finally:
-            await launched.close()
+    async with launch_chromium() as launched:
+        yield launched
 
 
 @pytest.fixture

@@ -1,0 +1,1 @@
+"""Customer-update bookkeeping: how well an incident kept its comms cadence."""

@@ -1,0 +1,1 @@
+"""Insights across incidents: counts, durations, trends and comms over a window."""
