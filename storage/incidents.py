@@ -35,6 +35,7 @@ def create_incident(
     alert_group_key: str | None = None,
     opening_until: datetime | None = None,
     is_private: bool = False,
+    status: str = "investigating",
 ) -> Incident:
     """Add an incident and flush; a person's is acknowledged at once, an alert's is not."""
     incident = Incident(
@@ -49,6 +50,7 @@ def create_incident(
         alert_group_key=alert_group_key,
         opening_until=opening_until,
         is_private=is_private,
+        status=status,
         # A person declaring is at the keyboard already; only alerts wait for an ack.
         acknowledged_at=declared_at if source == "slack" else None,
     )
@@ -168,6 +170,14 @@ def set_header_ts(session: Session, *, incident_id: int, header_ts: str) -> None
     """Note the ts of the war room's pinned header message."""
     incident = session.get_one(Incident, incident_id)
     incident.header_ts = header_ts
+    session.flush()
+
+
+def set_announcement(session: Session, *, incident_id: int, channel_id: str, ts: str) -> None:
+    """Note where the incident's announcement was posted, so it can be amended."""
+    incident = session.get_one(Incident, incident_id)
+    incident.announce_channel_id = channel_id
+    incident.announce_ts = ts
     session.flush()
 
 
