@@ -181,6 +181,12 @@ def set_announcement(session: Session, *, incident_id: int, channel_id: str, ts:
     session.flush()
 
 
+def merged_into(session: Session, *, incident_id: int) -> dict[int, str]:
+    """The incidents merged into this one, as id -> `INC-N`."""
+    rows = session.exec(select(Incident).where(Incident.merged_into_id == incident_id)).all()
+    return {r.id: f"INC-{r.number}" for r in rows if r.id is not None}
+
+
 def current_roles(session: Session, *, incident_id: int) -> Sequence[RoleAssignment]:
     """Roles held now, oldest first."""
     return session.exec(
