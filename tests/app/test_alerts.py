@@ -903,6 +903,17 @@ async def _run_against_alertmanager(
     assert incident(room).status == "triage"
     assert alert_posts(room.slack, channel.id)[-1].startswith(":white_check_mark:")
 
+    # Triaged by a person: not an incident after all. Its clocks stop; it stays on record.
+    reply = await room.command("decline probe misfired", user="U0BO", channel=channel.id)
+    assert reply.status == 200 and reply.message.startswith("INC-1 is declined"), reply.text
+    await room.settle()
+    declined = incident(room)
+    assert declined.status == "declined" and declined.resolved_at is None
+    assert not any(r.active for r in reminders(room, declined.id).values())
+    assert [e.data for e in room.timeline(1) if e.kind == "declined"] == [
+        {"reason": "probe misfired"}
+    ]
+
 
 def _rfc3339(at: datetime) -> str:
     return at.isoformat().replace("+00:00", "Z")
