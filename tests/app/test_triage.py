@@ -11,7 +11,7 @@ from typing import Any
 from sqlmodel import Session, select
 
 from storage.models import Incident, Reminder
-from tests.app.test_alerts import alert_room, fire, notification
+from tests.app.test_alerts import alert, alert_room, fire, notification
 from tests.support.warroom import Reply, Warroom, WarroomFactory
 
 EXPORT_TOKEN = "export-token-9d1e"
@@ -181,14 +181,8 @@ async def test_a_declined_alert_stops_its_clocks_and_amends_its_announcement(
         assert answer == "INC-1 was declined; nothing more can change on it.", text
 
     # An alert of the same group firing again declares a new incident.
-    result = await fire(room, notification(alert_like_new()))
+    result = await fire(room, notification(alert(instance="checkout-2:8080")))
     assert result["incident"] == "INC-3" and result["declared"]
-
-
-def alert_like_new() -> dict[str, Any]:
-    from tests.app.test_alerts import alert
-
-    return alert(instance="checkout-2:8080")
 
 
 async def test_a_resolved_incident_cannot_be_declined_or_merged(warroom: Warroom) -> None:
