@@ -252,6 +252,8 @@ class WarroomConfig(BaseModel):
     severities: dict[str, SeverityPolicy] = Field(default_factory=lambda: dict(DEFAULT_SEVERITIES))
     default_severity: str = Severity.SEV3
     postmortem_remind_every: Duration = timedelta(hours=24)
+    # How long a declined or merged incident's room stays open before it is archived.
+    archive_closed_after: Duration = timedelta(hours=1)
     redact_patterns: list[str] = Field(default_factory=list)
     export_link_ttl: Duration = timedelta(hours=24)
     # Alert `severity` label -> warroom severity (added to critical/page: sev1, high/error: sev2,

@@ -37,6 +37,7 @@ def create_incident(
     alert_group_key: str | None = None,
     opening_until: datetime | None = None,
     is_private: bool = False,
+    status: str = "investigating",
 ) -> Incident:
     """Add an incident and flush; a person's is acknowledged at once, an alert's is not."""
     incident = Incident(
@@ -51,6 +52,7 @@ def create_incident(
         alert_group_key=alert_group_key,
         opening_until=opening_until,
         is_private=is_private,
+        status=status,
         # A person declaring is at the keyboard already; only alerts wait for an ack.
         acknowledged_at=declared_at if source == "slack" else None,
     )
@@ -201,6 +203,20 @@ def set_header_ts(session: Session, *, incident_id: int, header_ts: str) -> None
     incident = session.get_one(Incident, incident_id)
     incident.header_ts = header_ts
     session.flush()
+
+
+def set_announcement(session: Session, *, incident_id: int, channel_id: str, ts: str) -> None:
+    """Note where the incident's announcement was posted, so it can be amended."""
+    incident = session.get_one(Incident, incident_id)
+    incident.announce_channel_id = channel_id
+    incident.announce_ts = ts
+    session.flush()
+
+
+def merged_into(session: Session, *, incident_id: int) -> dict[int, str]:
+    """The incidents merged into this one, as id -> `INC-N`."""
+    rows = session.exec(select(Incident).where(Incident.merged_into_id == incident_id)).all()
+    return {r.id: f"INC-{r.number}" for r in rows if r.id is not None}
 
 
 def current_roles(session: Session, *, incident_id: int) -> Sequence[RoleAssignment]:

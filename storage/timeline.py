@@ -203,6 +203,30 @@ def events_for(
     yield from session.exec(statement)
 
 
+def events_with_merged(
+    session: Session, *, incident_id: int, merged: dict[int, str], threaded: bool = False
+) -> Iterator[TimelineEvent]:
+    """The incident's events and those of the incidents merged into it (`merged`: id -> ref),
+    in time order; each merged one is a detached copy whose data says `merged_from` the ref."""
+    order = [col(TimelineEvent.at), col(TimelineEvent.id)]
+    if threaded:
+        order.insert(0, col(TimelineEvent.thread_at))
+    statement = (
+        select(TimelineEvent)
+        .where(col(TimelineEvent.incident_id).in_([incident_id, *merged]))
+        .order_by(*order)
+        .execution_options(yield_per=1000)
+    )
+    for event in session.exec(statement):
+        if event.incident_id == incident_id:
+            yield event
+        else:
+            # A copy outside the session: the stored event is left as it was.
+            copy = TimelineEvent.model_validate(event.model_dump())
+            copy.data = {**(event.data or {}), "merged_from": merged[event.incident_id]}
+            yield copy
+
+
 def message_text(session: Session, *, incident_id: int, slack_ts: str) -> str | None:
     """The last known text of a message, for an edit or deletion that arrives without it."""
     row = session.exec(

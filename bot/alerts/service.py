@@ -119,6 +119,7 @@ class AlertService:
                 source="alert",
                 alert_group_key=group,
                 private=is_private(notification),
+                triage=True,  # a person decides whether an alert is an incident
             )
             declared_event(session, incident)
             outcome.declared = True

@@ -47,16 +47,36 @@ SUBCOMMAND_ALIASES = {
     "action": "followup",
     "followups": "followups",
     "actions": "followups",
+    "accept": "accept",
+    "decline": "decline",
+    "merge": "merge",
 }
 # Subcommands that act on one incident (the rest work anywhere).
 INCIDENT_SUBCOMMANDS = frozenset(
-    {"role", "roles", "note", "status", "sev", "update", "ack", "resolve", "postmortem", "export"}
+    {
+        "role",
+        "roles",
+        "note",
+        "status",
+        "sev",
+        "update",
+        "ack",
+        "resolve",
+        "postmortem",
+        "export",
+        "accept",
+        "decline",
+        "merge",
+    }
 )
 
 # Slack reads `<...>` as a link even in code spans, so placeholders are written escaped.
 USAGE = {
     "declare": "/incident declare &lt;title&gt; [sev1|sev2|sev3|sev4] "
-    "(private: declare --private &lt;title&gt;)",
+    "(private: declare --private &lt;title&gt;; to be triaged: declare --triage &lt;title&gt;)",
+    "accept": "/incident accept (a triaged incident is real: investigate it)",
+    "decline": "/incident decline &lt;reason&gt; (not an incident: end it)",
+    "merge": "/incident merge INC-M (a duplicate of INC-M: end it there)",
     "role": "/incident role &lt;commander|comms|resolver&gt; &lt;@user&gt;",
     "roles": "/incident roles",
     "note": "/incident note &lt;text&gt;",
@@ -114,6 +134,7 @@ class Declaration:
     title: str
     severity: Severity | None
     private: bool = False
+    triage: bool = False
 
 
 @dataclass(frozen=True)
@@ -154,8 +175,10 @@ def incident_number_in(text: str) -> int | None:
 
 def parse_declaration(args: str) -> Declaration:
     """`Checkout API returning 500s sev1` -> title and severity (the last word, if a severity);
-    `--private` (a word of its own, anywhere) makes it a private incident."""
+    `--private` (a word of its own, anywhere) makes it a private incident, `--triage` one that
+    starts in triage."""
     private, args = split_private_flag(args)
+    triage, args = split_triage_flag(args)
     words = args.split()
     severity = None
     if words:
@@ -173,7 +196,7 @@ def parse_declaration(args: str) -> Declaration:
         )
     if not _WORD_CHAR.search(_EMOJI_CODE.sub("", title).replace("_", "")):
         raise UsageError("Give the incident a title in words, not only emoji or punctuation.")
-    return Declaration(title=title, severity=severity, private=private)
+    return Declaration(title=title, severity=severity, private=private, triage=triage)
 
 
 PRIVATE_FLAG = "--private"
@@ -183,11 +206,41 @@ _PRIVATE_FLAGS = frozenset({PRIVATE_FLAG, "\u2014private", "\u2013private"})
 
 def split_private_flag(args: str) -> tuple[bool, str]:
     """Whether `args` carries `--private` as a word of its own, and the words without it."""
+    return _split_flag(args, _PRIVATE_FLAGS)
+
+
+TRIAGE_FLAG = "--triage"
+_TRIAGE_FLAGS = frozenset({TRIAGE_FLAG, "\u2014triage", "\u2013triage"})
+
+
+def split_triage_flag(args: str) -> tuple[bool, str]:
+    """Whether `args` carries `--triage` as a word of its own, and the words without it."""
+    return _split_flag(args, _TRIAGE_FLAGS)
+
+
+def _split_flag(args: str, flags: frozenset[str]) -> tuple[bool, str]:
     words = args.split()
-    kept = [w for w in words if w.lower() not in _PRIVATE_FLAGS]
+    kept = [w for w in words if w.lower() not in flags]
     if len(kept) == len(words):
         return False, args
     return True, " ".join(kept)
+
+
+def parse_decline_reason(args: str) -> str:
+    """Why an incident is declined, as people read it; UsageError when no reason is given."""
+    reason = " ".join(to_plain(args).split())
+    if not reason:
+        raise UsageError(f"Say why it is declined: `{USAGE['decline']}`")
+    return reason
+
+
+def parse_merge_target(args: str) -> int:
+    """The number of the incident to merge into (`INC-12`); UsageError for anything else."""
+    words = args.split()
+    number = incident_number(words[0]) if len(words) == 1 else None
+    if number is None:
+        raise UsageError(f"Usage: `{USAGE['merge']}`")
+    return number
 
 
 def parse_user(word: str) -> UserRef:

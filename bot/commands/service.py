@@ -17,10 +17,13 @@ from bot.commands.parse import (
     incident_number_in,
     parse_command,
     parse_declaration,
+    parse_decline_reason,
     parse_followup,
+    parse_merge_target,
     parse_note,
     parse_role_change,
     split_private_flag,
+    split_triage_flag,
 )
 from bot.config import SEVERITIES, WarroomConfig
 from bot.durations import format_duration
@@ -39,6 +42,7 @@ from bot.followups.service import ChangeKind, FollowUpService
 from bot.incidents.enums import Severity, Status
 from bot.incidents.lifecycle import (
     LifecycleService,
+    closed_refusal,
     parse_postmortem_done,
     parse_severity,
     parse_status,
@@ -61,6 +65,23 @@ HELP = "\n".join(
         *(f"• `{line}`" for line in USAGE.values()),
         "Outside a war room, name the incident first: `/incident INC-7 roles`.",
     ]
+)
+
+
+# Subcommands that change an incident: refused once it was declined or merged.
+_CHANGES_INCIDENT = frozenset(
+    {
+        "role",
+        "status",
+        "sev",
+        "update",
+        "ack",
+        "resolve",
+        "postmortem",
+        "accept",
+        "decline",
+        "merge",
+    }
 )
 
 
@@ -159,8 +180,31 @@ class CommandService:
             "resolve": self._resolve,
             "postmortem": self._postmortem,
             "export": self._export,
+            "accept": self._accept,
+            "decline": self._decline,
+            "merge": self._merge,
         }[command.name]
+        closed = closed_refusal(incident.ref, incident.status, incident.merged_into)
+        if closed is not None and command.name in _CHANGES_INCIDENT:
+            raise UsageError(closed)
         return await handler(incident, command, invocation)
+
+    async def _accept(self, incident: IncidentView, _command: Command, inv: Invocation) -> Reply:
+        view = (await self.lifecycle.accept(incident, inv)).incident
+        took = " You are its commander." if incident.commander is None else ""
+        return Reply(f"{view.ref} accepted: it is now *{view.status}*.{took}")
+
+    async def _decline(self, incident: IncidentView, command: Command, inv: Invocation) -> Reply:
+        reason = parse_decline_reason(command.args)
+        await self.lifecycle.decline(incident, reason, inv)
+        return Reply(f"{incident.ref} is declined: {escape(reason)}. Its clocks have stopped.")
+
+    async def _merge(self, incident: IncidentView, command: Command, inv: Invocation) -> Reply:
+        outcome = await self.lifecycle.merge(incident, parse_merge_target(command.args), inv)
+        into = outcome.merged_into
+        assert into is not None
+        where = f" in {channel_link(into.channel_id)}" if into.channel_id else ""
+        return Reply(f"{incident.ref} is merged into *{into.ref}*; carry on{where}.")
 
     async def _role(self, incident: IncidentView, command: Command, inv: Invocation) -> Reply:
         change = parse_role_change(command.args)
@@ -364,6 +408,7 @@ class CommandService:
 
     async def _declare(self, invocation: Invocation, command: Command) -> Reply:
         private, rest = split_private_flag(command.args)
+        _triage, rest = split_triage_flag(rest)
         lone_severity = _LONE_SEVERITY.match(rest.strip())
         if not rest.strip() or lone_severity:
             severity = Severity(f"sev{lone_severity.group(1)}") if lone_severity else None
@@ -397,8 +442,9 @@ class CommandService:
             where = channel_link(i.channel_id) if i.channel_id else "no channel"
             commander = i.commander
             lead = mention(commander.id) if commander and commander.id else "no commander"
+            status = f"*{i.status}*" if i.status == Status.TRIAGE else i.status
             lines.append(
-                f"• *{i.ref}* {i.severity.upper()} {i.status}: {escape(i.title)} ({where}, {lead}, "
+                f"• *{i.ref}* {i.severity.upper()} {status}: {escape(i.title)} ({where}, {lead}, "
                 f"declared {slack_date(i.declared_at)})"
             )
         return "\n".join(lines)

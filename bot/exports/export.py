@@ -124,6 +124,7 @@ def incident_document(incident: IncidentView, redactor: Redactor | None = None) 
         ],
         # Seen outside its war room only by the room's members and the admins.
         "private": incident.private,
+        "merged_into": incident.merged_into,
     }
 
 
@@ -330,7 +331,7 @@ class Exporter:
         head = json.dumps({"incident": document}, ensure_ascii=False, indent=2)
         yield head[:-2] + ',\n  "events": ['
         first = True
-        for event in timeline_store.events_for(self.session, incident_id=self.incident.id):
+        for event in self._events():
             line = json.dumps(event_document(event, self.redactor), ensure_ascii=False)
             yield ("\n    " if first else ",\n    ") + line
             first = False
@@ -342,12 +343,19 @@ class Exporter:
         ]
         yield ("\n    " + ",\n    ".join(lines) + "\n  ]\n}\n") if lines else "]\n}\n"
 
+    def _events(self, *, threaded: bool = False) -> Iterator[TimelineEvent]:
+        """The incident's events, with those of incidents merged into it in time order."""
+        merged = incident_store.merged_into(self.session, incident_id=self.incident.id)
+        return timeline_store.events_with_merged(
+            self.session, incident_id=self.incident.id, merged=merged, threaded=threaded
+        )
+
     def csv(self) -> Iterator[str]:
         """The CSV export in chunks, a row per event; cells a spreadsheet would run get a `'`."""
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\r\n")  # RFC 4180
         writer.writerow(CSV_COLUMNS)
-        for event in timeline_store.events_for(self.session, incident_id=self.incident.id):
+        for event in self._events():
             writer.writerow(
                 [
                     iso(event.at),
@@ -376,12 +384,7 @@ class Exporter:
     def templated(self, fmt: str) -> Iterator[str]:
         """The Markdown or HTML export from its template, in chunks, ending with a newline."""
         template = self.templates.get_template(f"exports/timeline.{fmt}.j2")
-        lines = (
-            self._line(e)
-            for e in timeline_store.events_for(
-                self.session, incident_id=self.incident.id, threaded=True
-            )
-        )
+        lines = (self._line(e) for e in self._events(threaded=True))
         yield from _batched(template.generate(page=self.page(), events=lines, nonce=self.nonce))
         yield "\n"  # the environment drops a template's last newline; a text file ends with one
 

@@ -15,10 +15,17 @@ from sqlmodel import Session
 
 from bot.config import WarroomConfig
 from bot.durations import format_duration
-from bot.errors import NotAllowedError, UsageError
+from bot.errors import NotAllowedError, NotFoundError, UsageError
 from bot.exports.export import KEY_KINDS
 from bot.followups.rules import FollowUpView, followup_view, unowned_text
-from bot.incidents.enums import SETTABLE_STATUSES, Role, Severity, Status
+from bot.incidents.enums import (
+    CLOSED_WITHOUT_RESOLUTION,
+    ENDED_STATUSES,
+    SETTABLE_STATUSES,
+    Role,
+    Severity,
+    Status,
+)
 from bot.incidents.readmodels import IncidentView, Person, incident_view
 from bot.incidents.service import IncidentService, Invocation, command_event
 from bot.outbox.sender import OutboxSender
@@ -34,6 +41,7 @@ from bot.slack.text import channel_link, escape, slack_date, to_plain
 from bot.tasks import BackgroundTasks
 from storage import followups as followup_store
 from storage import incidents as incident_store
+from storage import members as member_store
 from storage import outbox as outbox_store
 from storage import reminders as reminder_store
 from storage import timeline as timeline_store
@@ -43,6 +51,10 @@ from storage.models import Incident, TimelineEvent
 SLACK_TEXT_LIMIT = 39_000
 _URL = re.compile(r"^<?(https?://[^\s|>]+)(?:\|[^>]*)?>?$")
 _SEVERITY = re.compile(r"^(?:sev-?)?([1-4])$", re.IGNORECASE)
+_ACCEPT_FIRST = (
+    "{ref} is in triage: accept it first (`/incident accept`), or decline it "
+    "(`/incident decline &lt;reason&gt;`)."
+)
 
 
 @dataclass
@@ -54,6 +66,19 @@ class Outcome:
     messages: list[int] = field(default_factory=list)
     changed: bool = True
     cautions: list[str] = field(default_factory=list)
+    # Merged: the incident it went into, and the people to invite to that one's room.
+    merged_into: IncidentView | None = None
+    invitees: list[str] = field(default_factory=list)
+
+
+def closed_refusal(ref: str, status: Status, merged_into: str | None) -> str | None:
+    """Why nothing more can change on a declined or merged incident, or None if it is neither."""
+    if status == Status.DECLINED:
+        return f"{ref} was declined; nothing more can change on it."
+    if status == Status.MERGED:
+        into = merged_into or "another incident"
+        return f"{ref} was merged into {into}; nothing more can change on it."
+    return None
 
 
 def parse_status(args: str) -> Status:
@@ -152,6 +177,8 @@ class LifecycleService:
         def _change(session: Session, row: Incident, now: datetime) -> Outcome:
             if row.status == Status.RESOLVED:
                 raise UsageError(f"{incident.ref} is resolved; it stays resolved.")
+            if row.status == Status.TRIAGE:
+                raise UsageError(_ACCEPT_FIRST.format(ref=incident.ref))
             if row.status == status:
                 return Outcome(incident_view(session, row), changed=False)
             previous = row.status
@@ -275,6 +302,8 @@ class LifecycleService:
         def _resolve(session: Session, row: Incident, now: datetime) -> Outcome:
             if row.status == Status.RESOLVED:
                 return Outcome(incident_view(session, row), changed=False)
+            if row.status == Status.TRIAGE:
+                raise UsageError(_ACCEPT_FIRST.format(ref=incident.ref))
             previous = row.status
             row.status = Status.RESOLVED
             row.resolved_at = now
@@ -326,6 +355,204 @@ class LifecycleService:
             return Outcome(view, clocks=changes, messages=messages)
 
         return await self._apply(incident, invocation, _resolve, managing="resolve the incident")
+
+    async def accept(self, incident: IncidentView, invocation: Invocation) -> Outcome:
+        """Accept a triaged incident (anyone may): it is acknowledged and investigated, and its
+        update clock starts now; with nobody in command, the accepter takes command."""
+
+        def _accept(session: Session, row: Incident, now: datetime) -> Outcome:
+            if row.status != Status.TRIAGE:
+                raise UsageError(f"{incident.ref} is not in triage; it is {row.status}.")
+            row.status = Status.INVESTIGATING
+            if row.acknowledged_at is None:
+                row.acknowledged_at = now
+            self._event(
+                session,
+                row,
+                "status_changed",
+                now,
+                invocation,
+                f"Status {Status.TRIAGE} → {Status.INVESTIGATING}",
+                {"from": Status.TRIAGE, "to": Status.INVESTIGATING},
+            )
+            self._event(session, row, "accepted", now, invocation, None, {})
+            if incident_view(session, row).commander is None:
+                self.incidents.take_role(
+                    session,
+                    row,
+                    Role.COMMANDER,
+                    Person(invocation.user_id, invocation.user_name),
+                    by=invocation.user_id,
+                    at=now,
+                    by_name=invocation.user_name,
+                )
+            view = incident_view(session, row)
+            changes = self._stop_clocks(session, view, (ReminderKind.ACK,))
+            every = self.config.policy(view.severity).update_every
+            # In triage nobody owed customers an update: the clock starts at acceptance.
+            changes += self._reset_clock(
+                session, view, ReminderKind.UPDATE, now + every if every else None
+            )
+            return Outcome(view, clocks=changes)
+
+        outcome = await self._apply(incident, invocation, _accept)
+        commander = outcome.incident.commander
+        if incident.commander is None and commander is not None:
+            self.tasks.spawn(
+                self.incidents.welcome(outcome.incident, Role.COMMANDER, invocation.user_id)
+            )
+        return outcome
+
+    async def decline(self, incident: IncidentView, reason: str, invocation: Invocation) -> Outcome:
+        """End an open incident as declined (not an incident): its clocks stop, no post-mortem
+        is asked, the room is told and the announcement amended."""
+
+        def _decline(session: Session, row: Incident, now: datetime) -> Outcome:
+            self._require_open(row, incident.ref, "declined")
+            previous = row.status
+            row.status = Status.DECLINED
+            row.resolved_at = None  # the `declined` event's time is when it ended
+            self._event(
+                session,
+                row,
+                "status_changed",
+                now,
+                invocation,
+                f"Status {previous} → {Status.DECLINED}",
+                {"from": previous, "to": Status.DECLINED},
+            )
+            self._event(session, row, "declined", now, invocation, reason, {"reason": reason})
+            view = incident_view(session, row)
+            changes = self._stop_clocks(session, view, tuple(ReminderKind))
+            messages = []
+            if row.channel_id:
+                text = f":no_entry_sign: {view.ref} was declined: {escape(reason)}"
+                messages.append(self._enqueue(session, row, row.channel_id, text, now))
+            return Outcome(view, clocks=changes, messages=messages)
+
+        return await self._apply(
+            incident, invocation, _decline, managing="decline the incident", open_to_all=True
+        )
+
+    async def merge(self, incident: IncidentView, into: int, invocation: Invocation) -> Outcome:
+        """End a duplicate as merged into INC-`into`: its clocks stop, both rooms are told, and
+        its people are invited to the other room. Refused into itself, into an ended incident,
+        around a cycle, or from a private incident into a public one."""
+
+        def _merge(session: Session, row: Incident, now: datetime) -> Outcome:
+            self._require_open(row, incident.ref, "merged")
+            target = incident_store.incident_by_number(session, number=into)
+            if target is None or not member_store.may_see(
+                session, incident=target, user_id=invocation.user_id, admins=self.config.admins
+            ):
+                raise NotFoundError(f"There is no INC-{into}.")
+            assert target.id is not None and row.id is not None
+            target = incident_store.lock_incident(session, incident_id=target.id)
+            self._require_mergeable(session, row, target)
+            into_ref = f"INC-{target.number}"
+            previous = row.status
+            row.status = Status.MERGED
+            row.merged_into_id = target.id
+            row.resolved_at = None  # the `merged` event's time is when it ended
+            self._event(
+                session,
+                row,
+                "status_changed",
+                now,
+                invocation,
+                f"Status {previous} → {Status.MERGED}",
+                {"from": previous, "to": Status.MERGED},
+            )
+            self._event(
+                session,
+                row,
+                "merged",
+                now,
+                invocation,
+                f"Merged into {into_ref}",
+                {"into": into_ref},
+            )
+            self._event(
+                session,
+                target,
+                "merged",
+                now,
+                invocation,
+                f"{incident.ref} merged into this incident",
+                {"from": incident.ref},
+            )
+            view = incident_view(session, row)
+            changes = self._stop_clocks(session, view, tuple(ReminderKind))
+            messages = []
+            there = channel_link(target.channel_id) if target.channel_id else into_ref
+            here = channel_link(row.channel_id) if row.channel_id else incident.ref
+            if row.channel_id:
+                text = (
+                    f":twisted_rightwards_arrows: {view.ref} is merged into *{into_ref}*: "
+                    f"carry on in {there}."
+                )
+                messages.append(self._enqueue(session, row, row.channel_id, text, now))
+            if target.channel_id:
+                text = (
+                    f":twisted_rightwards_arrows: *{view.ref}* ({escape(view.title)}) was merged "
+                    f"into this incident; its timeline joins this one. Its room: {here}"
+                )
+                messages.append(self._enqueue(session, target, target.channel_id, text, now))
+            people = member_store.members(session, incident_id=row.id)
+            people |= {r.user.id for r in view.roles if r.user.id and r.relieved_at is None}
+            if view.declared_by.id:
+                people.add(view.declared_by.id)
+            return Outcome(
+                view,
+                clocks=changes,
+                messages=messages,
+                merged_into=incident_view(session, target),
+                invitees=sorted(people),
+            )
+
+        outcome = await self._apply(
+            incident, invocation, _merge, managing="merge the incident", open_to_all=True
+        )
+        target = outcome.merged_into
+        if outcome.changed and target is not None and target.channel_id and outcome.invitees:
+            self.tasks.spawn(self.incidents.invite(target, outcome.invitees))
+        if outcome.changed and target is not None:
+            self.tasks.spawn(self.incidents.refresh_war_room(target.id))
+        return outcome
+
+    def _require_open(self, row: Incident, ref: str, ending: str) -> None:
+        if row.status == Status.RESOLVED:
+            raise UsageError(f"{ref} is resolved; it cannot be {ending}.")
+
+    def _require_mergeable(self, session: Session, row: Incident, target: Incident) -> None:
+        ref, into_ref = f"INC-{row.number}", f"INC-{target.number}"
+        if target.id == row.id:
+            raise UsageError(f"{ref} cannot be merged into itself.")
+        seen = {row.id}
+        step: Incident | None = target
+        while step is not None and step.merged_into_id is not None:
+            # A chain leading back here would make a cycle: X into M into ... into X.
+            if step.merged_into_id in seen:
+                raise UsageError(f"Merging {ref} into {into_ref} would make a cycle.")
+            seen.add(step.id)
+            step = incident_store.get_incident(session, incident_id=step.merged_into_id)
+        if target.status in ENDED_STATUSES:
+            raise UsageError(f"{into_ref} is {target.status}; merge into an open incident.")
+        if row.is_private and not target.is_private:
+            raise UsageError(
+                f"{ref} is private and {into_ref} is not: merging would show its timeline "
+                "to everyone."
+            )
+
+    def _stop_clocks(
+        self, session: Session, incident: IncidentView, kinds: tuple[str, ...]
+    ) -> list[ClockChange]:
+        changes = []
+        for kind in kinds:
+            stopped = reminder_store.stop_reminder(session, incident_id=incident.id, kind=kind)
+            if stopped:
+                changes.append(ClockChange.of(stopped))
+        return changes
 
     async def postmortem_done(
         self, incident: IncidentView, url: str, invocation: Invocation
@@ -412,6 +639,7 @@ class LifecycleService:
         *,
         managing: str | None = None,
         comms: bool = False,
+        open_to_all: bool = False,
     ) -> Outcome:
         """Make `change` in one unit of work with the command's record. With `managing`, who
         may is checked there, on the row locked for the change: a hand-over committed a moment
@@ -420,10 +648,13 @@ class LifecycleService:
 
         def _unit(session: Session) -> Outcome:
             row = incident_store.lock_incident(session, incident_id=incident.id)
-            if managing is not None:
-                refusal = self._refusal(
-                    incident_view(session, row), invocation.user_id, managing, comms=comms
-                )
+            current = incident_view(session, row)
+            closed = closed_refusal(current.ref, current.status, current.merged_into)
+            if closed is not None:
+                raise UsageError(closed)
+            # With `open_to_all`, anyone may while nobody is in command.
+            if managing is not None and not (open_to_all and current.commander is None):
+                refusal = self._refusal(current, invocation.user_id, managing, comms=comms)
                 if refusal is not None:
                     raise NotAllowedError(refusal)
             command_event(session, incident_id=incident.id, invocation=invocation, at=now)
@@ -443,6 +674,8 @@ class LifecycleService:
         for message_id in outcome.messages:
             await self.outbox.send(message_id)
         await self.incidents.refresh_war_room(outcome.incident.id)
+        if outcome.incident.status in CLOSED_WITHOUT_RESOLUTION:
+            await self.incidents.amend_announcement(outcome.incident)
 
     def _reset_clock(
         self, session: Session, incident: IncidentView, kind: str, due: datetime | None

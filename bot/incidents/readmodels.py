@@ -59,6 +59,11 @@ class IncidentView:
     roles: tuple[RoleView, ...]
     # Seen outside its war room only by the room's members and the admins.
     private: bool = False
+    # `INC-M` when this one was merged into INC-M.
+    merged_into: str | None = None
+    # Where its announcement was posted, to amend it when it is declined or merged.
+    announce_channel_id: str | None = None
+    announce_ts: str | None = None
 
     @property
     def ref(self) -> str:
@@ -108,4 +113,14 @@ def incident_view(session: Session, incident: Incident) -> IncidentView:
             for r in roles
         ),
         private=incident.is_private,
+        merged_into=_merged_into(session, incident),
+        announce_channel_id=incident.announce_channel_id,
+        announce_ts=incident.announce_ts,
     )
+
+
+def _merged_into(session: Session, incident: Incident) -> str | None:
+    if incident.merged_into_id is None:
+        return None
+    target = incident_store.get_incident(session, incident_id=incident.merged_into_id)
+    return f"INC-{target.number}" if target else None

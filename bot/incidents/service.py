@@ -23,14 +23,20 @@ from bot.errors import (
     NotFoundError,
     UsageError,
 )
-from bot.incidents.enums import Role
+from bot.incidents.enums import Role, Status
 from bot.incidents.naming import channel_name, name_candidates
 from bot.incidents.people import People
 from bot.incidents.readmodels import IncidentView, Person, incident_view
 from bot.metrics import Metrics
 from bot.reminders.rules import ReminderKind
 from bot.reminders.scheduler import ClockChange, Clocks, start_clocks
-from bot.slack.blocks.common import announcement_text, header_blocks, header_text, topic_text
+from bot.slack.blocks.common import (
+    announcement_text,
+    ended_announcement_text,
+    header_blocks,
+    header_text,
+    topic_text,
+)
 from bot.slack.gateway import SlackGateway
 from bot.slack.text import channel_link, escape, mention, slack_date
 from bot.tasks import BackgroundTasks, cancel_and_wait
@@ -249,6 +255,7 @@ class IncidentService:
                 origin_channel_id=invocation.channel_id or None,  # a form opened from App Home
                 source=source,
                 private=declaration.private,
+                triage=declaration.triage,
             )
             assert incident.id is not None
             if not command_event(session, incident_id=incident.id, invocation=invocation, at=now):
@@ -312,6 +319,7 @@ class IncidentService:
         source: str,
         alert_group_key: str | None = None,
         private: bool = False,
+        triage: bool = False,
     ) -> Incident:
         """Number and store an incident inside the caller's unit of work (the number is taken
         in the same transaction, so a rollback reuses nothing); `declared_event` records it.
@@ -330,6 +338,7 @@ class IncidentService:
             # The declaring process opens the war room itself, right after the ack.
             opening_until=at + OPENING_CLAIM,
             is_private=private,
+            status=Status.TRIAGE if triage else Status.INVESTIGATING,
         )
         if private and declarer.id and incident.id is not None:
             member_store.add_members(
@@ -537,11 +546,32 @@ class IncidentService:
         if incident.private and not self.config.announce_private:
             return
         text = private_announcement_text(incident) if incident.private else None
-        await self.gateway.post_message(
-            self.config.announce_channel,
-            text or announcement_text(incident),
-            incident_id=incident.id,
+        channel = self.config.announce_channel
+        ts = await self.gateway.post_message(
+            channel, text or announcement_text(incident), incident_id=incident.id
         )
+        if ts:
+            # Kept so that a decline or merge can amend what was announced.
+            await self.db.run(
+                lambda s: incident_store.set_announcement(
+                    s, incident_id=incident.id, channel_id=channel, ts=ts
+                )
+            )
+
+    async def amend_announcement(self, incident: IncidentView) -> None:
+        """Amend the announcement of a declined or merged incident to say how it ended."""
+        if not incident.announce_channel_id or not incident.announce_ts:
+            return
+        if incident.private:
+            text = f"{incident.ref}, a private incident, was {incident.status}."
+        else:
+            reason = await self.db.run(
+                lambda s: timeline_store.events_of_kinds(
+                    s, incident_id=incident.id, kinds=("declined",)
+                )
+            )
+            text = ended_announcement_text(incident, reason[-1].text if reason else None)
+        await self.gateway.update_message(incident.announce_channel_id, incident.announce_ts, text)
 
     async def refresh_war_room(self, incident_id: int) -> None:
         """Bring the topic and the pinned header in line with the stored state."""

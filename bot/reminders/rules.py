@@ -10,7 +10,7 @@ from typing import Protocol
 
 from bot.config import WarroomConfig
 from bot.durations import format_duration
-from bot.incidents.enums import Role, Status
+from bot.incidents.enums import WORKING_STATUSES, Role, Status
 from bot.incidents.readmodels import IncidentView, Person
 from bot.slack.text import channel_link, escape, mention, slack_date
 
@@ -52,7 +52,7 @@ class UpdateClockFacts(Protocol):
 def first_update_due(incident: UpdateClockFacts, config: WarroomConfig) -> datetime | None:
     """The customer-update clock: from the last update, or from declaration if none yet."""
     every = config.policy(incident.severity).update_every
-    if every is None or incident.status == Status.RESOLVED:
+    if every is None or incident.status not in WORKING_STATUSES:
         return None
     return (incident.last_update_at or incident.declared_at) + every
 
@@ -60,7 +60,7 @@ def first_update_due(incident: UpdateClockFacts, config: WarroomConfig) -> datet
 def ack_due(incident: IncidentView, config: WarroomConfig) -> datetime | None:
     """When an unacknowledged incident escalates; None if acknowledged or its severity never is."""
     within = config.policy(incident.severity).ack_within
-    if within is None or incident.acknowledged_at is not None:
+    if within is None or incident.acknowledged_at is not None or not _awaits_ack(incident):
         return None
     return incident.declared_at + within
 
@@ -91,10 +91,19 @@ def next_after(due_at: datetime, every: timedelta, now: datetime) -> datetime:
 def still_wanted(kind: str, incident: IncidentView) -> bool:
     """False when the reason for a reminder has gone (resolved, acknowledged, written up)."""
     if kind == ReminderKind.UPDATE:
-        return incident.status != Status.RESOLVED
+        return incident.status in WORKING_STATUSES
     if kind == ReminderKind.ACK:
-        return incident.acknowledged_at is None and incident.status != Status.RESOLVED
-    return incident.resolved_at is not None and incident.postmortem_done_at is None
+        return incident.acknowledged_at is None and _awaits_ack(incident)
+    return (
+        incident.status == Status.RESOLVED
+        and incident.resolved_at is not None
+        and incident.postmortem_done_at is None
+    )
+
+
+def _awaits_ack(incident: IncidentView) -> bool:
+    """In triage or being worked on: the statuses in which the acknowledgement clock runs."""
+    return incident.status == Status.TRIAGE or incident.status in WORKING_STATUSES
 
 
 def repeat_interval(kind: str, incident: IncidentView, config: WarroomConfig) -> timedelta | None:

@@ -218,7 +218,7 @@ async def test_a_firing_group_declares_an_incident_with_its_war_room(
     assert row.title == "Checkout error rate above 5%"
     assert row.severity == "sev1"
     assert row.source == "alert"
-    assert row.status == "investigating"
+    assert row.status == "triage"  # a person decides it is one: `/incident accept`
     assert row.acknowledged_at is None
     assert row.declared_by_id is None and row.declared_by_name == "Alertmanager"
     assert current_roles(room, row.id) == {}, "nobody is commander until someone acknowledges"
@@ -235,7 +235,7 @@ async def test_a_firing_group_declares_an_incident_with_its_war_room(
     assert len(slack.calls_to("conversations.create")) == 1
     channel = slack.channel_named("inc-1-checkout-error-rate-above-5")
     assert row.channel_id == channel.id
-    assert channel.topic.startswith("INC-1 SEV1 | Investigating")
+    assert channel.topic.startswith("INC-1 SEV1 | Triage")
     assert "Commander" not in channel.topic
     assert len(channel.pins) == 1
     announce = slack.messages["C0ANNOUNCE"][0]["text"]
@@ -255,7 +255,7 @@ async def test_a_firing_group_declares_an_incident_with_its_war_room(
     clocks = reminders(room, row.id)
     assert clocks["ack"].active
     assert clocks["ack"].due_at == row.declared_at + timedelta(minutes=15)
-    assert clocks["update"].active
+    assert "update" not in clocks, "in triage nobody owes customers an update yet"
 
 
 @pytest.mark.parametrize(
@@ -410,7 +410,7 @@ async def test_resolved_is_noted_and_resolves_nothing(make_warroom: WarroomFacto
     assert result == {"incident": "INC-1", "declared": False, "recorded": True}
 
     row = incident(room)
-    assert row.status == "investigating" and row.resolved_at is None
+    assert row.status == "triage" and row.resolved_at is None
     assert room.kinds(1) == ["declared", "alert", "alert"]
     resolved = alert_events(room, 1)[-1]
     assert resolved.text == "resolved: Checkout error rate above 5%"
@@ -437,6 +437,8 @@ async def test_after_resolution_the_group_declares_a_new_incident(
     body = json.dumps(notification()).encode()
     await fire(room, body)
     first_channel = war_room_id(room)
+    reply = await room.command("accept", user="U0ADMIN", channel=first_channel)
+    assert reply.status == 200, reply.text
     reply = await room.command("resolve fixed by rollback", user="U0ADMIN", channel=first_channel)
     assert reply.status == 200, reply.text
     await room.settle()
@@ -446,7 +448,7 @@ async def test_after_resolution_the_group_declares_a_new_incident(
     result = await fire(room, body)
     assert result == {"incident": "INC-2", "declared": True, "recorded": True}
     first, second = incidents(room)
-    assert first.status == "resolved" and second.status == "investigating"
+    assert first.status == "resolved" and second.status == "triage"
     assert second.title == first.title and second.acknowledged_at is None
     assert second.channel_id and second.channel_id != first_channel
     assert room.kinds(2) == ["declared", "alert"]
@@ -898,8 +900,19 @@ async def _run_against_alertmanager(
     )
     await room.settle()
     assert len(incidents(room)) == 1
-    assert incident(room).status == "investigating"
+    assert incident(room).status == "triage"
     assert alert_posts(room.slack, channel.id)[-1].startswith(":white_check_mark:")
+
+    # Triaged by a person: not an incident after all. Its clocks stop; it stays on record.
+    reply = await room.command("decline probe misfired", user="U0BO", channel=channel.id)
+    assert reply.status == 200 and reply.message.startswith("INC-1 is declined"), reply.text
+    await room.settle()
+    declined = incident(room)
+    assert declined.status == "declined" and declined.resolved_at is None
+    assert not any(r.active for r in reminders(room, declined.id).values())
+    assert [e.data for e in room.timeline(1) if e.kind == "declined"] == [
+        {"reason": "probe misfired"}
+    ]
 
 
 def _rfc3339(at: datetime) -> str:

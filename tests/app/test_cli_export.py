@@ -36,6 +36,7 @@ INCIDENT_KEYS = {
     "roles",
     "private",
     "comms",  # issue 17: the customer-update ledger
+    "merged_into",
 }
 ROLE_KEYS = {"role", "user", "assigned_at", "relieved_at"}
 EVENT_KEYS = {"at", "kind", "actor", "text", "slack_ts", "thread_ts", "data"}
@@ -106,6 +107,7 @@ async def test_export_json_follows_the_design(declared: Warroom, tmp_path: Path)
     assert incident["title"] == "Café Zürich paiement en échec"
     assert incident["severity"] == "sev1"
     assert incident["private"] is False
+    assert incident["merged_into"] is None
     assert incident["status"] == "investigating"
     assert set(incident["channel"]) == {"id", "name"}
     assert incident["channel"]["name"] == "inc-1-cafe-zurich-paiement-en-echec"

@@ -8,7 +8,7 @@ from typing import Any
 from bot.config import WarroomConfig
 from bot.durations import format_duration
 from bot.ids import ActionId, BlockId
-from bot.incidents.enums import ENDED_STATUSES, Role, Status
+from bot.incidents.enums import CLOSED_WITHOUT_RESOLUTION, ENDED_STATUSES, Role, Status
 from bot.incidents.readmodels import IncidentView, Person
 from bot.reminders.rules import first_update_due
 from bot.slack.text import channel_link, escape, inert, mention, slack_date
@@ -76,9 +76,16 @@ def _people(people: list[Person], *, mentions: bool) -> str:
     return ", ".join(inert(p.label) for p in people)
 
 
+def status_label(incident: IncidentView) -> str:
+    """The status as people read it: `Triage`, `Declined`, `Merged into INC-9`, ..."""
+    if incident.status == Status.MERGED and incident.merged_into:
+        return f"Merged into {incident.merged_into}"
+    return incident.status.capitalize()
+
+
 def topic_text(incident: IncidentView) -> str:
     """The channel topic: plain text (topics take no formatting), at most 250 characters."""
-    parts = [f"{incident.ref} {incident.severity.upper()}", incident.status.capitalize()]
+    parts = [f"{incident.ref} {incident.severity.upper()}", status_label(incident)]
     for role, label in ROLE_LABELS.items():
         holders = incident.holders(role)
         if holders:
@@ -94,7 +101,9 @@ def header_actions(incident: IncidentView) -> dict[str, Any]:
         button("Assign role", ActionId.HEADER_ASSIGN_ROLE, value),
         button("Post update", ActionId.HEADER_POST_UPDATE, value),
     ]
-    if incident.status != Status.RESOLVED:
+    if incident.status in CLOSED_WITHOUT_RESOLUTION:
+        return {"type": "actions", "block_id": BlockId.HEADER_ACTIONS, "elements": buttons[:1]}
+    if incident.status not in ENDED_STATUSES:
         buttons += [
             button("Status / severity", ActionId.HEADER_CHANGE_STATUS, value),
             button("Resolve", ActionId.HEADER_RESOLVE, value, style="primary"),
@@ -138,7 +147,7 @@ def header_blocks(
         for role, label in ROLE_LABELS.items()
     )
     facts = (
-        f"*Severity:* {incident.severity.upper()}    *Status:* {incident.status.capitalize()}\n"
+        f"*Severity:* {incident.severity.upper()}    *Status:* {status_label(incident)}\n"
         f"*Declared by:* {_declarer(incident)}"
     )
     return [
@@ -171,6 +180,15 @@ def announcement_text(incident: IncidentView) -> str:
         f":rotating_light: *{incident.ref}* ({incident.severity.upper()}) declared by "
         f"{_declarer(incident)}: {escape(incident.title)}. War room: {where}"
     )
+
+
+def ended_announcement_text(incident: IncidentView, reason: str | None) -> str:
+    """The announcement of an incident that was declined or merged, amended to say so."""
+    if incident.status == Status.MERGED:
+        ending = f"merged into *{incident.merged_into}*"
+    else:
+        ending = "declined" + (f": {escape(reason)}" if reason else "")
+    return f":no_entry_sign: ~{incident.ref}: {escape(incident.title)}~ {ending}"
 
 
 def _declarer(incident: IncidentView) -> str:
