@@ -228,3 +228,57 @@ def recent_incidents(session: Session, *, limit: int = 200) -> Sequence[Incident
         .order_by(col(Incident.status) == "resolved", col(Incident.number).desc())
         .limit(limit)
     ).all()
+
+
+def archive_candidates(session: Session) -> Sequence[Incident]:
+    """Ended incidents with a war room that nobody has archived or set out to archive."""
+    return session.exec(
+        select(Incident)
+        .where(col(Incident.status).in_(ENDED))
+        .where(col(Incident.archived_at).is_(None))
+        .where(col(Incident.channel_id).is_not(None))
+        .order_by(col(Incident.id))
+    ).all()
+
+
+def claim_archive(session: Session, *, incident_id: int, now: datetime) -> bool:
+    """Take the archiving of an incident's war room: set `archived_at` unless it is set. One
+    UPDATE, so of two replicas only one wins; False for the other."""
+    result = session.execute(
+        update(Incident)
+        .where(col(Incident.id) == incident_id)
+        .where(col(Incident.archived_at).is_(None))
+        .values(archived_at=now)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def release_archive_claim(session: Session, *, incident_id: int, claimed_at: datetime) -> None:
+    """Give back a claim on archiving that did not get done, for the next sweep."""
+    session.execute(
+        update(Incident)
+        .where(col(Incident.id) == incident_id)
+        .where(col(Incident.archived_at) == claimed_at)
+        .values(archived_at=None)
+    )
+
+
+def move_war_room(
+    session: Session, *, incident_id: int, from_channel: str, channel_id: str, channel_name: str
+) -> bool:
+    """Give a reopened incident a new war room in place of its archived one; False if its
+    room is no longer `from_channel` (someone else moved it first)."""
+    result = session.execute(
+        update(Incident)
+        .where(col(Incident.id) == incident_id)
+        .where(col(Incident.channel_id) == from_channel)
+        .values(channel_id=channel_id, channel_name=channel_name, header_ts=None, archived_at=None)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def clear_archived(session: Session, *, incident_id: int) -> None:
+    """Note that the incident's war room is no longer archived."""
+    session.execute(
+        update(Incident).where(col(Incident.id) == incident_id).values(archived_at=None)
+    )

@@ -234,3 +234,19 @@ def count_by_kind(session: Session) -> list[tuple[str, int]]:
     """How many events of each kind are stored, across incidents, as (kind, count)."""
     rows = session.exec(select(TimelineEvent.kind, func.count()).group_by(TimelineEvent.kind))
     return [(kind, int(count)) for kind, count in rows]
+
+
+def add_to_latest(
+    session: Session, *, incident_id: int, kind: str, data: dict[str, Any]
+) -> TimelineEvent | None:
+    """Add `data` to the latest event of `kind` (what came of it, learnt after its commit)."""
+    event = session.exec(
+        select(TimelineEvent)
+        .where(TimelineEvent.incident_id == incident_id)
+        .where(TimelineEvent.kind == kind)
+        .order_by(col(TimelineEvent.at).desc(), col(TimelineEvent.id).desc())
+    ).first()
+    if event is not None:
+        event.data = {**(event.data or {}), **data}
+        session.add(event)
+    return event

@@ -41,6 +41,7 @@ SUBCOMMAND_ALIASES = {
     "update": "update",
     "ack": "ack",
     "resolve": "resolve",
+    "reopen": "reopen",
     "postmortem": "postmortem",
     "export": "export",
     "followup": "followup",
@@ -50,7 +51,19 @@ SUBCOMMAND_ALIASES = {
 }
 # Subcommands that act on one incident (the rest work anywhere).
 INCIDENT_SUBCOMMANDS = frozenset(
-    {"role", "roles", "note", "status", "sev", "update", "ack", "resolve", "postmortem", "export"}
+    {
+        "role",
+        "roles",
+        "note",
+        "status",
+        "sev",
+        "update",
+        "ack",
+        "resolve",
+        "reopen",
+        "postmortem",
+        "export",
+    }
 )
 
 # Slack reads `<...>` as a link even in code spans, so placeholders are written escaped.
@@ -65,6 +78,7 @@ USAGE = {
     "update": "/incident update &lt;customer-facing text&gt;",
     "ack": "/incident ack",
     "resolve": "/incident resolve [summary]",
+    "reopen": "/incident reopen [reason]",
     "postmortem": "/incident postmortem [done &lt;url&gt;]",
     "export": "/incident export [md|html|json|csv]",
     "followup": "/incident followup &lt;text&gt; [@owner] [due YYYY-MM-DD|3d] (alias action)",

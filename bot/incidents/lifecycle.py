@@ -18,7 +18,7 @@ from bot.durations import format_duration
 from bot.errors import NotAllowedError, UsageError
 from bot.exports.export import KEY_KINDS
 from bot.followups.rules import FollowUpView, followup_view, unowned_text
-from bot.incidents.enums import SETTABLE_STATUSES, Role, Severity, Status
+from bot.incidents.enums import CLOSED_WITHOUT_RESOLUTION, SETTABLE_STATUSES, Role, Severity, Status
 from bot.incidents.readmodels import IncidentView, Person, incident_view
 from bot.incidents.service import IncidentService, Invocation, command_event
 from bot.outbox.sender import OutboxSender
@@ -54,6 +54,8 @@ class Outcome:
     messages: list[int] = field(default_factory=list)
     changed: bool = True
     cautions: list[str] = field(default_factory=list)
+    # A reopened incident whose war room is archived: brought back before the refresh.
+    bring_back_room: bool = False
 
 
 def parse_status(args: str) -> Status:
@@ -327,6 +329,60 @@ class LifecycleService:
 
         return await self._apply(incident, invocation, _resolve, managing="resolve the incident")
 
+    async def reopen(
+        self, incident: IncidentView, reason: str | None, invocation: Invocation
+    ) -> Outcome:
+        """Reopen a resolved incident as investigating: its resolution stays on the timeline,
+        post-mortem reminders stop, the update clock starts again, its room comes back."""
+
+        def _reopen(session: Session, row: Incident, now: datetime) -> Outcome:
+            if row.status in CLOSED_WITHOUT_RESOLUTION:
+                raise UsageError(
+                    f"{incident.ref} was {row.status}; {row.status} incidents cannot be reopened."
+                )
+            if row.status != Status.RESOLVED:
+                raise UsageError(f"{incident.ref} is not resolved; only a resolved one reopens.")
+            view = incident_view(session, row)
+            if view.commander is not None:
+                refusal = self._refusal(view, invocation.user_id, "reopen it", comms=False)
+                if refusal is not None:
+                    raise NotAllowedError(refusal)
+            resolved_at, archived = row.resolved_at, row.archived_at is not None
+            row.status = Status.INVESTIGATING
+            row.resolved_at = None
+            self._event(
+                session,
+                row,
+                "status_changed",
+                now,
+                invocation,
+                f"Status {Status.RESOLVED} → {Status.INVESTIGATING}",
+                {"from": Status.RESOLVED, "to": Status.INVESTIGATING},
+            )
+            data: dict[str, Any] = {"resolved_at": resolved_at.isoformat() if resolved_at else None}
+            if reason:
+                data["reason"] = reason
+            if archived:
+                data["previous_channel"] = row.channel_id
+            self._event(session, row, "reopened", now, invocation, reason, data)
+            view = incident_view(session, row)
+            changes = self._reset_clock(session, view, ReminderKind.POSTMORTEM, None)
+            # The update clock starts again from now: the last update predates the reopening.
+            every = self.config.policy(view.severity).update_every
+            changes += self._reset_clock(
+                session, view, ReminderKind.UPDATE, now + every if every else None
+            )
+            text = f":arrows_counterclockwise: *{view.ref}* is reopened: {escape(view.title)}"
+            if reason:
+                text += f"\n>{escape(to_plain(reason))}"
+            targets = [self.config.announce_channel] if self.config.announce_channel else []
+            if row.channel_id and not archived:
+                targets.insert(0, row.channel_id)
+            messages = [self._enqueue(session, row, target, text, now) for target in targets]
+            return Outcome(view, clocks=changes, messages=messages, bring_back_room=archived)
+
+        return await self._apply(incident, invocation, _reopen)
+
     async def postmortem_done(
         self, incident: IncidentView, url: str, invocation: Invocation
     ) -> Outcome:
@@ -440,6 +496,8 @@ class LifecycleService:
         return outcome
 
     async def _after_commit(self, outcome: Outcome) -> None:
+        if outcome.bring_back_room:
+            await self.incidents.bring_back_war_room(outcome.incident.id)
         for message_id in outcome.messages:
             await self.outbox.send(message_id)
         await self.incidents.refresh_war_room(outcome.incident.id)

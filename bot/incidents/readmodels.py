@@ -59,6 +59,8 @@ class IncidentView:
     roles: tuple[RoleView, ...]
     # Seen outside its war room only by the room's members and the admins.
     private: bool = False
+    # When its war room was archived (by warroom or by hand); None while it is not.
+    archived_at: datetime | None = None
 
     @property
     def ref(self) -> str:
@@ -108,4 +110,5 @@ def incident_view(session: Session, incident: Incident) -> IncidentView:
             for r in roles
         ),
         private=incident.is_private,
+        archived_at=incident.archived_at,
     )
