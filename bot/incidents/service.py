@@ -587,6 +587,11 @@ class IncidentService:
                 )
 
             await self.db.run(_unarchived)
+            await self.gateway.post_message(
+                old,
+                f":arrows_counterclockwise: *{incident.ref}* is reopened; this room is back.",
+                incident_id=incident.id,
+            )
             return
         await self._open_new_room(incident, old)
 
