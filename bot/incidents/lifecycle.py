@@ -153,7 +153,9 @@ class LifecycleService:
 
         def _change(session: Session, row: Incident, now: datetime) -> Outcome:
             if row.status == Status.RESOLVED:
-                raise UsageError(f"{incident.ref} is resolved; it stays resolved.")
+                raise UsageError(
+                    f"{incident.ref} is resolved; reopen it with `/incident reopen [reason]`."
+                )
             if row.status == status:
                 return Outcome(incident_view(session, row), changed=False)
             previous = row.status

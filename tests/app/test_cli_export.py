@@ -35,6 +35,8 @@ INCIDENT_KEYS = {
     "resolved_at",
     "roles",
     "private",
+    # When its war room was archived (issue 16).
+    "archived_at",
 }
 ROLE_KEYS = {"role", "user", "assigned_at", "relieved_at"}
 EVENT_KEYS = {"at", "kind", "actor", "text", "slack_ts", "thread_ts", "data"}
