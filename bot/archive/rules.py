@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from bot.config import WarroomConfig
 from bot.incidents.enums import CLOSED_WITHOUT_RESOLUTION, Status
@@ -12,11 +12,13 @@ from bot.incidents.enums import CLOSED_WITHOUT_RESOLUTION, Status
 CLOSING_KINDS = ("declined", "merged")
 # Slack's answers to conversations.unarchive that mean "not by you": a new room instead.
 UNARCHIVE_REFUSALS = frozenset(
-    {"not_authorized", "restricted_action", "method_not_supported_for_channel_type"}
+    {
+        "not_authorized",
+        "restricted_action",
+        "not_in_channel",
+        "method_not_supported_for_channel_type",
+    }
 )
-# A claim on an archive older than this, with no `archived` event after it, was left by a
-# process that stopped half-way: the next sweep takes it over.
-STALE_CLAIM = timedelta(minutes=10)
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from datetime import timedelta
 from sqlmodel import Session
 
 from bot.incidents.enums import Status
+from bot.reminders.scheduler import ARCHIVE_JOB
 from storage import timeline as timeline_store
 from storage.models import Incident
 from tests.support.fakes.slack_api import FakeSlack
@@ -98,6 +99,12 @@ async def test_resolved_room_is_archived_after_its_postmortem_with_its_timeline_
     clock.advance(timedelta(days=1))
     assert await room.services.archive.sweep() == []
     assert methods(room.slack, channel).count("conversations.archive") == 1
+
+
+async def test_the_leader_runs_the_sweep_every_minute(warroom: Warroom) -> None:
+    job = warroom.services.clocks.scheduler.get_job(ARCHIVE_JOB)
+    assert job is not None
+    assert job.trigger.interval == timedelta(seconds=60)
 
 
 async def test_resolved_room_waits_for_archive_after(
