@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import func, or_, update
+from sqlalchemy import exists, func, or_, update
 from sqlmodel import Session, col, select
 
-from storage.models import Incident, RoleAssignment
+from storage.models import Incident, RoleAssignment, TimelineEvent
 from storage.sql import next_counter_value
 
 INCIDENT_COUNTER = "incident"
@@ -241,14 +241,37 @@ def archive_candidates(session: Session) -> Sequence[Incident]:
     ).all()
 
 
-def claim_archive(session: Session, *, incident_id: int, now: datetime) -> bool:
-    """Take the archiving of an incident's war room: set `archived_at` unless it is set. One
-    UPDATE, so of two replicas only one wins; False for the other."""
+def stale_archive_claims(
+    session: Session, *, claimed_before: datetime, settled_by: tuple[str, ...]
+) -> Sequence[Incident]:
+    """Ended incidents claimed for archiving before `claimed_before` with no event of the
+    kinds `settled_by` since: a process stopped half-way through archiving them."""
+    settled = (
+        select(TimelineEvent.id)
+        .where(col(TimelineEvent.incident_id) == col(Incident.id))
+        .where(col(TimelineEvent.kind).in_(settled_by))
+        .where(col(TimelineEvent.at) >= col(Incident.archived_at))
+    )
+    return session.exec(
+        select(Incident)
+        .where(col(Incident.status).in_(ENDED))
+        .where(col(Incident.archived_at) < claimed_before)
+        .where(col(Incident.channel_id).is_not(None))
+        .where(~exists(settled))
+        .order_by(col(Incident.id))
+    ).all()
+
+
+def claim_archive(
+    session: Session, *, incident_id: int, now: datetime, seen: datetime | None = None
+) -> bool:
+    """Take the archiving of an incident's war room: set `archived_at` if it is still `seen`
+    (unset, or a stale claim as read). One UPDATE, so of two replicas only one wins."""
+    held = (
+        col(Incident.archived_at).is_(None) if seen is None else col(Incident.archived_at) == seen
+    )
     result = session.execute(
-        update(Incident)
-        .where(col(Incident.id) == incident_id)
-        .where(col(Incident.archived_at).is_(None))
-        .values(archived_at=now)
+        update(Incident).where(col(Incident.id) == incident_id).where(held).values(archived_at=now)
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
 

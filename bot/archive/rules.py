@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from bot.config import WarroomConfig
 from bot.incidents.enums import CLOSED_WITHOUT_RESOLUTION, Status
@@ -19,6 +19,12 @@ UNARCHIVE_REFUSALS = frozenset(
         "method_not_supported_for_channel_type",
     }
 )
+
+# A claim on archiving older than this, with nothing on the timeline since, was left by a
+# process that stopped half-way: the sweep takes it over.
+STALE_CLAIM = timedelta(minutes=10)
+# What settles a claim: the archive done, the room archived by hand, or a refusal noted.
+SETTLING_KINDS = ("archived", "channel_archive", "note")
 
 
 @dataclass(frozen=True)

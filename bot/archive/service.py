@@ -9,7 +9,13 @@ from datetime import datetime
 
 from sqlmodel import Session
 
-from bot.archive.rules import CLOSING_KINDS, ArchiveFacts, is_due
+from bot.archive.rules import (
+    CLOSING_KINDS,
+    SETTLING_KINDS,
+    STALE_CLAIM,
+    ArchiveFacts,
+    is_due,
+)
 from bot.config import WarroomConfig
 from bot.errors import SlackCallError
 from bot.exports.review import ReviewService
@@ -43,13 +49,21 @@ def archive_facts(session: Session, incident: Incident) -> ArchiveFacts:
     )
 
 
-def due_for_archive(session: Session, config: WarroomConfig, now: datetime) -> list[int]:
-    """The ids of the incidents whose war rooms are due to be archived now."""
-    return [
-        row.id
+def due_for_archive(
+    session: Session, config: WarroomConfig, now: datetime
+) -> list[tuple[int, datetime | None]]:
+    """The incidents whose war rooms are due to be archived now, each with its `archived_at`
+    as read (None, or the stale claim of a process that stopped half-way)."""
+    due: list[tuple[int, datetime | None]] = [
+        (row.id, None)
         for row in incident_store.archive_candidates(session)
         if row.id is not None and is_due(archive_facts(session, row), config, now)
     ]
+    stale = incident_store.stale_archive_claims(
+        session, claimed_before=now - STALE_CLAIM, settled_by=SETTLING_KINDS
+    )
+    due += [(row.id, row.archived_at) for row in stale if row.id is not None]
+    return due
 
 
 class ArchiveService:
@@ -76,18 +90,20 @@ class ArchiveService:
         now = self.clock()
         due = await self.db.run(lambda s: due_for_archive(s, self.config, now))
         archived = []
-        for incident_id in due:
-            if await self.archive(incident_id, now):
+        for incident_id, seen in due:
+            if await self.archive(incident_id, now, seen=seen):
                 archived.append(incident_id)
         return archived
 
-    async def archive(self, incident_id: int, now: datetime) -> bool:
+    async def archive(self, incident_id: int, now: datetime, *, seen: datetime | None) -> bool:
         """Claim the room, post the final timeline to it, archive it and record that. False
         when another process has the claim or Slack failed (a transient failure gives the
-        claim back for the next sweep)."""
+        claim back for the next sweep; a refusal for good is noted on the timeline)."""
 
         def _claim(session: Session) -> IncidentView | None:
-            if not incident_store.claim_archive(session, incident_id=incident_id, now=now):
+            if not incident_store.claim_archive(
+                session, incident_id=incident_id, now=now, seen=seen
+            ):
                 return None
             return incident_view(session, session.get_one(Incident, incident_id))
 
@@ -102,6 +118,7 @@ class ArchiveService:
             if exc.code in PERMANENT_FAILURES:
                 # Kept claimed: trying every minute would post the timeline every minute.
                 log.error("%s's war room was not archived: Slack said %s", incident.ref, exc.code)
+                await self._note_refusal(incident_id, exc.code)
                 return False
             log.warning("%s's war room not archived yet: Slack said %s", incident.ref, exc.code)
             await self._release(incident_id, now)
@@ -125,6 +142,19 @@ class ArchiveService:
         await self.db.run(_record)
         log.info("%s's war room is archived", incident.ref)
         return True
+
+    async def _note_refusal(self, incident_id: int, code: str) -> None:
+        await self.db.run(
+            lambda s: timeline_store.add_event(
+                s,
+                incident_id=incident_id,
+                kind="note",
+                at=self.clock(),
+                text=f"warroom could not archive this war room: Slack said `{code}`. "
+                "Archive it by hand.",
+                data={"archive_error": code},
+            )
+        )
 
     async def _release(self, incident_id: int, claimed_at: datetime) -> None:
         await self.db.run(

@@ -13,6 +13,7 @@ from sqlmodel import Session
 
 from bot.incidents.enums import Status
 from bot.reminders.scheduler import ARCHIVE_JOB
+from storage import incidents as incident_store
 from storage import timeline as timeline_store
 from storage.models import Incident
 from tests.support.fakes.slack_api import FakeSlack
@@ -230,9 +231,38 @@ async def test_slack_refusing_for_good_is_not_retried_every_minute(
     assert await room.services.archive.sweep() == []
     clock.advance(timedelta(minutes=1))
     assert await room.services.archive.sweep() == []
+    # Nor after the time a half-done claim is taken over: the refusal is on the record.
+    clock.advance(timedelta(minutes=11))
+    assert await room.services.archive.sweep() == []
     assert methods(room.slack, channel).count("conversations.archive") == 1
     assert not room.slack.channels[channel].is_archived
     assert "archived" not in room.kinds(1)
+    [note] = [e for e in room.timeline(1) if e.kind == "note"]
+    assert note.data == {"archive_error": "not_in_channel"}
+    assert note.text is not None and "Archive it by hand" in note.text
+
+
+async def test_a_claim_left_by_a_stopped_process_is_taken_over(
+    make_clocked_warroom: ClockedFactory, database_url: str
+) -> None:
+    clock = Clock()
+    room = await make_clocked_warroom(clock, {}, database_url)
+    channel = await resolved_room(room)
+    clock.advance(timedelta(days=15))
+    # A replica claimed it and stopped before archiving anything.
+    claimed_at = clock.now
+
+    def _claim(session: Session) -> bool:
+        return incident_store.claim_archive(session, incident_id=1, now=claimed_at)
+
+    assert await room.services.db.run(_claim)
+    clock.advance(timedelta(minutes=9))
+    assert await room.services.archive.sweep() == []
+    clock.advance(timedelta(minutes=2))
+    await room.services.archive.sweep()
+    await archived(room, channel)
+    assert room.stored(1).archived_at == clock.now
+    assert methods(room.slack, channel).count("conversations.archive") == 1
 
 
 async def test_two_replicas_sweeping_at_once_archive_once(
