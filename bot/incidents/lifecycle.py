@@ -377,10 +377,16 @@ class LifecycleService:
             text = f":arrows_counterclockwise: *{view.ref}* is reopened: {escape(view.title)}"
             if reason:
                 text += f"\n>{escape(to_plain(reason))}"
-            targets = [self.config.announce_channel] if self.config.announce_channel else []
+            messages = []
             if row.channel_id and not archived:
-                targets.insert(0, row.channel_id)
-            messages = [self._enqueue(session, row, target, text, now) for target in targets]
+                messages.append(self._enqueue(session, row, row.channel_id, text, now))
+            announce = self.config.announce_channel
+            if announce and view.private and self.config.announce_private:
+                # Outside its room a private incident is named, never described.
+                hidden = f":arrows_counterclockwise: *{view.ref}*, a private incident, is reopened."
+                messages.append(self._enqueue(session, row, announce, hidden, now))
+            elif announce and not view.private:
+                messages.append(self._enqueue(session, row, announce, text, now))
             return Outcome(view, clocks=changes, messages=messages, bring_back_room=archived)
 
         return await self._apply(incident, invocation, _reopen)

@@ -209,3 +209,19 @@ async def test_reopen_opens_a_new_room_when_slack_refuses_to_unarchive(
     assert (await room.event({**said, "channel": new})).status == 200
     said_events = [e for e in room.timeline(1) if e.kind == "message"]
     assert [e.text for e in said_events] == ["looking at the pool again"]
+
+
+async def test_a_private_incident_reopens_without_its_title_leaving_the_room(
+    make_clocked_warroom: ClockedFactory, database_url: str
+) -> None:
+    clock = Clock()
+    room = await make_clocked_warroom(clock, {}, database_url)
+    channel = (await room.declare(f"--private {TITLE} sev1")).channel_id
+    assert channel is not None
+    ephemeral(await room.command("resolve", channel=channel))
+    ephemeral(await room.command("reopen payroll leak again", channel=channel))
+    await room.settle()
+    assert room.stored(1).status == Status.INVESTIGATING
+    assert any("is reopened" in str(m["text"]) for m in room.slack.messages[channel])
+    announced = [str(m["text"]) for m in room.slack.messages.get("C0ANNOUNCE", [])]
+    assert not any("reopened" in text for text in announced)
