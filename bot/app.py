@@ -21,6 +21,7 @@ from slack_bolt.response import BoltResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.alerts.service import AlertService
+from bot.archive.service import ArchiveService
 from bot.backfill.service import BackfillService
 from bot.clock import utc_now
 from bot.commands.forms import FormService
@@ -91,6 +92,7 @@ class Services:
     home: HomeService
     followups: FollowUpService
     backfill: BackfillService
+    archive: ArchiveService
 
 
 SERVICES: web.AppKey[Services] = web.AppKey("services", Services)
@@ -158,18 +160,16 @@ def build_services(
     )
     identity = BotIdentity(client, settings.slack_bot_token)
     timeline = TimelineService(db=db, people=people, tasks=tasks)
+    review = ReviewService(
+        settings=settings, config=config, db=db, gateway=gateway, templates=templates, clock=clock
+    )
+    archive = ArchiveService(db=db, gateway=gateway, review=review, config=config, clock=clock)
+    clocks.archive_sweep = archive.sweep
     commands = CommandService(
         incidents=incidents,
         followups=followups,
         lifecycle=lifecycle,
-        review=ReviewService(
-            settings=settings,
-            config=config,
-            db=db,
-            gateway=gateway,
-            templates=templates,
-            clock=clock,
-        ),
+        review=review,
         gateway=gateway,
         config=config,
         tasks=tasks,
@@ -215,6 +215,7 @@ def build_services(
             metrics=metrics,
         ),
         commands=commands,
+        archive=archive,
         forms=FormService(
             commands=commands,
             followups=followups,
@@ -249,6 +250,7 @@ class ProvideServices(AsyncMiddleware):
         req.context["commands"] = services.commands
         req.context["forms"] = services.forms
         req.context["timeline"] = services.timeline
+        req.context["archive"] = services.archive
         req.context["home"] = services.home
         req.context["tasks"] = services.tasks
         req.context["gateway"] = services.gateway

@@ -252,8 +252,6 @@ class WarroomConfig(BaseModel):
     severities: dict[str, SeverityPolicy] = Field(default_factory=lambda: dict(DEFAULT_SEVERITIES))
     default_severity: str = Severity.SEV3
     postmortem_remind_every: Duration = timedelta(hours=24)
-    # How long a declined or merged incident's room stays open before it is archived.
-    archive_closed_after: Duration = timedelta(hours=1)
     redact_patterns: list[str] = Field(default_factory=list)
     export_link_ttl: Duration = timedelta(hours=24)
     # Alert `severity` label -> warroom severity (added to critical/page: sev1, high/error: sev2,
@@ -277,6 +275,11 @@ class WarroomConfig(BaseModel):
     backfill_window: RequiredDuration = timedelta(days=7)
     # Where timeline events are POSTed as they are committed (see the README's Webhooks out).
     webhooks: list[WebhookConfig] = Field(default_factory=list)
+    # A resolved incident's war room is archived this long after resolution, once its
+    # post-mortem is done or not required; null: never.
+    archive_after: Duration = timedelta(days=14)
+    # A declined or merged incident's war room is archived this long after it closed; null: never.
+    archive_closed_after: Duration = timedelta(hours=1)
 
     @field_validator("channel_pattern", "private_channel_pattern")
     @classmethod

@@ -20,6 +20,8 @@ class EventType(StrEnum):
     APP_HOME_OPENED = "app_home_opened"
     PIN_ADDED = "pin_added"
     REACTION_ADDED = "reaction_added"
+    CHANNEL_ARCHIVE = "channel_archive"
+    GROUP_ARCHIVE = "group_archive"
 
 
 class BotEvent(StrEnum):
@@ -32,6 +34,8 @@ class BotEvent(StrEnum):
     APP_HOME_OPENED = "app_home_opened"
     PIN_ADDED = "pin_added"
     REACTION_ADDED = "reaction_added"
+    CHANNEL_ARCHIVE = "channel_archive"
+    GROUP_ARCHIVE = "group_archive"
 
     @property
     def event_type(self) -> str:

@@ -6,11 +6,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, or_, update
+from sqlalchemy import exists, func, or_, update
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
-from storage.models import Incident, RoleAssignment
+from storage.models import Incident, RoleAssignment, TimelineEvent
 from storage.sql import next_counter_value
 
 INCIDENT_COUNTER = "incident"
@@ -286,3 +286,80 @@ def declared_between(session: Session, *, since: datetime, until: datetime) -> S
         .where(col(Incident.declared_at) < until)
         .order_by(col(Incident.declared_at), col(Incident.id))
     ).all()
+
+
+def archive_candidates(session: Session) -> Sequence[Incident]:
+    """Ended incidents with a war room that nobody has archived or set out to archive."""
+    return session.exec(
+        select(Incident)
+        .where(col(Incident.status).in_(ENDED))
+        .where(col(Incident.archived_at).is_(None))
+        .where(col(Incident.channel_id).is_not(None))
+        .order_by(col(Incident.id))
+    ).all()
+
+
+def stale_archive_claims(
+    session: Session, *, claimed_before: datetime, settled_by: tuple[str, ...]
+) -> Sequence[Incident]:
+    """Ended incidents claimed for archiving before `claimed_before` with no event of the
+    kinds `settled_by` since: a process stopped half-way through archiving them."""
+    settled = (
+        select(TimelineEvent.id)
+        .where(col(TimelineEvent.incident_id) == col(Incident.id))
+        .where(col(TimelineEvent.kind).in_(settled_by))
+        .where(col(TimelineEvent.at) >= col(Incident.archived_at))
+    )
+    return session.exec(
+        select(Incident)
+        .where(col(Incident.status).in_(ENDED))
+        .where(col(Incident.archived_at) < claimed_before)
+        .where(col(Incident.channel_id).is_not(None))
+        .where(~exists(settled))
+        .order_by(col(Incident.id))
+    ).all()
+
+
+def claim_archive(
+    session: Session, *, incident_id: int, now: datetime, seen: datetime | None = None
+) -> bool:
+    """Take the archiving of an incident's war room: set `archived_at` if it is still `seen`
+    (unset, or a stale claim as read). One UPDATE, so of two replicas only one wins."""
+    held = (
+        col(Incident.archived_at).is_(None) if seen is None else col(Incident.archived_at) == seen
+    )
+    result = session.execute(
+        update(Incident).where(col(Incident.id) == incident_id).where(held).values(archived_at=now)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def release_archive_claim(session: Session, *, incident_id: int, claimed_at: datetime) -> None:
+    """Give back a claim on archiving that did not get done, for the next sweep."""
+    session.execute(
+        update(Incident)
+        .where(col(Incident.id) == incident_id)
+        .where(col(Incident.archived_at) == claimed_at)
+        .values(archived_at=None)
+    )
+
+
+def move_war_room(
+    session: Session, *, incident_id: int, from_channel: str, channel_id: str, channel_name: str
+) -> bool:
+    """Give a reopened incident a new war room in place of its archived one; False if its
+    room is no longer `from_channel` (someone else moved it first)."""
+    result = session.execute(
+        update(Incident)
+        .where(col(Incident.id) == incident_id)
+        .where(col(Incident.channel_id) == from_channel)
+        .values(channel_id=channel_id, channel_name=channel_name, header_ts=None, archived_at=None)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def clear_archived(session: Session, *, incident_id: int) -> None:
+    """Note that the incident's war room is no longer archived."""
+    session.execute(
+        update(Incident).where(col(Incident.id) == incident_id).values(archived_at=None)
+    )

@@ -294,3 +294,19 @@ def events_of_kind_for(
             .order_by(col(TimelineEvent.at), col(TimelineEvent.id))
         )
     )
+
+
+def add_to_latest(
+    session: Session, *, incident_id: int, kind: str, data: dict[str, Any]
+) -> TimelineEvent | None:
+    """Add `data` to the latest event of `kind` (what came of it, learnt after its commit)."""
+    event = session.exec(
+        select(TimelineEvent)
+        .where(TimelineEvent.incident_id == incident_id)
+        .where(TimelineEvent.kind == kind)
+        .order_by(col(TimelineEvent.at).desc(), col(TimelineEvent.id).desc())
+    ).first()
+    if event is not None:
+        event.data = {**(event.data or {}), **data}
+        session.add(event)
+    return event

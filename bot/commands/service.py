@@ -178,6 +178,7 @@ class CommandService:
             "update": self._update,
             "ack": self._ack,
             "resolve": self._resolve,
+            "reopen": self._reopen,
             "postmortem": self._postmortem,
             "export": self._export,
             "accept": self._accept,
@@ -272,6 +273,19 @@ class CommandService:
         if not outcome.changed:
             return Reply(f"{outcome.incident.ref} is already resolved.")
         return Reply(resolved_reply(outcome.incident))
+
+    async def _reopen(self, incident: IncidentView, command: Command, inv: Invocation) -> Reply:
+        outcome = await self.lifecycle.reopen(incident, command.args.strip() or None, inv)
+        view = outcome.incident
+        room = (
+            " Its war room is archived: warroom is bringing it back (or opening a new one)."
+            if outcome.bring_back_room
+            else ""
+        )
+        return Reply(
+            f":arrows_counterclockwise: {view.ref} is reopened and *{view.status}*; "
+            f"the update clock runs again and post-mortem reminders have stopped.{room}"
+        )
 
     async def _postmortem(self, incident: IncidentView, command: Command, inv: Invocation) -> Reply:
         if not command.args.strip():

@@ -113,6 +113,7 @@ def incident_document(incident: IncidentView, redactor: Redactor | None = None) 
         "acknowledged_at": iso(incident.acknowledged_at),
         "mitigated_at": iso(incident.mitigated_at),
         "resolved_at": iso(incident.resolved_at),
+        "archived_at": iso(incident.archived_at),
         "roles": [
             {
                 "role": r.role,

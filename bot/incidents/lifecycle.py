@@ -69,6 +69,8 @@ class Outcome:
     # Merged: the incident it went into, and the people to invite to that one's room.
     merged_into: IncidentView | None = None
     invitees: list[str] = field(default_factory=list)
+    # A reopened incident whose war room is archived: brought back before the refresh.
+    bring_back_room: bool = False
 
 
 def closed_refusal(ref: str, status: Status, merged_into: str | None) -> str | None:
@@ -176,7 +178,9 @@ class LifecycleService:
 
         def _change(session: Session, row: Incident, now: datetime) -> Outcome:
             if row.status == Status.RESOLVED:
-                raise UsageError(f"{incident.ref} is resolved; it stays resolved.")
+                raise UsageError(
+                    f"{incident.ref} is resolved; reopen it with `/incident reopen [reason]`."
+                )
             if row.status == Status.TRIAGE:
                 raise UsageError(_ACCEPT_FIRST.format(ref=incident.ref))
             if row.status == status:
@@ -554,6 +558,66 @@ class LifecycleService:
                 changes.append(ClockChange.of(stopped))
         return changes
 
+    async def reopen(
+        self, incident: IncidentView, reason: str | None, invocation: Invocation
+    ) -> Outcome:
+        """Reopen a resolved incident as investigating: its resolution stays on the timeline,
+        post-mortem reminders stop, the update clock starts again, its room comes back."""
+
+        def _reopen(session: Session, row: Incident, now: datetime) -> Outcome:
+            if row.status in CLOSED_WITHOUT_RESOLUTION:
+                raise UsageError(
+                    f"{incident.ref} was {row.status}; {row.status} incidents cannot be reopened."
+                )
+            if row.status != Status.RESOLVED:
+                raise UsageError(f"{incident.ref} is not resolved; only a resolved one reopens.")
+            view = incident_view(session, row)
+            if view.commander is not None:
+                refusal = self._refusal(view, invocation.user_id, "reopen it", comms=False)
+                if refusal is not None:
+                    raise NotAllowedError(refusal)
+            resolved_at, archived = row.resolved_at, row.archived_at is not None
+            row.status = Status.INVESTIGATING
+            row.resolved_at = None
+            self._event(
+                session,
+                row,
+                "status_changed",
+                now,
+                invocation,
+                f"Status {Status.RESOLVED} → {Status.INVESTIGATING}",
+                {"from": Status.RESOLVED, "to": Status.INVESTIGATING},
+            )
+            data: dict[str, Any] = {"resolved_at": resolved_at.isoformat() if resolved_at else None}
+            if reason:
+                data["reason"] = reason
+            if archived:
+                data["previous_channel"] = row.channel_id
+            self._event(session, row, "reopened", now, invocation, reason, data)
+            view = incident_view(session, row)
+            changes = self._reset_clock(session, view, ReminderKind.POSTMORTEM, None)
+            # The update clock starts again from now: the last update predates the reopening.
+            every = self.config.policy(view.severity).update_every
+            changes += self._reset_clock(
+                session, view, ReminderKind.UPDATE, now + every if every else None
+            )
+            text = f":arrows_counterclockwise: *{view.ref}* is reopened: {escape(view.title)}"
+            if reason:
+                text += f"\n>{escape(to_plain(reason))}"
+            messages = []
+            if row.channel_id and not archived:
+                messages.append(self._enqueue(session, row, row.channel_id, text, now))
+            announce = self.config.announce_channel
+            if announce and view.private and self.config.announce_private:
+                # Outside its room a private incident is named, never described.
+                hidden = f":arrows_counterclockwise: *{view.ref}*, a private incident, is reopened."
+                messages.append(self._enqueue(session, row, announce, hidden, now))
+            elif announce and not view.private:
+                messages.append(self._enqueue(session, row, announce, text, now))
+            return Outcome(view, clocks=changes, messages=messages, bring_back_room=archived)
+
+        return await self._apply(incident, invocation, _reopen)
+
     async def postmortem_done(
         self, incident: IncidentView, url: str, invocation: Invocation
     ) -> Outcome:
@@ -671,6 +735,8 @@ class LifecycleService:
         return outcome
 
     async def _after_commit(self, outcome: Outcome) -> None:
+        if outcome.bring_back_room:
+            await self.incidents.bring_back_war_room(outcome.incident.id)
         for message_id in outcome.messages:
             await self.outbox.send(message_id)
         await self.incidents.refresh_war_room(outcome.incident.id)

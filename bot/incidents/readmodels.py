@@ -64,6 +64,8 @@ class IncidentView:
     # Where its announcement was posted, to amend it when it is declined or merged.
     announce_channel_id: str | None = None
     announce_ts: str | None = None
+    # When its war room was archived (by warroom or by hand); None while it is not.
+    archived_at: datetime | None = None
 
     @property
     def ref(self) -> str:
@@ -116,6 +118,7 @@ def incident_view(session: Session, incident: Incident) -> IncidentView:
         merged_into=_merged_into(session, incident),
         announce_channel_id=incident.announce_channel_id,
         announce_ts=incident.announce_ts,
+        archived_at=incident.archived_at,
     )
 
 

@@ -13,6 +13,7 @@ from functools import partial
 from jinja2 import Environment
 from sqlmodel import Session
 
+from bot.archive.rules import UNARCHIVE_REFUSALS
 from bot.clock import utc_now
 from bot.commands.parse import Declaration, UserRef
 from bot.config import WarroomConfig
@@ -21,6 +22,7 @@ from bot.errors import (
     DuplicateCommandError,
     NotAllowedError,
     NotFoundError,
+    SlackCallError,
     UsageError,
 )
 from bot.incidents.enums import Role, Status
@@ -592,6 +594,76 @@ class IncidentService:
                     )
                 )
             await asyncio.gather(*updates)
+
+    async def bring_back_war_room(self, incident_id: int) -> None:
+        """A reopened incident's archived room: unarchive it or, when Slack will not let the
+        bot, open a new room (named like the old one, with a suffix) and point to the old."""
+        incident = await self._view(incident_id)
+        old = incident.channel_id
+        if incident.archived_at is None or old is None:
+            return
+        try:
+            await self.gateway.unarchive_channel(old)
+        except SlackCallError as exc:
+            if exc.code not in UNARCHIVE_REFUSALS:
+                raise
+            log.info("%s: Slack refused to unarchive %s (%s)", incident.ref, old, exc.code)
+        else:
+
+            def _unarchived(session: Session) -> None:
+                incident_store.clear_archived(session, incident_id=incident_id)
+                timeline_store.add_to_latest(
+                    session, incident_id=incident_id, kind="reopened", data={"room": "unarchived"}
+                )
+
+            await self.db.run(_unarchived)
+            await self.gateway.post_message(
+                old,
+                f":arrows_counterclockwise: *{incident.ref}* is reopened; this room is back.",
+                incident_id=incident.id,
+            )
+            return
+        await self._open_new_room(incident, old)
+
+    async def _open_new_room(self, incident: IncidentView, old: str) -> None:
+        name = incident.channel_name or f"inc-{incident.number}"
+        # The archived room keeps its name: the first free suffix is taken.
+        created = await self.gateway.create_channel(name_candidates(name), private=incident.private)
+
+        def _move(session: Session) -> IncidentView | None:
+            moved = incident_store.move_war_room(
+                session,
+                incident_id=incident.id,
+                from_channel=old,
+                channel_id=created.channel_id,
+                channel_name=created.name,
+            )
+            if not moved:
+                return None
+            timeline_store.add_to_latest(
+                session,
+                incident_id=incident.id,
+                kind="reopened",
+                data={"room": "new", "previous_channel": old, "channel": created.channel_id},
+            )
+            return incident_view(session, session.get_one(Incident, incident.id))
+
+        moved = await self.db.run(_move)
+        if moved is None:
+            log.error("%s's war room moved meanwhile; %s is unused", incident.ref, created.name)
+            return
+        await asyncio.gather(
+            self._invite_and_brief(moved, await self._invitees(moved)),
+            self.gateway.set_topic(created.channel_id, topic_text(moved)),
+            self._post_header(moved),
+        )
+        # The old room is archived and takes no posts: the link goes here instead.
+        await self.gateway.post_message(
+            created.channel_id,
+            f":arrows_counterclockwise: *{moved.ref}* is reopened. Its earlier war room, "
+            f"{channel_link(old)}, is archived and Slack would not let warroom bring it back.",
+            incident_id=moved.id,
+        )
 
     # -- roles -------------------------------------------------------------------------------
 

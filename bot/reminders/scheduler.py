@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -52,6 +52,9 @@ log = logging.getLogger(__name__)
 
 OUTBOX_JOB = "outbox:flush"
 WEBHOOK_JOB = "webhooks:send"
+ARCHIVE_JOB = "archive:sweep"
+# How often the leader looks for war rooms due to be archived (their clocks run in days).
+ARCHIVE_EVERY_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -129,6 +132,13 @@ async def send_webhooks_job() -> None:
             await _running.webhooks.flush()
 
 
+async def sweep_archive_job() -> None:
+    """Scheduler job: archive the war rooms that are due (see bot/archive)."""
+    if _running is not None and _running.archive_sweep is not None:
+        with contextlib.suppress(asyncio.CancelledError):
+            await _running.archive_sweep()
+
+
 class Clocks:
     """The reminder and outbox jobs on APScheduler, kept in step with the reminder rows."""
 
@@ -159,6 +169,8 @@ class Clocks:
         # What the scheduler's jobs follow: reminder id -> (seq, active) as last applied.
         self._known: dict[int, tuple[int, bool]] = {}
         self.fired = 0
+        # The archive sweep (bot.archive.service.ArchiveService.sweep), run by the leader only.
+        self.archive_sweep: Callable[[], Awaitable[object]] | None = None
 
     def _new_scheduler(self) -> AsyncIOScheduler:
         return AsyncIOScheduler(
@@ -208,6 +220,15 @@ class Clocks:
                 "interval",
                 seconds=self.outbox_every,
                 id=WEBHOOK_JOB,
+                replace_existing=True,
+                next_run_time=datetime.now(UTC),
+            )
+        if self.archive_sweep is not None:
+            self.scheduler.add_job(
+                sweep_archive_job,
+                "interval",
+                seconds=ARCHIVE_EVERY_SECONDS,
+                id=ARCHIVE_JOB,
                 replace_existing=True,
                 next_run_time=datetime.now(UTC),
             )

@@ -488,6 +488,24 @@ class SlackGateway:
             log.warning("response_url reply refused: HTTP %s", response.status_code)
 
     @speaks_warroom
+    async def archive_channel(self, channel_id: str) -> None:
+        """Archive a channel; one archived already is fine."""
+        try:
+            await self.client.conversations_archive(channel=channel_id)
+        except SlackApiError as exc:
+            if slack_error(exc) != "already_archived":
+                raise
+
+    @speaks_warroom
+    async def unarchive_channel(self, channel_id: str) -> None:
+        """Bring an archived channel back; one not archived is fine."""
+        try:
+            await self.client.conversations_unarchive(channel=channel_id)
+        except SlackApiError as exc:
+            if slack_error(exc) != "not_archived":
+                raise
+
+    @speaks_warroom
     async def upload_file(self, channel_id: str, path: Path, *, title: str, comment: str) -> None:
         """Upload a file with Slack's current API (getUploadURLExternal, then complete)."""
         await self.client.files_upload_v2(

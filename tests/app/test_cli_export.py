@@ -37,6 +37,8 @@ INCIDENT_KEYS = {
     "private",
     "comms",  # issue 17: the customer-update ledger
     "merged_into",
+    # When its war room was archived (issue 16).
+    "archived_at",
 }
 ROLE_KEYS = {"role", "user", "assigned_at", "relieved_at"}
 EVENT_KEYS = {"at", "kind", "actor", "text", "slack_ts", "thread_ts", "data"}

@@ -143,9 +143,9 @@ async def test_status_resolved_resolves(warroom: Warroom, war_room: str) -> None
     assert topic(warroom).startswith("INC-1 SEV1 | Resolved")
     assert "*Status:* Resolved" in header(warroom)
 
-    # Resolved stays resolved.
+    # Resolved stays resolved: reopening is its own command.
     reply = assert_ephemeral(await warroom.command("status monitoring", channel=war_room))
-    assert reply == "INC-1 is resolved; it stays resolved."
+    assert reply == "INC-1 is resolved; reopen it with `/incident reopen [reason]`."
     assert stored(warroom).status == "resolved"
     assert (last_event(warroom).kind, last_event(warroom).data) == ("command", {"reason": reply})
 

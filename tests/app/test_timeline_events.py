@@ -582,6 +582,9 @@ SAMPLE_EVENTS: dict[str, tuple[Callable[[str], dict[str, Any]], str | None]] = {
     "pin_added": (_pin, "key_event"),
     "reaction_added": (_reaction, "key_event"),
     "app_home_opened": (_home, None),
+    # a war room archived by hand (Slack's group_archive names no user)
+    "channel_archive": (lambda c: payload("channel_archive", c), "channel_archive"),
+    "group_archive": (lambda c: payload("group_archive", c), "channel_archive"),
 }
 
 

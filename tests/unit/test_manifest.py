@@ -35,6 +35,9 @@ EVENT_SCOPES = {
     "app_home_opened": set(),
     "pin_added": {"pins:read"},
     "reaction_added": {"reactions:read"},
+    # A war room archived by hand: public channels, and private ones.
+    "channel_archive": {"channels:read"},
+    "group_archive": {"groups:read"},
 }
 
 

@@ -25,6 +25,9 @@ METHOD_SCOPES = {
     "conversations.create": "channels:manage",
     "conversations.invite": "channels:manage",
     "conversations.setTopic": "channels:manage",
+    "conversations.archive": "channels:manage",
+    "conversations.unarchive": "channels:manage",
+    "conversations.info": "channels:read",
     "chat.postMessage": "chat:write",
     "chat.update": "chat:write",
     "chat.postEphemeral": "chat:write",
@@ -42,6 +45,9 @@ PRIVATE_METHOD_SCOPES = {
     "conversations.create": "groups:write",
     "conversations.invite": "groups:write",
     "conversations.setTopic": "groups:write",
+    "conversations.archive": "groups:write",
+    "conversations.unarchive": "groups:write",
+    "conversations.info": "groups:read",
     "conversations.history": "groups:history",
     "conversations.replies": "groups:history",
 }
@@ -78,6 +84,9 @@ class Channel:
     topic: str = ""
     pins: list[str] = field(default_factory=list)
     is_private: bool = False
+    is_archived: bool = False
+    # #general: Slack refuses to archive it.
+    is_general: bool = False
 
 
 class FakeSlack:
@@ -111,6 +120,9 @@ class FakeSlack:
         self.used_triggers: set[str] = set()
         # The WebSocket URL `apps.connections.open` hands out (a FakeSocketMode's url).
         self.socket_mode_url: str | None = None
+        # What conversations.unarchive answers a bot token with (Slack often refuses bots:
+        # `not_authorized`); None lets the unarchive through.
+        self.unarchive_error: str | None = None
         self._ids = itertools.count(1)
         self._ts = itertools.count(1)
         self._last_user_ts = Decimal(0)
@@ -404,8 +416,43 @@ class FakeSlack:
             }
         }
 
+    def _conversations_archive(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = self._channel(args.get("channel", ""))
+        if channel.is_archived:
+            raise SlackError("already_archived")
+        if channel.is_general:
+            raise SlackError("cant_archive_general")
+        if BOT_USER not in channel.members:
+            raise SlackError("not_in_channel")
+        channel.is_archived = True
+        return {}
+
+    def _conversations_unarchive(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = self._channel(args.get("channel", ""))
+        if not channel.is_archived:
+            raise SlackError("not_archived")
+        if self.unarchive_error:
+            raise SlackError(self.unarchive_error)
+        channel.is_archived = False
+        return {}
+
+    def _conversations_info(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = self._channel(args.get("channel", ""))
+        return {
+            "channel": {
+                "id": channel.id,
+                "name": channel.name,
+                "is_private": channel.is_private,
+                "is_archived": channel.is_archived,
+                "is_general": channel.is_general,
+                "topic": {"value": channel.topic},
+            }
+        }
+
     def _conversations_invite(self, args: dict[str, Any]) -> dict[str, Any]:
         channel = self._channel(args.get("channel", ""))
+        if channel.is_archived:
+            raise SlackError("is_archived")
         if BOT_USER not in channel.members:
             raise SlackError("not_in_channel")
         users = [u for u in str(args.get("users", "")).split(",") if u]
@@ -421,6 +468,8 @@ class FakeSlack:
 
     def _conversations_setTopic(self, args: dict[str, Any]) -> dict[str, Any]:  # noqa: N802
         channel = self._channel(args.get("channel", ""))
+        if channel.is_archived:
+            raise SlackError("is_archived")
         topic = args.get("topic", "")
         if len(topic) > 250:
             raise SlackError("too_long")
@@ -431,6 +480,8 @@ class FakeSlack:
         target = args.get("channel", "")
         if target not in self.users:
             channel = self._channel(target)
+            if channel.is_archived:
+                raise SlackError("is_archived")
             if BOT_USER not in channel.members:
                 raise SlackError("not_in_channel")
         blocks = args.get("blocks")
@@ -505,8 +556,8 @@ class FakeSlack:
             if upload is None or upload["content"] is None:
                 raise SlackError("file_not_found")
             channel = args.get("channel_id")
-            if channel:
-                self._channel(channel)
+            if channel and self._channel(channel).is_archived:
+                raise SlackError("is_archived")
             upload.update(
                 channel=channel, title=item.get("title"), comment=args.get("initial_comment")
             )

@@ -6,6 +6,7 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
 
+from bot.archive.service import ArchiveService
 from bot.ids import EventType
 from bot.timeline.entries import entry_for_membership, entry_for_message
 from bot.timeline.service import TimelineService
@@ -45,9 +46,21 @@ async def handle_member_left_events(
     await ack()
 
 
+async def handle_channel_archive_events(
+    ack: AsyncAck, event: dict[str, Any], body: dict[str, Any], archive: ArchiveService
+) -> None:
+    """Put a war room archived in Slack (public or private) on its timeline, then ack."""
+    await archive.record_archived_by_hand(
+        str(event.get("channel", "")), event.get("user"), body.get("event_id")
+    )
+    await ack()
+
+
 def register(app: AsyncApp) -> None:
-    """Listen for messages, joins and leaves."""
+    """Listen for messages, joins and leaves, and war rooms archived."""
     # A plain string matches every subtype: edits, deletions, file shares, other apps' posts.
     app.event(EventType.MESSAGE.value)(handle_message_events)
     app.event(EventType.MEMBER_JOINED_CHANNEL.value)(handle_member_joined_events)
     app.event(EventType.MEMBER_LEFT_CHANNEL.value)(handle_member_left_events)
+    app.event(EventType.CHANNEL_ARCHIVE.value)(handle_channel_archive_events)
+    app.event(EventType.GROUP_ARCHIVE.value)(handle_channel_archive_events)

@@ -11,4 +11,5 @@ def add_workspace(fake: FakeSlack) -> None:
     for user_id, name in (("U0ANA", "ana"), ("U0BO", "bo"), ("U0CY", "cy"), ("U0ADMIN", "root")):
         fake.add_user(user_id, name)
     fake.add_channel("C0GENERAL", "general")
+    fake.channels["C0GENERAL"].is_general = True
     fake.add_channel("C0ANNOUNCE", "incidents")
