@@ -565,10 +565,6 @@ class LifecycleService:
         post-mortem reminders stop, the update clock starts again, its room comes back."""
 
         def _reopen(session: Session, row: Incident, now: datetime) -> Outcome:
-            if row.status in CLOSED_WITHOUT_RESOLUTION:
-                raise UsageError(
-                    f"{incident.ref} was {row.status}; {row.status} incidents cannot be reopened."
-                )
             if row.status != Status.RESOLVED:
                 raise UsageError(f"{incident.ref} is not resolved; only a resolved one reopens.")
             view = incident_view(session, row)

@@ -132,7 +132,8 @@ async def test_declined_incidents_cannot_be_reopened(
 
     await room.services.db.run(_decline)
     reply = ephemeral(await room.command("reopen", channel=channel))
-    assert reply == "INC-1 was declined; declined incidents cannot be reopened."
+    # The same answer as every other change to a declined incident.
+    assert reply == "INC-1 was declined; nothing more can change on it."
     assert room.stored(1).status == Status.DECLINED
 
 
