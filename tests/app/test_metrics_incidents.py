@@ -150,6 +150,11 @@ async def test_metrics_report_time_to_acknowledge_mitigate_and_resolve_by_severi
     assert histogram(samples, "resolve", "sev2") == ([0] * 9 + [1], 1, 172800)
     assert histogram(samples, "resolve", "sev4") == ([0] * 10, 0, 0)
 
+    # The incidents gauge names the new states as stored (issue 16).
+    for status, severity in (("declined", "sev1"), ("merged", "sev2"), ("triage", "sev3")):
+        labels = (("severity", severity), ("status", status))
+        assert samples[("warroom_incidents", labels)] == 1
+
     # Overdue now: the never-updated SEV1 and the SEV2 updated 2 h ago (1 h cadence).
     assert samples[("warroom_incidents_update_overdue", ())] == 2
     # 51 minutes on, the SEV2 updated 10 min ago is past its hour too.
