@@ -451,20 +451,14 @@ def build_web_app(
         clock=services.clock,
     )
     exports.register(web_app)
-    FollowUpRoutes(
-        exports=exports,
-        config=config,
-        db=services.db,
-        templates=services.templates,
-        clock=services.clock,
-    ).register(web_app)
-    InsightsRoutes(
-        exports=exports,
-        config=config,
-        db=services.db,
-        templates=services.templates,
-        clock=services.clock,
-    ).register(web_app)
+    for routes in (FollowUpRoutes, InsightsRoutes):
+        routes(
+            exports=exports,
+            config=config,
+            db=services.db,
+            templates=services.templates,
+            clock=services.clock,
+        ).register(web_app)
     web_app.on_shutdown.append(note_stop)
     web_app.cleanup_ctx.append(lifecycle)
     return web_app

@@ -200,6 +200,36 @@ class ExportRoutes:
             return work(session)
 
 
+class BehindExportAccess:
+    """Routes across incidents (follow-ups, insights) behind the exports' access: the export
+    token or a signed link, as `ExportRoutes.check_access` decides."""
+
+    noun = "listing"
+
+    def __init__(
+        self,
+        *,
+        exports: ExportRoutes,
+        config: WarroomConfig,
+        db: Database,
+        templates: Environment,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.exports = exports
+        self.config = config
+        self.db = db
+        self.templates = templates
+        self.clock = clock
+
+    def text_format(self, request: web.Request, formats: tuple[str, ...] | frozenset[str]) -> str:
+        """The `{fmt}` a text route asks for: md, csv or json among `formats`, else 404."""
+        fmt = request.match_info["fmt"]
+        self.exports.check_access(request)  # a stranger learns nothing, not even the formats
+        if fmt not in formats or fmt == "html":
+            raise web.HTTPNotFound(text=f"No {self.noun} format {fmt!r}; use md, csv or json.\n")
+        return fmt
+
+
 def page_headers(nonce: str) -> dict[str, str]:
     """Headers for an HTML page: only our script runs, nothing is sniffed, cached or referred."""
     return {

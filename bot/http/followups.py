@@ -6,41 +6,24 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections.abc import Callable
-from datetime import datetime
 
 from aiohttp import web
-from jinja2 import Environment
 from sqlmodel import Session
 
-from bot.config import WarroomConfig
 from bot.errors import UsageError
 from bot.exports.export import MEDIA_TYPES
 from bot.exports.followups import LIST_FORMATS, listed_followups, parse_filter, render_listing
 from bot.followups.rules import today_in
-from bot.http.exports import ExportRoutes, page_headers
-from storage.db import Database
+from bot.http.exports import BehindExportAccess, page_headers
 
 _YES = frozenset({"1", "true", "yes", "on"})
 _NO = frozenset({"", "0", "false", "no", "off"})
 
 
-class FollowUpRoutes:
+class FollowUpRoutes(BehindExportAccess):
     """`GET /followups` and `/followups.{md,csv,json}`, filtered by status, owner and overdue."""
 
-    def __init__(
-        self,
-        *,
-        exports: ExportRoutes,
-        config: WarroomConfig,
-        db: Database,
-        templates: Environment,
-        clock: Callable[[], datetime],
-    ) -> None:
-        self.exports = exports
-        self.config = config
-        self.db = db
-        self.templates = templates
-        self.clock = clock
+    noun = "follow-up"
 
     def register(self, app: web.Application) -> None:
         """Add the follow-up routes to `app`."""
@@ -53,11 +36,7 @@ class FollowUpRoutes:
 
     async def handle_listing(self, request: web.Request) -> web.StreamResponse:
         """The follow-ups as Markdown, CSV or JSON; 404 for any other format."""
-        fmt = request.match_info["fmt"]
-        self.exports.check_access(request)  # a stranger learns nothing, not even the formats
-        if fmt not in LIST_FORMATS or fmt == "html":
-            raise web.HTTPNotFound(text=f"No follow-up format {fmt!r}; use md, csv or json.\n")
-        return await self._listing(request, fmt)
+        return await self._listing(request, self.text_format(request, LIST_FORMATS))
 
     async def _listing(self, request: web.Request, fmt: str) -> web.StreamResponse:
         self.exports.check_access(request)

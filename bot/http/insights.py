@@ -5,38 +5,20 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import Callable
-from datetime import datetime
 
 from aiohttp import web
-from jinja2 import Environment
 
-from bot.config import WarroomConfig
 from bot.errors import UsageError
 from bot.exports.export import MEDIA_TYPES
-from bot.http.exports import ExportRoutes, page_headers
+from bot.http.exports import BehindExportAccess, page_headers
 from bot.insights.render import REPORT_FORMATS, render_report
 from bot.insights.service import build_report, parse_window
-from storage.db import Database
 
 
-class InsightsRoutes:
+class InsightsRoutes(BehindExportAccess):
     """`GET /insights?since=30d&until=2024-03-31` and `/insights.{md,csv,json}`."""
 
-    def __init__(
-        self,
-        *,
-        exports: ExportRoutes,
-        config: WarroomConfig,
-        db: Database,
-        templates: Environment,
-        clock: Callable[[], datetime],
-    ) -> None:
-        self.exports = exports
-        self.config = config
-        self.db = db
-        self.templates = templates
-        self.clock = clock
+    noun = "insights"
 
     def register(self, app: web.Application) -> None:
         """Add the insights routes to `app`."""
@@ -49,11 +31,7 @@ class InsightsRoutes:
 
     async def handle_report(self, request: web.Request) -> web.StreamResponse:
         """The report as Markdown, CSV or JSON; 404 for any other format."""
-        fmt = request.match_info["fmt"]
-        self.exports.check_access(request)  # a stranger learns nothing, not even the formats
-        if fmt not in REPORT_FORMATS or fmt == "html":
-            raise web.HTTPNotFound(text=f"No insights format {fmt!r}; use md, csv or json.\n")
-        return await self._report(request, fmt)
+        return await self._report(request, self.text_format(request, REPORT_FORMATS))
 
     async def _report(self, request: web.Request, fmt: str) -> web.StreamResponse:
         self.exports.check_access(request)

@@ -273,16 +273,7 @@ class LifecycleService:
             row.acknowledged_at = now
             session.add(row)
             view = incident_view(session, row)
-            if view.commander is None:
-                self.incidents.take_role(
-                    session,
-                    row,
-                    Role.COMMANDER,
-                    Person(invocation.user_id, invocation.user_name),
-                    by=invocation.user_id,
-                    at=now,
-                    by_name=invocation.user_name,
-                )
+            self._take_command_if_free(session, row, invocation, now)
             stopped = reminder_store.stop_reminder(
                 session, incident_id=view.id, kind=ReminderKind.ACK
             )
@@ -380,16 +371,7 @@ class LifecycleService:
                 {"from": Status.TRIAGE, "to": Status.INVESTIGATING},
             )
             self._event(session, row, "accepted", now, invocation, None, {})
-            if incident_view(session, row).commander is None:
-                self.incidents.take_role(
-                    session,
-                    row,
-                    Role.COMMANDER,
-                    Person(invocation.user_id, invocation.user_name),
-                    by=invocation.user_id,
-                    at=now,
-                    by_name=invocation.user_name,
-                )
+            self._take_command_if_free(session, row, invocation, now)
             view = incident_view(session, row)
             changes = self._stop_clocks(session, view, (ReminderKind.ACK,))
             every = self.config.policy(view.severity).update_every
@@ -546,6 +528,21 @@ class LifecycleService:
             raise UsageError(
                 f"{ref} is private and {into_ref} is not: merging would show its timeline "
                 "to everyone."
+            )
+
+    def _take_command_if_free(
+        self, session: Session, row: Incident, invocation: Invocation, now: datetime
+    ) -> None:
+        """With nobody in command, whoever acknowledges or accepts the incident takes it."""
+        if incident_view(session, row).commander is None:
+            self.incidents.take_role(
+                session,
+                row,
+                Role.COMMANDER,
+                Person(invocation.user_id, invocation.user_name),
+                by=invocation.user_id,
+                at=now,
+                by_name=invocation.user_name,
             )
 
     def _stop_clocks(

@@ -17,7 +17,7 @@ from storage.models import FollowUp, Reminder, TimelineEvent
 from tests.support.cli import warroom_cli
 from tests.support.home import Clock, ClockedFactory, interaction, open_home, shortcut_payload
 from tests.support.interactions import Interactions
-from tests.support.warroom import Reply, Warroom, WarroomFactory
+from tests.support.warroom import Warroom, WarroomFactory, ephemeral
 
 TOKEN = "export-token"
 FOLLOWUP_KEYS = (
@@ -32,14 +32,6 @@ FOLLOWUP_KEYS = (
     "closed_at",
     "source_ts",
 )
-
-
-def ephemeral(reply: Reply) -> str:
-    """The reply is a 200 with an ephemeral message and no trace of a crash; its text."""
-    assert reply.status == 200, reply.text
-    assert reply.json["response_type"] == "ephemeral"
-    assert "Traceback" not in reply.text and "went wrong" not in reply.message
-    return reply.message
 
 
 def followups(room: Warroom) -> list[FollowUp]:

@@ -15,17 +15,10 @@ from storage import reminders as reminder_store
 from storage import timeline as timeline_store
 from storage.models import Incident, Reminder
 from tests.support.home import Clock, ClockedFactory
-from tests.support.warroom import Reply, Warroom
+from tests.support.warroom import Warroom, ephemeral
 
 TITLE = "Checkout API returning 500s"
 POSTMORTEM = "https://wiki.example.com/pm/1"
-
-
-def ephemeral(reply: Reply) -> str:
-    assert reply.status == 200, reply.text
-    assert reply.json["response_type"] == "ephemeral"
-    assert "Traceback" not in reply.text and "went wrong" not in reply.message
-    return reply.message
 
 
 def reminder(room: Warroom, kind: str) -> Reminder | None:

@@ -14,21 +14,13 @@ from sqlmodel import Session, col, func, select
 from bot.ids import ActionId, BlockId, CallbackId
 from storage.models import Incident, OutboxMessage, RoleAssignment
 from tests.support.interactions import FORM, Interactions
-from tests.support.warroom import Reply, Warroom, WarroomFactory
+from tests.support.warroom import Reply, Warroom, WarroomFactory, ephemeral
 
 UPDATE = "Card payments fail for some customers; we are rolling back the release."
 ALREADY = "That request was handled already; it is not run twice."
 
 
 # -- helpers ---------------------------------------------------------------------------
-
-
-def ephemeral(reply: Reply) -> str:
-    """The reply is a 200 with an ephemeral message and no trace of a crash; its text."""
-    assert reply.status == 200, reply.text
-    assert reply.json["response_type"] == "ephemeral", reply.text
-    assert "Traceback" not in reply.text and "went wrong" not in reply.message
-    return reply.message
 
 
 def assert_closes(reply: Reply) -> None:

@@ -11,8 +11,8 @@ from typing import Any
 from sqlmodel import Session, select
 
 from storage.models import Incident, Reminder
-from tests.app.test_alerts import alert, alert_room, fire, notification
-from tests.support.warroom import Reply, Warroom, WarroomFactory
+from tests.support.alerts import alert, alert_room, fire, notification
+from tests.support.warroom import Warroom, WarroomFactory, ephemeral
 
 EXPORT_TOKEN = "export-token-9d1e"
 # SEV1 must be acknowledged within a second: an escalation would follow fast if the clock ran.
@@ -23,14 +23,6 @@ FAST_CLOCKS: dict[str, Any] = {
 
 
 # -- helpers ---------------------------------------------------------------------------
-
-
-def ephemeral(reply: Reply) -> str:
-    """The reply is a 200 with an ephemeral message and no trace of a crash; return its text."""
-    assert reply.status == 200, reply.text
-    assert reply.json["response_type"] == "ephemeral"
-    assert "Traceback" not in reply.text and "went wrong" not in reply.message
-    return reply.message
 
 
 def stored(room: Warroom, number: int = 1) -> Incident:

@@ -37,6 +37,14 @@ class Reply:
         return str(self.json.get("text", ""))
 
 
+def ephemeral(reply: Reply) -> str:
+    """The reply is a 200 with an ephemeral message and no trace of a crash; its text."""
+    assert reply.status == 200, reply.text
+    assert reply.json["response_type"] == "ephemeral", reply.text
+    assert "Traceback" not in reply.text and "went wrong" not in reply.message
+    return reply.message
+
+
 @dataclass(frozen=True)
 class Signed:
     """One request as Slack signed it: sent again, it is the very same bytes and headers (a
