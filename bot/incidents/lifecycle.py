@@ -189,15 +189,7 @@ class LifecycleService:
             row.status = status
             if status == Status.MONITORING and row.mitigated_at is None:
                 row.mitigated_at = now  # mitigation is the first move to monitoring
-            self._event(
-                session,
-                row,
-                "status_changed",
-                now,
-                invocation,
-                f"Status {previous} → {status}",
-                {"from": previous, "to": status},
-            )
+            self._status_event(session, row, previous, status, now, invocation)
             return Outcome(incident_view(session, row))
 
         return await self._apply(incident, invocation, _change, managing="change the status")
@@ -302,15 +294,7 @@ class LifecycleService:
             previous = row.status
             row.status = Status.RESOLVED
             row.resolved_at = now
-            self._event(
-                session,
-                row,
-                "status_changed",
-                now,
-                invocation,
-                f"Status {previous} → resolved",
-                {"from": previous, "to": Status.RESOLVED},
-            )
+            self._status_event(session, row, previous, Status.RESOLVED, now, invocation)
             self._event(
                 session,
                 row,
@@ -361,15 +345,7 @@ class LifecycleService:
             row.status = Status.INVESTIGATING
             if row.acknowledged_at is None:
                 row.acknowledged_at = now
-            self._event(
-                session,
-                row,
-                "status_changed",
-                now,
-                invocation,
-                f"Status {Status.TRIAGE} → {Status.INVESTIGATING}",
-                {"from": Status.TRIAGE, "to": Status.INVESTIGATING},
-            )
+            self._status_event(session, row, Status.TRIAGE, Status.INVESTIGATING, now, invocation)
             self._event(session, row, "accepted", now, invocation, None, {})
             self._take_command_if_free(session, row, invocation, now)
             view = incident_view(session, row)
@@ -398,15 +374,7 @@ class LifecycleService:
             previous = row.status
             row.status = Status.DECLINED
             row.resolved_at = None  # the `declined` event's time is when it ended
-            self._event(
-                session,
-                row,
-                "status_changed",
-                now,
-                invocation,
-                f"Status {previous} → {Status.DECLINED}",
-                {"from": previous, "to": Status.DECLINED},
-            )
+            self._status_event(session, row, previous, Status.DECLINED, now, invocation)
             self._event(session, row, "declined", now, invocation, reason, {"reason": reason})
             view = incident_view(session, row)
             changes = self._stop_clocks(session, view, tuple(ReminderKind))
@@ -440,15 +408,7 @@ class LifecycleService:
             row.status = Status.MERGED
             row.merged_into_id = target.id
             row.resolved_at = None  # the `merged` event's time is when it ended
-            self._event(
-                session,
-                row,
-                "status_changed",
-                now,
-                invocation,
-                f"Status {previous} → {Status.MERGED}",
-                {"from": previous, "to": Status.MERGED},
-            )
+            self._status_event(session, row, previous, Status.MERGED, now, invocation)
             self._event(
                 session,
                 row,
@@ -572,15 +532,7 @@ class LifecycleService:
             resolved_at, archived = row.resolved_at, row.archived_at is not None
             row.status = Status.INVESTIGATING
             row.resolved_at = None
-            self._event(
-                session,
-                row,
-                "status_changed",
-                now,
-                invocation,
-                f"Status {Status.RESOLVED} → {Status.INVESTIGATING}",
-                {"from": Status.RESOLVED, "to": Status.INVESTIGATING},
-            )
+            self._status_event(session, row, Status.RESOLVED, Status.INVESTIGATING, now, invocation)
             data: dict[str, Any] = {"resolved_at": resolved_at.isoformat() if resolved_at else None}
             if reason:
                 data["reason"] = reason
@@ -747,6 +699,21 @@ class LifecycleService:
                 reminder_store.set_reminder(session, incident_id=incident.id, kind=kind, due_at=due)
             )
         ]
+
+    def _status_event(
+        self,
+        session: Session,
+        row: Incident,
+        previous: str,
+        status: str,
+        now: datetime,
+        invocation: Invocation,
+    ) -> None:
+        """Record the move from `previous` to `status` (`status_changed`)."""
+        text = f"Status {previous} → {status}"
+        self._event(
+            session, row, "status_changed", now, invocation, text, {"from": previous, "to": status}
+        )
 
     def _event(
         self,
