@@ -14,8 +14,6 @@ from sqlmodel import Session
 from bot.incidents.enums import Status
 from bot.reminders.scheduler import ARCHIVE_JOB
 from storage import incidents as incident_store
-from storage import timeline as timeline_store
-from storage.models import Incident
 from tests.support.fakes.slack_api import FakeSlack
 from tests.support.home import Clock, ClockedFactory
 from tests.support.warroom import Warroom
@@ -129,19 +127,12 @@ async def test_declined_room_is_archived_an_hour_after_it_was_declined(
     room = await make_clocked_warroom(clock, {}, database_url)
     channel = (await room.declare(f"{TITLE} sev1")).channel_id
     assert channel is not None
-    declined_at = clock.now + timedelta(minutes=5)
-
-    # Declined as the triage work records it: the status, and a `declined` event at its end.
-    def _decline(session: Session) -> None:
-        row = session.get_one(Incident, 1)
-        row.status = Status.DECLINED
-        session.add(row)
-        timeline_store.add_event(
-            session, incident_id=1, kind="declined", at=declined_at, actor_id="U0ANA"
-        )
-
-    await room.services.db.run(_decline)
-    clock.advance(timedelta(minutes=5) + timedelta(minutes=59))
+    clock.advance(timedelta(minutes=5))
+    reply = await room.command("decline Not an incident: a test page", channel=channel)
+    assert reply.status == 200, reply.text
+    await room.settle()
+    assert room.stored(1).status == Status.DECLINED
+    clock.advance(timedelta(minutes=59))
     assert await room.services.archive.sweep() == []
     assert not room.slack.channels[channel].is_archived
     clock.advance(timedelta(minutes=2))
