@@ -243,8 +243,11 @@ class LifecycleService:
                 author=invocation.user_name or invocation.user_id,
                 posted_at=slack_date(now),
             )
-            targets = [t for t in (row.channel_id, self.config.announce_channel) if t]
-            messages = [self._enqueue(session, row, target, body, now) for target in targets]
+            messages = (
+                [self._enqueue(session, row, row.channel_id, body, now)] if row.channel_id else []
+            )
+            # A private incident's customer updates stay in its room.
+            messages += self._announce(session, row, view, body, None, now)
             changes = self._reset_clock(
                 session, view, ReminderKind.UPDATE, first_update_due(view, self.config)
             )
@@ -320,17 +323,15 @@ class LifecycleService:
                 views = [followup_view(f, view.number) for f in unowned]
                 text = unowned_text(view.commander, view.ref, views)
                 messages.append(self._enqueue(session, row, row.channel_id, text, now))
-            if self.config.announce_channel:
-                where = channel_link(row.channel_id) if row.channel_id else ""
-                text = (
-                    f":white_check_mark: *{view.ref}* resolved after "
-                    f"{format_duration(now - row.declared_at)}: {escape(view.title)} {where}"
-                )
-                if summary:
-                    text += f"\n>{escape(to_plain(summary))}"
-                messages.append(
-                    self._enqueue(session, row, self.config.announce_channel, text, now)
-                )
+            where = channel_link(row.channel_id) if row.channel_id else ""
+            text = (
+                f":white_check_mark: *{view.ref}* resolved after "
+                f"{format_duration(now - row.declared_at)}: {escape(view.title)} {where}"
+            )
+            if summary:
+                text += f"\n>{escape(to_plain(summary))}"
+            hidden = f":white_check_mark: *{view.ref}*, a private incident, is resolved."
+            messages += self._announce(session, row, view, text, hidden, now)
             return Outcome(view, clocks=changes, messages=messages)
 
         return await self._apply(incident, invocation, _resolve, managing="resolve the incident")
@@ -552,13 +553,8 @@ class LifecycleService:
             messages = []
             if row.channel_id and not archived:
                 messages.append(self._enqueue(session, row, row.channel_id, text, now))
-            announce = self.config.announce_channel
-            if announce and view.private and self.config.announce_private:
-                # Outside its room a private incident is named, never described.
-                hidden = f":arrows_counterclockwise: *{view.ref}*, a private incident, is reopened."
-                messages.append(self._enqueue(session, row, announce, hidden, now))
-            elif announce and not view.private:
-                messages.append(self._enqueue(session, row, announce, text, now))
+            hidden = f":arrows_counterclockwise: *{view.ref}*, a private incident, is reopened."
+            messages += self._announce(session, row, view, text, hidden, now)
             return Outcome(view, clocks=changes, messages=messages, bring_back_room=archived)
 
         return await self._apply(incident, invocation, _reopen)
@@ -699,6 +695,26 @@ class LifecycleService:
                 reminder_store.set_reminder(session, incident_id=incident.id, kind=kind, due_at=due)
             )
         ]
+
+    def _announce(
+        self,
+        session: Session,
+        row: Incident,
+        view: IncidentView,
+        text: str,
+        hidden: str | None,
+        now: datetime,
+    ) -> list[int]:
+        """Post `text` to the announcement channel; for a private incident only `hidden` (its
+        reference, never its title or words), and only with `announce_private`."""
+        channel = self.config.announce_channel
+        if not channel:
+            return []
+        if view.private:
+            if hidden is None or not self.config.announce_private:
+                return []
+            text = hidden
+        return [self._enqueue(session, row, channel, text, now)]
 
     def _status_event(
         self,

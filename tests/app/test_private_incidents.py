@@ -272,3 +272,52 @@ async def test_a_private_room_needs_groups_write(warroom: Warroom) -> None:
     assert warroom.stored(1).channel_id is None
     assert not warroom.slack.channels.keys() - {"C0GENERAL", "C0ANNOUNCE"}
     assert any("missing_scope" in r["text"] for r in warroom.slack.responses)
+
+
+UPDATE_THEN_RESOLVE = (
+    "update Badges disabled at the Leeds site",
+    "resolve Reader firmware rolled back",
+)
+
+
+@pytest.mark.parametrize("announce_private", [False, True])
+async def test_a_private_incidents_updates_and_resolution_stay_out_of_the_announcement_channel(
+    make_warroom: WarroomFactory, announce_private: bool
+) -> None:
+    room = await make_warroom({"announce_private": announce_private})
+    incident = await room.declare(f"--private {TITLE} sev1")
+    channel = incident.channel_id or ""
+    for words in (
+        "update Badges disabled at the Leeds site",
+        "resolve Reader firmware rolled back",
+    ):
+        reply = await room.command(words, channel=channel)
+        assert reply.status == 200, reply.text
+    await room.settle()
+    in_room = " ".join(m["text"] for m in room.slack.messages[channel])
+    assert "Badges disabled at the Leeds site" in in_room, "the room hears the update"
+    heard = [m["text"] for m in room.slack.messages.get("C0ANNOUNCE", [])]
+    if announce_private:
+        assert heard == [
+            "INC-1, a private incident, was declared.",
+            ":white_check_mark: *INC-1*, a private incident, is resolved.",
+        ]
+    else:
+        assert heard == []
+
+
+async def test_a_public_incidents_update_and_resolution_are_announced(
+    make_warroom: WarroomFactory,
+) -> None:
+    room = await make_warroom()
+    incident = await room.declare(f"{TITLE} sev1")
+    channel = incident.channel_id or ""
+    for words in (
+        "update Badges disabled at the Leeds site",
+        "resolve Reader firmware rolled back",
+    ):
+        assert (await room.command(words, channel=channel)).status == 200
+    await room.settle()
+    heard = " ".join(m["text"] for m in room.slack.messages["C0ANNOUNCE"])
+    assert "Badges disabled at the Leeds site" in heard and "resolved after" in heard
+    assert TITLE in heard
