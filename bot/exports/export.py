@@ -537,7 +537,7 @@ class Exporter:
         return self._plain(event.text)
 
     def _plain(self, text: str | None) -> str:
-        return self.redactor.text(to_plain(text or "", self.names)) or ""
+        return self.redactor.text(to_plain(text or "", self.names, zone=self.zone)) or ""
 
     def _local(self, at: datetime | None, pattern: str) -> str:
         return at.astimezone(self.zone).strftime(pattern) if at else ""

@@ -284,6 +284,18 @@ def test_times_show_the_date_once_the_incident_runs_past_midnight(
     assert "- 2024-03-06 06:00:00 note · warroom: next morning" in render(db, incident, "md")
 
 
+def test_a_slack_date_token_reads_in_the_configured_time_zone(db: Database, incident: int) -> None:
+    # Reminders are written for Slack with a date token; the export reads it in its own zone.
+    token = f"<!date^{int(T0.timestamp())}^{{date_short_pretty}} {{time}}|2024-03-05 09:00 UTC>"
+    with db.unit_of_work() as session:
+        timeline_store.add_event(
+            session, incident_id=1, kind="reminder", at=T0, text=f"No update since {token}"
+        )
+    markdown = render(db, incident, "md")
+    assert "No update since 2024-03-05 10:00 CET" in markdown
+    assert "<!date^" not in markdown and "09:00 UTC" not in markdown
+
+
 # -- redaction --------------------------------------------------------------------------------
 
 SECRETS = ("ana@example.com", "ops@example.com", "1234567", "10.0.0.12", "2001:db8::1", "ACME-1234")
