@@ -36,10 +36,16 @@ def uploads_to(slack: FakeSlack, channel_id: str) -> list[dict[str, object]]:
     return [u for u in slack.uploads.values() if u.get("channel") == channel_id]
 
 
-async def resolved_room(room: Warroom, *, postmortem: bool = True) -> str:
-    """INC-1 (SEV1) declared by ana, resolved, with its post-mortem done if asked; its room."""
+async def war_room(room: Warroom) -> str:
+    """INC-1 (SEV1) declared by ana; its war room's channel."""
     channel = (await room.declare(f"{TITLE} sev1")).channel_id
     assert channel is not None
+    return channel
+
+
+async def resolved_room(room: Warroom, *, postmortem: bool = True) -> str:
+    """INC-1 (SEV1) declared by ana, resolved, with its post-mortem done if asked; its room."""
+    channel = await war_room(room)
     assert (await room.command("resolve fixed", channel=channel)).status == 200
     if postmortem:
         reply = await room.command(f"postmortem done {POSTMORTEM}", channel=channel)
@@ -125,8 +131,7 @@ async def test_declined_room_is_archived_an_hour_after_it_was_declined(
 ) -> None:
     clock = Clock()
     room = await make_clocked_warroom(clock, {}, database_url)
-    channel = (await room.declare(f"{TITLE} sev1")).channel_id
-    assert channel is not None
+    channel = await war_room(room)
     clock.advance(timedelta(minutes=5))
     reply = await room.command("decline Not an incident: a test page", channel=channel)
     assert reply.status == 200, reply.text
@@ -146,8 +151,7 @@ async def test_a_room_archived_by_hand_is_recorded_once_and_not_archived_again(
 ) -> None:
     clock = Clock()
     room = await make_clocked_warroom(clock, {}, database_url)
-    channel = (await room.declare(f"{TITLE} sev1")).channel_id
-    assert channel is not None
+    channel = await war_room(room)
     room.slack.channels[channel].is_archived = True
     event = {"type": "channel_archive", "channel": channel, "user": "U0BO"}
     assert (await room.event(event, event_id="EvARCHIVE1")).status == 200

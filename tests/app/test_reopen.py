@@ -12,8 +12,7 @@ from sqlmodel import Session
 from bot.incidents.enums import Status
 from bot.reminders.rules import ReminderKind
 from storage import reminders as reminder_store
-from storage import timeline as timeline_store
-from storage.models import Incident, Reminder
+from storage.models import Reminder
 from tests.support.home import Clock, ClockedFactory
 from tests.support.warroom import Warroom, ephemeral
 
@@ -26,9 +25,15 @@ def reminder(room: Warroom, kind: str) -> Reminder | None:
         return reminder_store.get_reminder(session, incident_id=1, kind=kind)
 
 
-async def resolved(room: Warroom) -> str:
-    channel = (await room.declare(f"{TITLE} sev1")).channel_id
+async def war_room(room: Warroom, words: str = f"{TITLE} sev1") -> str:
+    """INC-1 declared; its war room's channel."""
+    channel = (await room.declare(words)).channel_id
     assert channel is not None
+    return channel
+
+
+async def resolved(room: Warroom) -> str:
+    channel = await war_room(room)
     assert (await room.command("resolve fixed the pool", channel=channel)).status == 200
     await room.settle()
     return channel
@@ -92,8 +97,7 @@ async def test_reopen_refusals_change_nothing(
 ) -> None:
     clock = Clock()
     room = await make_clocked_warroom(clock, {}, database_url)
-    channel = (await room.declare(f"{TITLE} sev1")).channel_id
-    assert channel is not None
+    channel = await war_room(room)
     assert ephemeral(await room.command("reopen", channel=channel)) == (
         "INC-1 is not resolved; only a resolved one reopens."
     )
@@ -114,16 +118,8 @@ async def test_declined_incidents_cannot_be_reopened(
 ) -> None:
     clock = Clock()
     room = await make_clocked_warroom(clock, {}, database_url)
-    channel = (await room.declare(f"{TITLE} sev1")).channel_id
-    assert channel is not None
-
-    def _decline(session: Session) -> None:
-        row = session.get_one(Incident, 1)
-        row.status = Status.DECLINED
-        session.add(row)
-        timeline_store.add_event(session, incident_id=1, kind="declined", at=clock.now)
-
-    await room.services.db.run(_decline)
+    channel = await war_room(room)
+    ephemeral(await room.command("decline a test page", channel=channel))
     reply = ephemeral(await room.command("reopen", channel=channel))
     # The same answer as every other change to a declined incident.
     assert reply == "INC-1 was declined; nothing more can change on it."
@@ -210,8 +206,7 @@ async def test_a_private_incident_reopens_without_its_title_leaving_the_room(
 ) -> None:
     clock = Clock()
     room = await make_clocked_warroom(clock, {}, database_url)
-    channel = (await room.declare(f"--private {TITLE} sev1")).channel_id
-    assert channel is not None
+    channel = await war_room(room, f"--private {TITLE} sev1")
     ephemeral(await room.command("resolve", channel=channel))
     ephemeral(await room.command("reopen payroll leak again", channel=channel))
     await room.settle()
