@@ -334,7 +334,7 @@ async def _backfill(
     from storage import webhooks as webhook_store
 
     # What the back-fill records owes the configured webhooks, as the server's writes do.
-    webhook_store.subscribe(db.engine, subscriptions(config.webhooks))
+    webhook_store.subscribe(db.engines, subscriptions(config.webhooks))
     assert settings.slack_bot_token is not None
     client = build_web_client(settings.slack_bot_token, settings.api_url)
     gateway = SlackGateway(client)

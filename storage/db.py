@@ -75,6 +75,13 @@ class Database:
         workers = 1 if is_sqlite(url) else 8
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="db")
 
+    @property
+    def engines(self) -> tuple[Engine, ...]:
+        """Every engine this database writes through: units of work, and the batch writes."""
+        if self._batch_engine is self.engine:
+            return (self.engine,)
+        return (self.engine, self._batch_engine)
+
     @contextmanager
     def unit_of_work(self) -> Iterator[Session]:
         """A session that commits when the block ends and rolls back if it raises."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import uuid
 import weakref
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -43,9 +43,11 @@ _SUBSCRIPTIONS: weakref.WeakKeyDictionary[Engine, tuple[Subscription, ...]] = (
 )
 
 
-def subscribe(engine: Engine, subscriptions: Sequence[Subscription]) -> None:
-    """Make every timeline event committed through `engine` owe these webhooks a delivery."""
-    _SUBSCRIPTIONS[engine] = tuple(subscriptions)
+def subscribe(engines: Iterable[Engine], subscriptions: Sequence[Subscription]) -> None:
+    """Make every timeline event committed through these engines (a Database's `engines`:
+    its units of work and its batch writes) owe these webhooks a delivery."""
+    for engine in engines:
+        _SUBSCRIPTIONS[engine] = tuple(subscriptions)
 
 
 def subscribed_kinds(connection: Connection) -> frozenset[str]:

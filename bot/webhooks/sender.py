@@ -73,7 +73,7 @@ class WebhookSender:
         self.sender_id = f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._lock = asyncio.Lock()
         self._pruned_at: datetime | None = None
-        webhook_store.subscribe(db.engine, subscriptions(self.webhooks))
+        webhook_store.subscribe(db.engines, subscriptions(self.webhooks))
 
     async def flush(self) -> None:
         """Try every owed delivery that is due, in order per webhook and incident."""

@@ -23,7 +23,7 @@ from tests.support.warroom import Warroom
 
 SECRET = "s3cret-for-tests"
 PRIVATE_SECRET = "another-secret"
-SUBSCRIBED = ["declared", "status_changed", "customer_update", "resolved"]
+SUBSCRIBED = ["declared", "status_changed", "customer_update", "message", "resolved"]
 
 
 @dataclass
@@ -133,9 +133,15 @@ async def test_each_subscribed_event_arrives_once_signed_and_in_order(
         database_url,
     )
     channel = (await room.declare("Checkout API returning 500s sev1")).channel_id or ""
-    for command in ("status identified", "update Payments are back", "status resolved"):
+    for command in ("status identified", "update Payments are back"):
         reply = await room.command(command, channel=channel)
         assert reply.status == 200, reply.text
+    # A person's message takes the timeline's batch path, not a command's unit of work.
+    said = {"type": "message", "channel": channel, "user": "U0BO", "text": "Rolling back now"}
+    reply = await room.event({**said, "ts": "1700000300.000100"})
+    assert reply.status == 200, reply.text
+    reply = await room.command("status resolved", channel=channel)
+    assert reply.status == 200, reply.text
     await room.settle()
     await room.declare("--private Suspicious logins sev2")
 
@@ -146,6 +152,7 @@ async def test_each_subscribed_event_arrives_once_signed_and_in_order(
         ("INC-1", "declared"),
         ("INC-1", "status_changed"),
         ("INC-1", "customer_update"),
+        ("INC-1", "message"),
         ("INC-1", "status_changed"),
         ("INC-1", "resolved"),
     ]  # role_assigned and commands are not subscribed; INC-2 is private
@@ -165,7 +172,9 @@ async def test_each_subscribed_event_arrives_once_signed_and_in_order(
     assert public[1].payload["incident"]["status"] == "identified"
     assert public[1].payload["entry"]["data"]["to"] == "identified"
     assert public[2].payload["entry"]["text"] == "Payments are back"
-    assert public[4].payload["incident"]["status"] == "resolved"
+    assert public[3].payload["entry"]["text"] == "Rolling back now"
+    assert public[3].payload["entry"]["actor"]["id"] == "U0BO"
+    assert public[5].payload["incident"]["status"] == "resolved"
 
     private = receiver.delivered("/private")
     # In order per incident; one incident's retries do not hold up another's deliveries.
@@ -179,7 +188,7 @@ async def test_each_subscribed_event_arrives_once_signed_and_in_order(
         assert_signed(received, PRIVATE_SECRET)
 
     text = await metrics_text(room)
-    assert 'warroom_webhook_deliveries{outcome="delivered"} 7.0' in text
+    assert 'warroom_webhook_deliveries{outcome="delivered"} 8.0' in text
     assert "warroom_webhook_deliveries_given_up 0.0" in text
 
 

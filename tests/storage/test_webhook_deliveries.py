@@ -22,7 +22,7 @@ AT = datetime(2026, 12, 4, 7, 0, tzinfo=UTC)
 def db(database_url: str) -> Iterator[Database]:
     database = Database(database_url)
     webhook_store.subscribe(
-        database.engine,
+        database.engines,
         [
             webhook_store.Subscription(
                 index=0,
