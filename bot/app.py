@@ -386,6 +386,8 @@ def build_web_app(
     @contextlib.asynccontextmanager
     async def services_running() -> AsyncIterator[None]:
         await services.identity.load()
+        # The timeline's writes from the event loop itself on PostgreSQL (see run_direct).
+        await services.db.open_direct_writes()
         retrying: asyncio.Task[None] | None = None
         try:
             await election.start()
@@ -411,6 +413,7 @@ def build_web_app(
         # stays owed (the outbox, war rooms not yet opened) for the next start or the leader.
         await finish_or_cancel(services, grace)
         await services.client.session.close() if services.client.session else None
+        await services.db.close_direct_writes()
         services.db.close()
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:

@@ -3,17 +3,26 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
+import psycopg
+from psycopg_pool import AsyncConnectionPool
 from sqlalchemy import Connection, Engine, create_engine, event, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session
 
 T = TypeVar("T")
+# The event loop's own connections to PostgreSQL, for the timeline's batch writes: as many as
+# batches the timeline writes at once. Named, so that an operator (or a test) can find them.
+DIRECT_CONNECTIONS = 2
+DIRECT_APPLICATION_NAME = "warroom-timeline"
+# How long a batch waits for one of them (the database being down, say) before it fails, and
+# its events are answered 500 for Slack to resend: well inside Slack's 3 s.
+DIRECT_CONNECT_TIMEOUT_S = 2.0
 # An execution option: on SQLite, begin with a plain (deferred) BEGIN, for readers and for
 # single-statement writers that need not queue behind the write lock up front.
 DEFERRED_BEGIN = "warroom_deferred_begin"
@@ -24,12 +33,17 @@ def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
-def build_engine(url: str, *, pre_ping: bool = True, pool_size: int = 8) -> Engine:
-    """An engine for its backend: SQLite in WAL mode with a busy timeout, one writer at a time.
-    Elsewhere a pool that pings each connection on checkout unless `pre_ping` is False."""
+def _with_driver(url: str) -> URL:
     parsed = make_url(url)
     if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed
+
+
+def build_engine(url: str, *, pre_ping: bool = True, pool_size: int = 8) -> Engine:
+    """An engine for its backend: SQLite in WAL mode with a busy timeout, one writer at a time.
+    Elsewhere a pool that pings each connection on checkout unless `pre_ping` is False."""
+    parsed = _with_driver(url)
     if parsed.get_backend_name() != "sqlite":
         return create_engine(
             parsed, pool_pre_ping=pre_ping, pool_size=pool_size, max_overflow=pool_size
@@ -74,6 +88,8 @@ class Database:
         # SQLite takes one writer at a time anyway; more threads would only queue on its lock.
         workers = 1 if is_sqlite(url) else 8
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="db")
+        # Opened by the server while it runs (open_direct_writes); None otherwise.
+        self._direct: AsyncConnectionPool[psycopg.AsyncConnection[Any]] | None = None
 
     @property
     def engines(self) -> tuple[Engine, ...]:
@@ -131,6 +147,58 @@ class Database:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, _in_transaction)
 
+    async def open_direct_writes(self) -> None:
+        """On PostgreSQL, open the event loop's own connections for `run_direct`; nothing on
+        SQLite, whose driver only blocks. Call from the loop that will use them."""
+        if is_sqlite(self.url) or self._direct is not None:
+            return
+        conninfo = _with_driver(self.url).set(drivername="postgresql")
+        pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] = AsyncConnectionPool(
+            conninfo.render_as_string(hide_password=False),
+            kwargs={"autocommit": True, "application_name": DIRECT_APPLICATION_NAME},
+            min_size=DIRECT_CONNECTIONS,
+            max_size=DIRECT_CONNECTIONS,
+            timeout=DIRECT_CONNECT_TIMEOUT_S,
+            name="timeline",
+            open=False,
+        )
+        # Not waiting for the connections: a database that is down must not stop the server
+        # from starting (its events are answered 500 and resent, as with the thread pool).
+        await pool.open(wait=False)
+        self._direct = pool
+
+    @property
+    def writes_directly(self) -> bool:
+        """Whether `run_direct` may be used: the server opened its direct connections."""
+        return self._direct is not None
+
+    async def run_direct(self, work: Callable[[psycopg.AsyncConnection[Any]], Awaitable[T]]) -> T:
+        """Run `work` on one of the event loop's own autocommit connections (each statement
+        commits on its own): no thread to hand the work to and back, which cost the timeline's
+        batch writes more than the writes. Tried once more when the server had dropped the
+        connection (a restart, a failover), after the pool has thrown its dead ones away."""
+        pool = self._direct
+        if pool is None:
+            raise RuntimeError("the direct connections are not open (open_direct_writes)")
+        connection: psycopg.AsyncConnection[Any] | None = None
+        try:
+            async with pool.connection() as connection:
+                return await work(connection)
+        except psycopg.OperationalError:
+            # Not a dropped connection (no connection to be had in time, say): as it is.
+            if connection is None or not connection.broken:
+                raise
+        # The other pooled connection went with the same restart: check both before the retry.
+        await pool.check()
+        async with pool.connection() as connection:
+            return await work(connection)
+
+    async def close_direct_writes(self) -> None:
+        """Close the connections `open_direct_writes` opened (the server, when it stops)."""
+        pool, self._direct = self._direct, None
+        if pool is not None:
+            await pool.close()
+
     def deferred_engine(self) -> Engine:
         """The engine, beginning transactions the deferred way (APScheduler's job store)."""
         return self.engine.execution_options(**{DEFERRED_BEGIN: True})
@@ -141,7 +209,8 @@ class Database:
             connection.execute(text("SELECT 1"))
 
     def close(self) -> None:
-        """Wait for the database threads to finish, then close every pooled connection."""
+        """Wait for the database threads to finish, then close every pooled connection (the
+        direct ones are closed before, by `close_direct_writes`)."""
         self._executor.shutdown(wait=True)
         self.engine.dispose()
         self._batch_engine.dispose()

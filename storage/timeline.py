@@ -9,6 +9,7 @@ from typing import Any
 
 import psycopg
 from sqlalchemy import func, update
+from sqlalchemy.dialects.postgresql import psycopg as postgresql_psycopg
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import StatementError
 from sqlmodel import Session, col, select
@@ -90,11 +91,6 @@ def add_events(db: Session | Connection, rows: list[dict[str, Any]]) -> set[str]
     if isinstance(db, Session):
         db.flush()  # the driver does not see objects the session has yet to write
     connection = db.connection() if isinstance(db, Session) else db
-    dialect = connection.dialect
-    convert = _bind_processors(dialect)
-    # In key order: two batches that share a key (a redelivery racing its original) then take
-    # the unique index's locks in the same order on PostgreSQL, and cannot deadlock.
-    ordered = sorted(rows, key=lambda row: str(row["dedupe_key"]))
     driver: Any = connection.connection.driver_connection
     # On PostgreSQL a cursor taking its native `$n` placeholders: psycopg re-parses a `%s`
     # query with more than 50 parameters on every execute (measured: most of the writer
@@ -102,26 +98,11 @@ def add_events(db: Session | Connection, rows: list[dict[str, Any]]) -> set[str]
     raw = isinstance(driver, psycopg.Connection)
     cursor = psycopg.RawCursor(driver) if raw else driver.cursor()
     new: set[str] = set()
-    wanted = webhook_store.subscribed_kinds(connection)
+    wanted = webhook_store.subscribed_kinds(connection.engine)
     owed: list[int] = []
     try:
-        for start in range(0, len(ordered), _ROWS_PER_STATEMENT):
-            chunk = ordered[start : start + _ROWS_PER_STATEMENT]
-            params: list[Any] = []
-            for row in chunk:
-                values = {
-                    **row,
-                    "data": row.get("data") or {},
-                    "thread_at": thread_start(row.get("thread_ts"), row["at"]),
-                }
-                for name, process in zip(_BATCH_COLUMNS, convert, strict=True):
-                    value = values.get(name)
-                    try:
-                        params.append(process(value) if process is not None else value)
-                    except (TypeError, ValueError) as exc:
-                        # As SQLAlchemy reports a value its type refuses (a naive datetime).
-                        raise StatementError(str(exc), None, None, exc) from exc
-            cursor.execute(_batch_insert_sql(_marker(dialect, raw), len(chunk)), params)
+        for sql, params in _insert_statements(connection.dialect, raw, rows):
+            cursor.execute(sql, params)
             for event_id, kind, key in cursor.fetchall():
                 if key is not None:
                     new.add(key)
@@ -133,6 +114,54 @@ def add_events(db: Session | Connection, rows: list[dict[str, Any]]) -> set[str]
         # In this transaction: a rolled-back event owes nothing, a committed one is not lost.
         webhook_store.enqueue_for_events(connection, owed)
     return new
+
+
+async def add_events_directly(
+    connection: psycopg.AsyncConnection[Any], rows: list[dict[str, Any]]
+) -> set[str]:
+    """As `add_events`, on PostgreSQL, on an autocommit asyncio connection: each statement is
+    its own transaction, committed when this returns. Only for rows of kinds no webhook wants
+    (the deliveries they owe must be enqueued in the transaction that writes them)."""
+    new: set[str] = set()
+    async with psycopg.AsyncRawCursor(connection) as cursor:
+        for sql, params in _insert_statements(_postgresql_dialect(), True, rows):
+            await cursor.execute(sql, params)
+            new.update(key for _, _, key in await cursor.fetchall() if key is not None)
+    return new
+
+
+def _insert_statements(
+    dialect: Any, raw: bool, rows: list[dict[str, Any]]
+) -> Iterator[tuple[str, list[Any]]]:
+    """The batch insert's statements and their parameters, at most _ROWS_PER_STATEMENT rows
+    each; `raw` for psycopg's raw cursor (`$n` placeholders)."""
+    convert = _bind_processors(dialect)
+    # In key order: two batches that share a key (a redelivery racing its original) then take
+    # the unique index's locks in the same order on PostgreSQL, and cannot deadlock.
+    ordered = sorted(rows, key=lambda row: str(row["dedupe_key"]))
+    for start in range(0, len(ordered), _ROWS_PER_STATEMENT):
+        chunk = ordered[start : start + _ROWS_PER_STATEMENT]
+        params: list[Any] = []
+        for row in chunk:
+            values = {
+                **row,
+                "data": row.get("data") or {},
+                "thread_at": thread_start(row.get("thread_ts"), row["at"]),
+            }
+            for name, process in zip(_BATCH_COLUMNS, convert, strict=True):
+                value = values.get(name)
+                try:
+                    params.append(process(value) if process is not None else value)
+                except (TypeError, ValueError) as exc:
+                    # As SQLAlchemy reports a value its type refuses (a naive datetime).
+                    raise StatementError(str(exc), None, None, exc) from exc
+        yield _batch_insert_sql(_marker(dialect, raw), len(chunk)), params
+
+
+@functools.cache
+def _postgresql_dialect() -> Any:
+    """SQLAlchemy's psycopg dialect, for the columns' bind processors on a bare connection."""
+    return postgresql_psycopg.dialect()  # type: ignore[no-untyped-call]
 
 
 _PROCESSORS: dict[str, list[Any]] = {}

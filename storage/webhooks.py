@@ -50,9 +50,9 @@ def subscribe(engines: Iterable[Engine], subscriptions: Sequence[Subscription]) 
         _SUBSCRIPTIONS[engine] = tuple(subscriptions)
 
 
-def subscribed_kinds(connection: Connection) -> frozenset[str]:
-    """The kinds some webhook on this connection's engine wants (empty: nothing to do)."""
-    subscriptions = _SUBSCRIPTIONS.get(connection.engine, ())
+def subscribed_kinds(engine: Engine) -> frozenset[str]:
+    """The kinds some webhook wants of the events written through `engine` (empty: none)."""
+    subscriptions = _SUBSCRIPTIONS.get(engine, ())
     return frozenset().union(*(s.kinds for s in subscriptions))
 
 

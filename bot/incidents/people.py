@@ -43,6 +43,14 @@ class People:
         """A name already in memory; no database, no Slack."""
         return self._names.get(user_id)
 
+    def name_in_memory(self, user_id: str) -> tuple[bool, str | None]:
+        """(True, the name) when memory settles it: a name known, or none to look up now (Slack
+        knows no such user, or is being asked); (False, None) when the database must be read."""
+        name = self._names.get(user_id)
+        if name is not None or self._not_to_look_up(user_id):
+            return True, name
+        return False, None
+
     def _not_to_look_up(self, user_id: str) -> bool:
         # Being asked of Slack now (the first miss already read the database; the entries
         # recorded meanwhile are named when the answer comes), or known to be unknown.

@@ -19,6 +19,7 @@ from bot.timeline.entries import Entry, ts_to_datetime
 from storage import incidents as incident_store
 from storage import members as member_store
 from storage import timeline as timeline_store
+from storage import webhooks as webhook_store
 from storage.db import Database, is_sqlite
 
 MAX_BATCH = 200
@@ -72,7 +73,7 @@ class TimelineService:
             batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
             entries = [p.entry for p in batch]
             try:
-                results = await self.db.run_in_transaction(partial(self._store, entries=entries))
+                results = await self._write(entries)
             except Exception as exc:
                 if len(batch) == 1:
                     batch[0].done.set_exception(exc)
@@ -80,9 +81,7 @@ class TimelineService:
                 # One bad entry must not fail its neighbours: store them one at a time.
                 for pending in batch:
                     try:
-                        [result] = await self.db.run_in_transaction(
-                            partial(self._store, entries=[pending.entry])
-                        )
+                        [result] = await self._write([pending.entry])
                     except Exception as exc:
                         pending.done.set_exception(exc)
                     else:
@@ -90,6 +89,47 @@ class TimelineService:
                 continue
             for pending, result in zip(batch, results, strict=True):
                 self._settle(pending, result)
+
+    async def _write(self, entries: list[Entry]) -> list[tuple[bool, bool]]:
+        """Store a batch; per entry, (new, stored without a name). On PostgreSQL a batch that
+        needs no read (war rooms, names and edits already in memory) and owes no webhook is
+        one statement on the event loop's own connection; anything else takes a transaction
+        on the database threads."""
+        rows = self._rows_from_memory(entries) if self.db.writes_directly else None
+        if rows is None:
+            return await self.db.run_in_transaction(partial(self._store, entries=entries))
+        written = [row for row in rows if row is not None]
+        inserted = await self.db.run_direct(
+            partial(timeline_store.add_events_directly, rows=written)
+        )
+        return [
+            (row["dedupe_key"] in inserted, _unnamed(row)) if row else (False, False)
+            for row in rows
+        ]
+
+    def _rows_from_memory(self, entries: list[Entry]) -> list[dict[str, Any] | None] | None:
+        """Each entry's row (None: a repeat within the batch) from what is in memory, or None
+        when one of them needs the database read or owes a webhook a delivery."""
+        wanted = webhook_store.subscribed_kinds(self.db.engine)
+        rows: list[dict[str, Any] | None] = []
+        seen: set[str] = set()
+        for entry in entries:
+            incident_id = self._incident_by_channel.get(entry.channel_id)
+            if incident_id is None or entry.kind in wanted:
+                return None
+            if entry.previous_ts and "previous_text" not in entry.data:
+                return None  # the edited message's text is on the timeline
+            name = entry.actor_name
+            if name is None and entry.actor_id:
+                settled, name = self.people.name_in_memory(entry.actor_id)
+                if not settled:
+                    return None
+            if entry.dedupe_key in seen:
+                rows.append(None)
+                continue
+            seen.add(entry.dedupe_key)
+            rows.append(_row(entry, incident_id, name, dict(entry.data)))
+        return rows
 
     def _settle(self, pending: _Pending, result: tuple[bool, bool]) -> None:
         stored, unnamed = result
@@ -132,21 +172,9 @@ class TimelineService:
                 name = self.people.remembered(entry.actor_id)
                 if name is None:
                     name = self.people.known_name(session(), entry.actor_id)
-            rows.append(
-                {
-                    "incident_id": incident_id,
-                    "kind": entry.kind,
-                    "at": entry.at,
-                    "actor_id": entry.actor_id,
-                    "actor_name": name,
-                    "text": entry.text,
-                    "slack_ts": entry.slack_ts,
-                    "thread_ts": entry.thread_ts,
-                    "data": data,
-                    "dedupe_key": entry.dedupe_key,
-                }
-            )
-            outcome.append((True, name is None and entry.actor_id is not None))
+            row = _row(entry, incident_id, name, data)
+            rows.append(row)
+            outcome.append((True, _unnamed(row)))
         for opened in sessions:
             opened.close()
         inserted = timeline_store.add_events(connection, rows)
@@ -250,6 +278,27 @@ class TimelineService:
             # Off the ack path, as for messages: the name is learned after Slack has its 200.
             self.tasks.spawn(self._name_actor(unnamed))
         return result
+
+
+def _row(entry: Entry, incident_id: int, name: str | None, data: dict[str, Any]) -> dict[str, Any]:
+    """The timeline row an entry becomes (storage.timeline.add_event's arguments)."""
+    return {
+        "incident_id": incident_id,
+        "kind": entry.kind,
+        "at": entry.at,
+        "actor_id": entry.actor_id,
+        "actor_name": name,
+        "text": entry.text,
+        "slack_ts": entry.slack_ts,
+        "thread_ts": entry.thread_ts,
+        "data": data,
+        "dedupe_key": entry.dedupe_key,
+    }
+
+
+def _unnamed(row: dict[str, Any]) -> bool:
+    """Whether a row names an actor without the actor's name (to be learned after the ack)."""
+    return row["actor_name"] is None and row["actor_id"] is not None
 
 
 class KeyMarkOutcome(StrEnum):

@@ -1,16 +1,20 @@
-"""The timeline's batch writes (`Database.run_in_transaction`) skip the pool's ping on
-PostgreSQL: a connection the server dropped is found by the write itself, which is then tried
-once more on a fresh connection, so a database restart costs no event its 200."""
+"""The timeline's batch writes on PostgreSQL, on the database threads
+(`Database.run_in_transaction`, without the pool's ping) and on the event loop's own
+connections (`Database.run_direct`): a connection the server dropped is found by the write
+itself, which is then tried once more on a fresh connection, so a database restart costs no
+event its 200."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
+import psycopg
 import pytest
 from sqlalchemy import Connection, text
 from sqlalchemy.exc import IntegrityError
 
-from storage.db import Database
+from storage.db import DIRECT_APPLICATION_NAME, DIRECT_CONNECTIONS, Database
 from tests.support.ci import missing
 from tests.support.databases import PG_URL, migrate, pg_schema_url
 
@@ -62,3 +66,90 @@ async def test_other_errors_are_not_tried_again(pg: Database) -> None:
     with pytest.raises(IntegrityError):
         await pg.run_in_transaction(_duplicate)
     assert attempts == [1]
+
+
+# -- the event loop's own connections ---------------------------------------------------------
+
+
+def direct_backends(db: Database) -> set[int]:
+    with db.engine.connect() as connection:
+        rows = connection.execute(
+            text(
+                "SELECT pid FROM pg_stat_activity WHERE application_name = :name "
+                "AND datname = current_database()"
+            ),
+            {"name": DIRECT_APPLICATION_NAME},
+        )
+        return {int(pid) for (pid,) in rows}
+
+
+async def direct_backend(connection: psycopg.AsyncConnection[Any]) -> int:
+    return connection.info.backend_pid
+
+
+async def test_a_direct_write_on_dropped_connections_is_made_once_on_fresh_ones(
+    pg: Database,
+) -> None:
+    await pg.open_direct_writes()
+    try:
+        await pg.run_direct(direct_backend)
+        before = direct_backends(pg)
+        assert len(before) == DIRECT_CONNECTIONS
+        # A restart takes every connection, the idle one too (waiting until each has gone).
+        with pg.engine.begin() as admin:
+            for pid in before:
+                admin.execute(text("SELECT pg_terminate_backend(:pid, 5000)"), {"pid": pid})
+
+        attempts: list[int] = []
+
+        async def _insert(connection: psycopg.AsyncConnection[Any]) -> int:
+            attempts.append(1)
+            await connection.execute("INSERT INTO note (id) VALUES (1)")
+            return connection.info.backend_pid
+
+        used = await pg.run_direct(_insert)
+        assert len(attempts) == 2, "the dropped connection's try, then one more"
+        assert used not in before
+        with pg.engine.connect() as connection:
+            assert connection.execute(text("SELECT count(*) FROM note")).scalar_one() == 1
+        # Autocommit: the row was committed by the statement, not left for a COMMIT.
+        assert (await pg.run_direct(_insert_elsewhere_sees_it)) == 1
+    finally:
+        await pg.close_direct_writes()
+    assert direct_backends(pg) == set(), "closed with the server"
+
+
+async def _insert_elsewhere_sees_it(connection: psycopg.AsyncConnection[Any]) -> int:
+    cursor = await connection.execute("SELECT count(*) FROM note")
+    row = await cursor.fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+async def test_other_direct_errors_are_not_tried_again(pg: Database) -> None:
+    await pg.open_direct_writes()
+    try:
+        attempts: list[int] = []
+
+        async def _duplicate(connection: psycopg.AsyncConnection[Any]) -> None:
+            attempts.append(1)
+            await connection.execute("INSERT INTO note (id) VALUES (1)")
+
+        await pg.run_direct(_duplicate)
+        with pytest.raises(psycopg.errors.UniqueViolation):
+            await pg.run_direct(_duplicate)
+        assert attempts == [1, 1]
+    finally:
+        await pg.close_direct_writes()
+
+
+async def test_sqlite_has_no_direct_connections(sqlite_url: str) -> None:
+    db = Database(sqlite_url)
+    try:
+        await db.open_direct_writes()
+        assert not db.writes_directly
+        with pytest.raises(RuntimeError, match="not open"):
+            await db.run_direct(direct_backend)
+    finally:
+        await db.close_direct_writes()
+        db.close()
