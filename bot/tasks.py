@@ -12,18 +12,26 @@ log = logging.getLogger(__name__)
 OnError = Callable[[Exception], Awaitable[None]]
 
 
+# A cancellation can be lost inside a task: Python 3.11's `asyncio.wait_for` drops one that
+# arrives just as its inner call finishes, and the task goes on (an election loop did, and held
+# its server's stop forever). The task is asked again at this interval until it ends.
+RECANCEL_EVERY_S = 1.0
+
+
 async def cancel_and_wait(task: asyncio.Task[Any]) -> None:
-    """Cancel `task` and wait for it to end. A cancellation of the caller that arrives while it
-    waits is passed on, never swallowed: a loop that swallowed its own would never stop. (One
-    the caller is already handling, say in a `finally` on its way out, is not raised again.)"""
-    current = asyncio.current_task()
-    already = current.cancelling() if current is not None else 0
-    task.cancel()
-    try:
-        await task
-    except asyncio.CancelledError:
-        if current is not None and current.cancelling() > already:
+    """Cancel `task` and wait for it to end, cancelling it again while it goes on; raises what
+    it failed with. A cancellation of the caller that arrives while it waits is passed on (to
+    the task too), never swallowed: a loop that swallowed its own would never stop. (One the
+    caller is already handling, say in a `finally` on its way out, is not raised again.)"""
+    while not task.done():
+        task.cancel()
+        try:
+            await asyncio.wait({task}, timeout=RECANCEL_EVERY_S)
+        except asyncio.CancelledError:
+            task.cancel()
             raise
+    if not task.cancelled():
+        task.result()
 
 
 class BackgroundTasks:

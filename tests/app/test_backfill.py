@@ -27,6 +27,7 @@ from tests.support.cli import warroom_cli
 from tests.support.databases import PG_URL, migrate, pg_schema_url
 from tests.support.fakes.slack_api import FakeSlack
 from tests.support.serving import Process, serve
+from tests.support.waiting import wait_until
 from tests.support.warroom import SIGNING_SECRET, Warroom, WarroomFactory
 
 MESSAGE_KINDS = ("message", "message_edited")
@@ -350,13 +351,6 @@ def pg_url() -> Iterator[str]:
 async def http() -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession() as session:
         yield session
-
-
-async def wait_until(condition: Any, within: float, what: str) -> None:
-    deadline = time.monotonic() + within
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.05)
 
 
 def event_body(event: dict[str, Any], event_id: str) -> str:

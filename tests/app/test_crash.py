@@ -22,6 +22,7 @@ from storage.models import Incident, TimelineEvent
 from tests.support.cli import warroom_cli
 from tests.support.fakes.slack_api import FakeSlack
 from tests.support.serving import Process, serve
+from tests.support.waiting import wait_until
 from tests.support.warroom import SIGNING_SECRET
 
 BURST = 300
@@ -113,14 +114,6 @@ async def declared_war_room(
     return incident.channel_id
 
 
-async def wait_until(condition: object, within: float, what: str) -> None:
-    assert callable(condition)
-    deadline = time.monotonic() + within
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.005)
-
-
 @pytest.fixture
 async def http() -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession() as session:
@@ -143,7 +136,7 @@ async def test_kill_9_mid_burst_then_redeliveries_leave_every_message_once(
 
         acked: set[int] = set()
         burst = asyncio.create_task(send_burst(first, http, channel, range(BURST), acked))
-        await wait_until(lambda: len(acked) >= BURST // 3, 30, "a third of the burst")
+        await wait_until(lambda: len(acked) >= BURST // 3, 30, "a third of the burst", every=0.005)
         await first.kill()
         await burst
         assert len(acked) < BURST, "the burst finished before the kill: nothing was tested"
@@ -191,7 +184,9 @@ async def test_export_reads_the_sqlite_file_while_the_server_writes_a_burst(
                 await send_burst(server, http, channel, range(start, start + BURST), acked)
 
         writing = asyncio.create_task(keep_writing())
-        await wait_until(lambda: len(acked) >= IN_FLIGHT, 30, "the server to be writing")
+        await wait_until(
+            lambda: len(acked) >= IN_FLIGHT, 30, "the server to be writing", every=0.005
+        )
         exported: list[int] = []
         for _ in range(3):
             written_before = len(acked)

@@ -14,7 +14,6 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import psycopg
@@ -33,6 +32,7 @@ from tests.support.ci import missing
 from tests.support.databases import PG_URL, migrate, pg_schema_url
 from tests.support.fakes.slack_api import FakeSlack
 from tests.support.serving import Process, serve
+from tests.support.waiting import wait_until
 from tests.support.warroom import SIGNING_SECRET, WarroomFactory
 
 UPDATE = ":hourglass:"
@@ -155,13 +155,6 @@ def due(event: TimelineEvent) -> datetime:
 
 def posted(slack: FakeSlack, channel_id: str) -> list[str]:
     return [m["text"] for m in slack.messages.get(channel_id, []) if m["text"].startswith(UPDATE)]
-
-
-async def wait_until(condition: Any, within: float, what: str) -> None:
-    deadline = time.monotonic() + within
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.05)
 
 
 # -- the scheduler fails over ------------------------------------------------------------

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from bot.tasks import cancel_and_wait
 
 
@@ -13,6 +15,38 @@ async def test_it_cancels_the_task_and_returns() -> None:
     await asyncio.sleep(0)
     await cancel_and_wait(task)
     assert task.cancelled()
+
+
+async def test_a_task_that_swallowed_its_cancellation_is_cancelled_again() -> None:
+    """As Python 3.11's wait_for can: the cancellation is lost and the loop goes on."""
+    swallowed = asyncio.Event()
+
+    async def loop_that_loses_one_cancellation() -> None:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            swallowed.set()
+        await asyncio.Event().wait()  # and goes on with its work
+
+    task = asyncio.create_task(loop_that_loses_one_cancellation())
+    await asyncio.sleep(0)
+    stopping = asyncio.create_task(cancel_and_wait(task))
+    done, _ = await asyncio.wait({stopping}, timeout=30)
+    assert stopping in done and stopping.exception() is None
+    assert swallowed.is_set() and task.cancelled()
+
+
+async def test_what_the_task_failed_with_is_raised() -> None:
+    async def fails_when_cancelled() -> None:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            raise RuntimeError("cleanup failed") from None
+
+    task = asyncio.create_task(fails_when_cancelled())
+    await asyncio.sleep(0)
+    with pytest.raises(RuntimeError, match="cleanup failed"):
+        await cancel_and_wait(task)
 
 
 async def test_a_cancelled_caller_is_cancelled_even_while_the_task_takes_its_time() -> None:
