@@ -386,7 +386,7 @@ def build_web_app(
     @contextlib.asynccontextmanager
     async def services_running() -> AsyncIterator[None]:
         await services.identity.load()
-        # The timeline's writes from the event loop itself on PostgreSQL (see run_direct).
+        # The timeline's batch writes past SQLAlchemy (see Database.write_directly).
         await services.db.open_direct_writes()
         retrying: asyncio.Task[None] | None = None
         try:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from functools import partial
 from typing import Any, TypeVar
 
 import psycopg
@@ -16,6 +18,8 @@ from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session
 
 T = TypeVar("T")
+# A row a statement returned, as the driver gives it.
+Row = tuple[Any, ...]
 # The event loop's own connections to PostgreSQL, for the timeline's batch writes: as many as
 # batches the timeline writes at once. Named, so that an operator (or a test) can find them.
 DIRECT_CONNECTIONS = 2
@@ -55,13 +59,7 @@ def build_engine(url: str, *, pre_ping: bool = True, pool_size: int = 8) -> Engi
     def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
         # Let SQLAlchemy, not pysqlite, decide when transactions begin (see _begin_immediate).
         dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA busy_timeout=30000")
-        # FULL: a commit is on disk before Slack hears 200, even if the machine loses power.
-        cursor.execute("PRAGMA synchronous=FULL")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.close()
+        _set_sqlite_pragmas(dbapi_connection)
 
     @event.listens_for(engine, "begin")
     def _begin_immediate(connection: Any) -> None:
@@ -71,6 +69,44 @@ def build_engine(url: str, *, pre_ping: bool = True, pool_size: int = 8) -> Engi
         connection.exec_driver_sql("BEGIN" if deferred else "BEGIN IMMEDIATE")
 
     return engine
+
+
+def _set_sqlite_pragmas(connection: sqlite3.Connection) -> None:
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    # FULL: a commit is on disk before Slack hears 200, even if the machine loses power.
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def _sqlite_connect(url: str) -> sqlite3.Connection:
+    """A plain connection to the SQLite file, set up as the engine's are; transactions are
+    begun and ended by hand (isolation_level None)."""
+    database = make_url(url).database
+    assert database, "a SQLite file, not a database in memory"
+    connection = sqlite3.connect(
+        database, timeout=30, isolation_level=None, check_same_thread=False
+    )
+    _set_sqlite_pragmas(connection)
+    return connection
+
+
+async def _write_postgresql(
+    connection: psycopg.AsyncConnection[Any], statements: list[tuple[str, list[Any]]]
+) -> list[Row]:
+    found: list[Row] = []
+    async with psycopg.AsyncRawCursor(connection) as cursor:
+        if len(statements) == 1:
+            # Autocommit: one statement is its own transaction.
+            await cursor.execute(*statements[0])
+            return list(await cursor.fetchall())
+        async with connection.transaction():
+            for sql, params in statements:
+                await cursor.execute(sql, params)
+                found += await cursor.fetchall()
+    return found
 
 
 class Database:
@@ -90,6 +126,8 @@ class Database:
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="db")
         # Opened by the server while it runs (open_direct_writes); None otherwise.
         self._direct: AsyncConnectionPool[psycopg.AsyncConnection[Any]] | None = None
+        self._sqlite_direct = False
+        self._sqlite_connection: sqlite3.Connection | None = None
 
     @property
     def engines(self) -> tuple[Engine, ...]:
@@ -148,9 +186,14 @@ class Database:
         return await loop.run_in_executor(self._executor, _in_transaction)
 
     async def open_direct_writes(self) -> None:
-        """On PostgreSQL, open the event loop's own connections for `run_direct`; nothing on
-        SQLite, whose driver only blocks. Call from the loop that will use them."""
-        if is_sqlite(self.url) or self._direct is not None:
+        """Open what `write_directly` writes through: on PostgreSQL the event loop's own
+        connections (for `run_direct` too), on SQLite a connection of the database thread's
+        own. Call from the loop that will use them."""
+        if is_sqlite(self.url):
+            # A database in memory lives in its one connection: it keeps SQLAlchemy's.
+            self._sqlite_direct = make_url(self.url).database not in (None, "", ":memory:")
+            return
+        if self._direct is not None:
             return
         conninfo = _with_driver(self.url).set(drivername="postgresql")
         pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] = AsyncConnectionPool(
@@ -169,8 +212,37 @@ class Database:
 
     @property
     def writes_directly(self) -> bool:
-        """Whether `run_direct` may be used: the server opened its direct connections."""
-        return self._direct is not None
+        """Whether `write_directly` may be used: the server opened its direct connections."""
+        return self._direct is not None or self._sqlite_direct
+
+    async def write_directly(self, statements: list[tuple[str, list[Any]]]) -> list[Row]:
+        """Run `INSERT ... RETURNING` statements (in the driver's own placeholders: `$n` on
+        PostgreSQL, `?` on SQLite) in one transaction, committed when this returns; their rows.
+        Past SQLAlchemy, which cost the timeline's batches more than their writes: on
+        PostgreSQL on the event loop's own connection, on SQLite on the database thread's."""
+        if self._sqlite_direct:
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(
+                self._executor, partial(self._write_sqlite, statements)
+            )
+        return await self.run_direct(partial(_write_postgresql, statements=statements))
+
+    def _write_sqlite(self, statements: list[tuple[str, list[Any]]]) -> list[Row]:
+        # On the database thread, the only one to use this connection.
+        if self._sqlite_connection is None:
+            self._sqlite_connection = _sqlite_connect(self.url)
+        connection = self._sqlite_connection
+        found: list[Row] = []
+        connection.execute("BEGIN IMMEDIATE")  # the write lock up front, as _begin_immediate
+        try:
+            for sql, params in statements:
+                found += connection.execute(sql, params).fetchall()
+            connection.execute("COMMIT")
+        except BaseException:
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+            raise
+        return found
 
     async def run_direct(self, work: Callable[[psycopg.AsyncConnection[Any]], Awaitable[T]]) -> T:
         """Run `work` on one of the event loop's own autocommit connections (each statement
@@ -198,6 +270,15 @@ class Database:
         pool, self._direct = self._direct, None
         if pool is not None:
             await pool.close()
+        if self._sqlite_direct:
+            self._sqlite_direct = False
+            # On the database thread, after the writes queued before it.
+            await asyncio.get_running_loop().run_in_executor(self._executor, self._close_sqlite)
+
+    def _close_sqlite(self) -> None:
+        connection, self._sqlite_connection = self._sqlite_connection, None
+        if connection is not None:
+            connection.close()
 
     def deferred_engine(self) -> Engine:
         """The engine, beginning transactions the deferred way (APScheduler's job store)."""

@@ -9,12 +9,12 @@ from typing import Any
 
 import psycopg
 from sqlalchemy import func, update
-from sqlalchemy.dialects.postgresql import psycopg as postgresql_psycopg
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import StatementError
 from sqlmodel import Session, col, select
 
 from storage import webhooks as webhook_store
+from storage.db import Database, is_sqlite
 from storage.models import TimelineEvent
 
 
@@ -116,18 +116,12 @@ def add_events(db: Session | Connection, rows: list[dict[str, Any]]) -> set[str]
     return new
 
 
-async def add_events_directly(
-    connection: psycopg.AsyncConnection[Any], rows: list[dict[str, Any]]
-) -> set[str]:
-    """As `add_events`, on PostgreSQL, on an autocommit asyncio connection: each statement is
-    its own transaction, committed when this returns. Only for rows of kinds no webhook wants
-    (the deliveries they owe must be enqueued in the transaction that writes them)."""
-    new: set[str] = set()
-    async with psycopg.AsyncRawCursor(connection) as cursor:
-        for sql, params in _insert_statements(_postgresql_dialect(), True, rows):
-            await cursor.execute(sql, params)
-            new.update(key for _, _, key in await cursor.fetchall() if key is not None)
-    return new
+async def add_events_directly(db: Database, rows: list[dict[str, Any]]) -> set[str]:
+    """As `add_events`, in a transaction of its own past SQLAlchemy (`write_directly`),
+    committed when this returns. Only for rows of kinds no webhook wants: the deliveries they
+    would owe are enqueued in the transaction that writes them, which is add_events'."""
+    statements = list(_insert_statements(db.engine.dialect, not is_sqlite(db.url), rows))
+    return {key for _, _, key in await db.write_directly(statements) if key is not None}
 
 
 def _insert_statements(
@@ -156,12 +150,6 @@ def _insert_statements(
                     # As SQLAlchemy reports a value its type refuses (a naive datetime).
                     raise StatementError(str(exc), None, None, exc) from exc
         yield _batch_insert_sql(_marker(dialect, raw), len(chunk)), params
-
-
-@functools.cache
-def _postgresql_dialect() -> Any:
-    """SQLAlchemy's psycopg dialect, for the columns' bind processors on a bare connection."""
-    return postgresql_psycopg.dialect()  # type: ignore[no-untyped-call]
 
 
 _PROCESSORS: dict[str, list[Any]] = {}

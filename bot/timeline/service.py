@@ -91,17 +91,15 @@ class TimelineService:
                 self._settle(pending, result)
 
     async def _write(self, entries: list[Entry]) -> list[tuple[bool, bool]]:
-        """Store a batch; per entry, (new, stored without a name). On PostgreSQL a batch that
-        needs no read (war rooms, names and edits already in memory) and owes no webhook is
-        one statement on the event loop's own connection; anything else takes a transaction
-        on the database threads."""
+        """Store a batch; per entry, (new, stored without a name). A batch that needs no read
+        (war rooms, names and edits already in memory) and owes no webhook is written past
+        SQLAlchemy (on PostgreSQL from the event loop itself); anything else takes a unit of
+        work on the database threads."""
         rows = self._rows_from_memory(entries) if self.db.writes_directly else None
         if rows is None:
             return await self.db.run_in_transaction(partial(self._store, entries=entries))
         written = [row for row in rows if row is not None]
-        inserted = await self.db.run_direct(
-            partial(timeline_store.add_events_directly, rows=written)
-        )
+        inserted = await timeline_store.add_events_directly(self.db, written)
         return [
             (row["dedupe_key"] in inserted, _unnamed(row)) if row else (False, False)
             for row in rows

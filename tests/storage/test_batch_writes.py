@@ -1,12 +1,13 @@
-"""The timeline's batch writes on PostgreSQL, on the database threads
-(`Database.run_in_transaction`, without the pool's ping) and on the event loop's own
-connections (`Database.run_direct`): a connection the server dropped is found by the write
-itself, which is then tried once more on a fresh connection, so a database restart costs no
-event its 200."""
+"""The timeline's batch writes: on the database threads (`Database.run_in_transaction`,
+without the pool's ping on PostgreSQL) and past SQLAlchemy (`Database.write_directly`: the
+event loop's own connections on PostgreSQL, the database thread's own on SQLite). Each is
+committed when it returns or leaves nothing; on PostgreSQL a connection the server dropped is
+found by the write itself, which is then tried once more on a fresh one, so a database restart
+costs no event its 200."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import psycopg
@@ -145,13 +146,67 @@ async def test_other_direct_errors_are_not_tried_again(pg: Database) -> None:
         await pg.close_direct_writes()
 
 
-async def test_sqlite_has_no_direct_connections(sqlite_url: str) -> None:
+@pytest.fixture
+async def direct(database_url: str) -> AsyncIterator[Database]:
+    """A database with a `note` table, writing directly as the server does."""
+    db = Database(database_url)
+    with db.engine.begin() as connection:
+        connection.execute(text("CREATE TABLE note (id integer PRIMARY KEY)"))
+    await db.open_direct_writes()
+    assert db.writes_directly
+    yield db
+    await db.close_direct_writes()
+    assert not db.writes_directly
+    db.close()
+
+
+def insert_notes(db: Database, *ids: int) -> tuple[str, list[Any]]:
+    marks = ", ".join(
+        f"(${n})" if db.engine.dialect.name == "postgresql" else "(?)"
+        for n in range(1, len(ids) + 1)
+    )
+    return f"INSERT INTO note (id) VALUES {marks} RETURNING id", list(ids)
+
+
+def notes(db: Database) -> list[int]:
+    with db.engine.connect() as connection:
+        return list(connection.execute(text("SELECT id FROM note ORDER BY id")).scalars())
+
+
+async def test_direct_writes_are_committed_when_they_return(direct: Database) -> None:
+    found = await direct.write_directly([insert_notes(direct, 1, 2), insert_notes(direct, 3)])
+    assert sorted(found) == [(1,), (2,), (3,)]
+    assert notes(direct) == [1, 2, 3], "seen by another connection"
+
+
+async def test_a_failed_direct_write_leaves_nothing_and_the_next_one_works(
+    direct: Database,
+) -> None:
+    await direct.write_directly([insert_notes(direct, 1)])
+    with pytest.raises(Exception, match=r"(?i)unique|duplicate"):
+        await direct.write_directly([insert_notes(direct, 2), insert_notes(direct, 1)])
+    assert notes(direct) == [1], "the batch's first statement was rolled back with it"
+    await direct.write_directly([insert_notes(direct, 2)])
+    assert notes(direct) == [1, 2]
+
+
+async def test_sqlite_writes_directly_but_has_no_loop_connections(sqlite_url: str) -> None:
     db = Database(sqlite_url)
     try:
         await db.open_direct_writes()
-        assert not db.writes_directly
+        assert db.writes_directly
         with pytest.raises(RuntimeError, match="not open"):
             await db.run_direct(direct_backend)
+    finally:
+        await db.close_direct_writes()
+        db.close()
+
+
+async def test_sqlite_in_memory_keeps_to_sqlalchemy() -> None:
+    db = Database("sqlite://")
+    try:
+        await db.open_direct_writes()
+        assert not db.writes_directly
     finally:
         await db.close_direct_writes()
         db.close()
