@@ -23,16 +23,13 @@ def next_counter_value(session: Session, name: str) -> int:
     """Bump the named counter and return its new value: atomic across processes, never handed
     out twice (a rolled-back transaction takes none)."""
     # On the session's connection, as plain SQL: no Counter object is ever loaded, so the ORM's
-    # bookkeeping for an UPDATE (a declaration's ack waits on this) has nothing to do.
-    connection = session.connection()
-    connection.execute(
-        insert_for(session, Counter).values(name=name, value=0).on_conflict_do_nothing()
-    )
-    bumped = connection.execute(
-        update(Counter)
-        .where(col(Counter.name) == name)
-        .values(value=Counter.value + 1)
-        .returning(col(Counter.value))
+    # bookkeeping for an UPDATE (a declaration's ack waits on this) has nothing to do. One
+    # upsert, one round trip: the first value is 1, and the row stays locked until commit.
+    statement = insert_for(session, Counter).values(name=name, value=1)
+    bumped = session.connection().execute(
+        statement.on_conflict_do_update(
+            index_elements=[col(Counter.name)], set_={"value": Counter.value + 1}
+        ).returning(col(Counter.value))
     )
     return int(bumped.scalar_one())
 

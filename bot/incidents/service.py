@@ -245,9 +245,12 @@ class IncidentService:
         acknowledged it; an alert's incident waits for `/incident ack`. Slack comes later."""
         now = self.clock()
         severity = declaration.severity or self.config.default_severity
-        declarer_name = await self.people.cached_name(invocation.user_id) or invocation.user_name
 
         def _declare(session: Session) -> tuple[IncidentView, list[ClockChange]]:
+            # In this unit of work: a lookup of its own would cost the ack a second trip to
+            # the database threads.
+            known = self.people.known_name(session, invocation.user_id)
+            declarer_name = known or invocation.user_name
             incident = self.new_incident(
                 session,
                 title=declaration.title,
