@@ -32,6 +32,14 @@ DIRECT_CONNECT_TIMEOUT_S = 2.0
 DEFERRED_BEGIN = "warroom_deferred_begin"
 
 
+def is_unreachable(exc: BaseException) -> bool:
+    """Whether `exc` says PostgreSQL could not be reached (no connection to be had in time, one
+    dropped, the server refusing or restarting) rather than that a write was refused."""
+    if isinstance(exc, DBAPIError):
+        return exc.connection_invalidated or isinstance(exc.orig, psycopg.OperationalError)
+    return isinstance(exc, psycopg.OperationalError)
+
+
 def is_sqlite(url: str) -> bool:
     """True when the database URL is SQLite's."""
     return make_url(url).get_backend_name() == "sqlite"

@@ -20,7 +20,7 @@ from storage import incidents as incident_store
 from storage import members as member_store
 from storage import timeline as timeline_store
 from storage import webhooks as webhook_store
-from storage.db import Database, is_sqlite
+from storage.db import Database, is_sqlite, is_unreachable
 
 MAX_BATCH = 200
 # Batches written at once. SQLite has one writer anyway. On PostgreSQL a second batch is
@@ -75,8 +75,11 @@ class TimelineService:
             try:
                 results = await self._write(entries)
             except Exception as exc:
-                if len(batch) == 1:
-                    batch[0].done.set_exception(exc)
+                if len(batch) == 1 or is_unreachable(exc):
+                    # An unreachable database fails them all alike, and at once: one at a time,
+                    # each would wait out the connection timeout again while Slack waits.
+                    for pending in batch:
+                        pending.done.set_exception(exc)
                     continue
                 # One bad entry must not fail its neighbours: store them one at a time.
                 for pending in batch:

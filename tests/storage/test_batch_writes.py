@@ -7,15 +7,24 @@ costs no event its 200."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
 import pytest
+from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import Connection, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 
-from storage.db import DIRECT_APPLICATION_NAME, DIRECT_CONNECTIONS, Database
+from bot.incidents.people import People
+from bot.slack.gateway import SlackGateway
+from bot.tasks import BackgroundTasks
+from bot.timeline.entries import Entry
+from bot.timeline.service import TimelineService
+from storage.db import DIRECT_APPLICATION_NAME, DIRECT_CONNECTIONS, Database, is_unreachable
 from tests.support.ci import missing
 from tests.support.databases import PG_URL, migrate, pg_schema_url
 from tests.support.waiting import wait_until
@@ -210,3 +219,48 @@ async def test_sqlite_in_memory_keeps_to_sqlalchemy() -> None:
     finally:
         await db.close_direct_writes()
         db.close()
+
+
+# -- a database that cannot be reached ----------------------------------------------------------
+
+
+class CountingDatabase(Database):
+    """The real Database, counting the direct writes it is asked for."""
+
+    writes = 0
+
+    async def write_directly(self, statements: list[tuple[str, list[Any]]]) -> list[Any]:
+        self.writes += 1
+        return await super().write_directly(statements)
+
+
+async def test_an_unreachable_database_fails_a_batch_at_once_not_entry_by_entry() -> None:
+    """Each try waits out the connection timeout: the batch's events are all answered with the
+    failure after one, not one more try per event while Slack waits."""
+    if not PG_URL:
+        missing("WARROOM_TEST_DATABASE_URL is not set, so PostgreSQL is not tested here")
+    # Nothing listens on port 1: every connection is refused.
+    db = CountingDatabase(str(make_url(PG_URL).set(port=1)))
+    await db.open_direct_writes()
+    timeline = TimelineService(
+        db=db,
+        people=People(db=db, gateway=SlackGateway(AsyncWebClient(token="xoxb-0"))),
+        tasks=BackgroundTasks(),
+    )
+    # A war room the service has seen before (no read needed), as under load.
+    timeline._incident_by_channel["C0ROOM"] = 1
+    at = datetime(2026, 12, 4, 7, 0, tzinfo=UTC)
+    entries = [
+        Entry("C0ROOM", "message", at, f"message:C0ROOM:{n}", "U0BO", "Bo", f"update {n}")
+        for n in range(6)
+    ]
+    try:
+        results = await asyncio.gather(
+            *(timeline.record(entry) for entry in entries), return_exceptions=True
+        )
+    finally:
+        await db.close_direct_writes()
+        db.close()
+    assert all(is_unreachable(r) for r in results if isinstance(r, BaseException))
+    assert all(isinstance(r, BaseException) for r in results), results
+    assert db.writes <= 2, f"{db.writes} tries for {len(entries)} events"
