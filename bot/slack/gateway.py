@@ -100,6 +100,15 @@ class CountedWebClient(AsyncWebClient):
 
     async def api_call(self, api_method: str, **kwargs: Any) -> Any:
         """Make the call, and count it by method and outcome (ok, Slack's error code, exception)."""
+        if self.session is None or self.session.closed:
+            # One HTTP session for the client's life, made on the loop that uses it: without
+            # one, slack_sdk opens a session, a connection and a TLS handshake for every call
+            # and closes them after it (measured: most of a war room's opening CPU). Whoever
+            # built the client closes it (the server when it stops).
+            self.session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=self.timeout),
+                trust_env=self.trust_env_in_session,
+            )
         try:
             response = await super().api_call(api_method, **kwargs)
         except SlackApiError as exc:
