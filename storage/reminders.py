@@ -31,6 +31,14 @@ def set_reminder(session: Session, *, incident_id: int, kind: str, due_at: datet
     return reminder
 
 
+def add_reminder(session: Session, *, incident_id: int, kind: str, due_at: datetime) -> Reminder:
+    """Start the first clock of `kind` of an incident that has none (a new one): no read."""
+    reminder = Reminder(incident_id=incident_id, kind=kind, due_at=due_at, seq=1)
+    session.add(reminder)
+    session.flush()
+    return reminder
+
+
 def stop_reminder(session: Session, *, incident_id: int, kind: str) -> Reminder | None:
     """Stop the incident's clock of `kind` if running, so its jobs go stale; the row, or None."""
     reminder = get_reminder(session, incident_id=incident_id, kind=kind)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -9,7 +10,7 @@ from sqlmodel import Session
 
 from bot.incidents.enums import Role, Severity, Status
 from storage import incidents as incident_store
-from storage.models import Incident
+from storage.models import Incident, RoleAssignment
 
 
 @dataclass(frozen=True)
@@ -83,10 +84,14 @@ class IncidentView:
         return holders[0] if holders else None
 
 
-def incident_view(session: Session, incident: Incident) -> IncidentView:
-    """The read model of `incident`, with its roles, read in the caller's session."""
+def incident_view(
+    session: Session, incident: Incident, *, roles: Sequence[RoleAssignment] | None = None
+) -> IncidentView:
+    """The read model of `incident`, with its roles (every assignment, in order) as given or
+    read in the caller's session."""
     assert incident.id is not None
-    roles = incident_store.all_roles(session, incident_id=incident.id)
+    if roles is None:
+        roles = incident_store.all_roles(session, incident_id=incident.id)
     return IncidentView(
         id=incident.id,
         number=incident.number,

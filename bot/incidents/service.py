@@ -47,7 +47,7 @@ from storage import members as member_store
 from storage import reminders as reminder_store
 from storage import timeline as timeline_store
 from storage.db import Database
-from storage.models import Incident
+from storage.models import Incident, RoleAssignment
 
 log = logging.getLogger(__name__)
 
@@ -270,6 +270,7 @@ class IncidentService:
                 # so declarations racing on other replicas are counted one after the other.
                 self._within_declare_limit(session, invocation.user_id, now)
             declared_event(session, incident)
+            roles: list[RoleAssignment] = []
             if source == "slack":
                 self.take_role(
                     session,
@@ -279,8 +280,10 @@ class IncidentService:
                     by=invocation.user_id,
                     at=now,
                     by_name=declarer_name,
+                    held=roles,
                 )
-            view = incident_view(session, incident)
+            # Its roles are the ones given just now: no read before the ack.
+            view = incident_view(session, incident, roles=roles)
             return view, start_clocks(session, view, self.config)
 
         view, clocks = await self.db.run(_declare)
@@ -727,14 +730,15 @@ class IncidentService:
         by: str,
         at: datetime,
         by_name: str | None = None,
+        held: list[RoleAssignment] | None = None,
     ) -> bool:
-        """Give `person` `role` in the caller's unit of work; False when they hold it already."""
+        """Give `person` `role` in the caller's unit of work; False when they hold it already.
+        `held`: the roles held now when the caller knows them (a new incident's: none), read
+        from the database otherwise; the new assignment is added to it."""
         assert incident.id is not None and person.id is not None
-        current = [
-            r
-            for r in incident_store.current_roles(session, incident_id=incident.id)
-            if r.role == role
-        ]
+        if held is None:
+            held = list(incident_store.current_roles(session, incident_id=incident.id))
+        current = [r for r in held if r.role == role]
         if any(r.user_id == person.id for r in current):
             return False
         previous = None
@@ -743,14 +747,16 @@ class IncidentService:
             for assignment in current:
                 incident_store.relieve_role(session, assignment=assignment, at=at)
                 previous = assignment.user_id
-        incident_store.add_role(
-            session,
-            incident_id=incident.id,
-            role=role,
-            user_id=person.id,
-            user_name=person.name,
-            assigned_by_id=by,
-            at=at,
+        held.append(
+            incident_store.add_role(
+                session,
+                incident_id=incident.id,
+                role=role,
+                user_id=person.id,
+                user_name=person.name,
+                assigned_by_id=by,
+                at=at,
+            )
         )
         if role == Role.COMMANDER and incident.acknowledged_at is None:
             # Someone taking command acknowledges an alert; its escalation clock stops (a job

@@ -435,7 +435,8 @@ def start_clocks(
         if due is not None:
             changes.append(
                 ClockChange.of(
-                    reminder_store.set_reminder(
+                    # A new incident has no clock yet: nothing to read first.
+                    reminder_store.add_reminder(
                         session, incident_id=incident.id, kind=kind, due_at=due
                     )
                 )
