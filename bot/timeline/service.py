@@ -4,6 +4,7 @@ redelivers it, and committed before Slack hears back."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -98,38 +99,49 @@ class TimelineService:
         (war rooms, names and edits already in memory) and owes no webhook is written past
         SQLAlchemy (on PostgreSQL from the event loop itself); anything else takes a unit of
         work on the database threads."""
-        rows = self._rows_from_memory(entries) if self.db.writes_directly else None
+        wanted = webhook_store.subscribed_kinds(self.db.engine)
+        rows = None
+        if self.db.writes_directly and not any(entry.kind in wanted for entry in entries):
+            rows = self._rows(entries, session=None)
         if rows is None:
             return await self.db.run_in_transaction(partial(self._store, entries=entries))
         written = [row for row in rows if row is not None]
-        inserted = await timeline_store.add_events_directly(self.db, written)
-        return [
-            (row["dedupe_key"] in inserted, _unnamed(row)) if row else (False, False)
-            for row in rows
-        ]
+        return _outcomes(rows, await timeline_store.add_events_directly(self.db, written))
 
-    def _rows_from_memory(self, entries: list[Entry]) -> list[dict[str, Any] | None] | None:
-        """Each entry's row (None: a repeat within the batch) from what is in memory, or None
-        when one of them needs the database read or owes a webhook a delivery."""
-        wanted = webhook_store.subscribed_kinds(self.db.engine)
+    def _rows(
+        self, entries: list[Entry], session: Callable[[], Session] | None
+    ) -> list[dict[str, Any] | None] | None:
+        """Each entry's row (None: outside a war room, or a repeat within the batch). What
+        memory does not know is read through `session`; without one, the whole answer is None
+        as soon as something would have to be read."""
         rows: list[dict[str, Any] | None] = []
         seen: set[str] = set()
         for entry in entries:
             incident_id = self._incident_by_channel.get(entry.channel_id)
-            if incident_id is None or entry.kind in wanted:
-                return None
-            if entry.previous_ts and "previous_text" not in entry.data:
-                return None  # the edited message's text is on the timeline
-            name = entry.actor_name
+            # An edit or deletion that arrives without the old text: it is on the timeline.
+            reads_text = bool(entry.previous_ts) and "previous_text" not in entry.data
+            name, named = entry.actor_name, True
             if name is None and entry.actor_id:
-                settled, name = self.people.name_in_memory(entry.actor_id)
-                if not settled:
+                named, name = self.people.name_in_memory(entry.actor_id)
+            if session is None:
+                if incident_id is None or reads_text or not named:
                     return None
-            if entry.dedupe_key in seen:
+            elif incident_id is None:
+                incident_id = self._incident_id(session(), entry.channel_id)
+            if incident_id is None or entry.dedupe_key in seen:
                 rows.append(None)
                 continue
             seen.add(entry.dedupe_key)
-            rows.append(_row(entry, incident_id, name, dict(entry.data)))
+            data = dict(entry.data)
+            if session is not None and reads_text:
+                assert entry.previous_ts is not None
+                data["previous_text"] = timeline_store.message_text(
+                    session(), incident_id=incident_id, slack_ts=entry.previous_ts
+                )
+            if session is not None and not named:
+                assert entry.actor_id is not None
+                name = self.people.known_name(session(), entry.actor_id)
+            rows.append(_row(entry, incident_id, name, data))
         return rows
 
     def _settle(self, pending: _Pending, result: tuple[bool, bool]) -> None:
@@ -152,37 +164,12 @@ class TimelineService:
                 sessions.append(Session(bind=connection, expire_on_commit=False))
             return sessions[0]
 
-        rows: list[dict[str, Any]] = []
-        outcome: list[tuple[bool, bool]] = []
-        seen: set[str] = set()
-        for entry in entries:
-            incident_id = self._incident_by_channel.get(entry.channel_id)
-            if incident_id is None:
-                incident_id = self._incident_id(session(), entry.channel_id)
-            if incident_id is None or entry.dedupe_key in seen:
-                outcome.append((False, False))
-                continue
-            seen.add(entry.dedupe_key)
-            data = dict(entry.data)
-            if entry.previous_ts and "previous_text" not in data:
-                data["previous_text"] = timeline_store.message_text(
-                    session(), incident_id=incident_id, slack_ts=entry.previous_ts
-                )
-            name = entry.actor_name
-            if name is None and entry.actor_id:
-                name = self.people.remembered(entry.actor_id)
-                if name is None:
-                    name = self.people.known_name(session(), entry.actor_id)
-            row = _row(entry, incident_id, name, data)
-            rows.append(row)
-            outcome.append((True, _unnamed(row)))
+        rows = self._rows(entries, session)
+        assert rows is not None, "with a session, what memory lacks is read"
         for opened in sessions:
             opened.close()
-        inserted = timeline_store.add_events(connection, rows)
-        keys = iter(row["dedupe_key"] for row in rows)
-        return [
-            (next(keys) in inserted, unnamed) if new else (False, False) for new, unnamed in outcome
-        ]
+        written = [row for row in rows if row is not None]
+        return _outcomes(rows, timeline_store.add_events(connection, written))
 
     async def _name_actor(self, actor_id: str) -> None:
         """Learn the actor's name (one users.info per person) and put it on the entries that
@@ -295,6 +282,13 @@ def _row(entry: Entry, incident_id: int, name: str | None, data: dict[str, Any])
         "data": data,
         "dedupe_key": entry.dedupe_key,
     }
+
+
+def _outcomes(rows: list[dict[str, Any] | None], inserted: set[str]) -> list[tuple[bool, bool]]:
+    """Per row, (new, stored without a name); (False, False) where no row was written."""
+    return [
+        (row["dedupe_key"] in inserted, _unnamed(row)) if row else (False, False) for row in rows
+    ]
 
 
 def _unnamed(row: dict[str, Any]) -> bool:
