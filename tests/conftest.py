@@ -15,8 +15,7 @@ from bot.app import build_services, build_web_app
 from bot.clock import utc_now
 from bot.config import Settings, WarroomConfig
 from bot.outbox.sender import FLUSH_EVERY_SECONDS
-from tests.support.ci import missing
-from tests.support.databases import PG_URL, migrate, pg_schema_url
+from tests.support.databases import migrate, migrated_pg_url
 from tests.support.fakes.held import HeldSlack
 from tests.support.fakes.slack_api import FakeSlack
 from tests.support.fakes.workspace import add_workspace
@@ -34,11 +33,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         migrate(url)
         yield url
         return
-    if not PG_URL:
-        missing("WARROOM_TEST_DATABASE_URL is not set, so PostgreSQL is not tested here")
-    for url in pg_schema_url(PG_URL):
-        migrate(url)
-        yield url
+    yield from migrated_pg_url()
 
 
 @pytest.fixture

@@ -54,6 +54,18 @@ async def resolved_room(room: Warroom, *, postmortem: bool = True) -> str:
     return channel
 
 
+async def due_for_archive(
+    make_clocked_warroom: ClockedFactory, database_url: str
+) -> tuple[Clock, Warroom, str]:
+    """INC-1 resolved, its post-mortem done, 15 days on (past the default archive_after): the
+    clock, the app, and the room."""
+    clock = Clock()
+    room = await make_clocked_warroom(clock, {}, database_url)
+    channel = await resolved_room(room)
+    clock.advance(timedelta(days=15))
+    return clock, room, channel
+
+
 async def archived(room: Warroom, channel: str) -> None:
     """Wait until the sweep under way (this test's, or the scheduler's own) has recorded it."""
     await room.slack.wait_for(
@@ -183,10 +195,7 @@ async def resolved_room_after(room: Warroom, channel: str) -> None:
 async def test_our_own_archive_is_not_recorded_as_one_by_hand(
     make_clocked_warroom: ClockedFactory, database_url: str
 ) -> None:
-    clock = Clock()
-    room = await make_clocked_warroom(clock, {}, database_url)
-    channel = await resolved_room(room)
-    clock.advance(timedelta(days=15))
+    _, room, channel = await due_for_archive(make_clocked_warroom, database_url)
     await room.services.archive.sweep()
     await archived(room, channel)
     # Slack tells every app of the archive, warroom's own included.
@@ -198,10 +207,7 @@ async def test_our_own_archive_is_not_recorded_as_one_by_hand(
 async def test_a_failed_archive_is_tried_again_and_a_permanent_refusal_is_not(
     make_clocked_warroom: ClockedFactory, database_url: str
 ) -> None:
-    clock = Clock()
-    room = await make_clocked_warroom(clock, {}, database_url)
-    channel = await resolved_room(room)
-    clock.advance(timedelta(days=15))
+    _, room, channel = await due_for_archive(make_clocked_warroom, database_url)
 
     # Slack down (500s through the client's retries): nothing recorded, the claim given back.
     room.slack.fail("conversations.archive", status=500, times=10)
@@ -218,10 +224,7 @@ async def test_a_failed_archive_is_tried_again_and_a_permanent_refusal_is_not(
 async def test_slack_refusing_for_good_is_not_retried_every_minute(
     make_clocked_warroom: ClockedFactory, database_url: str
 ) -> None:
-    clock = Clock()
-    room = await make_clocked_warroom(clock, {}, database_url)
-    channel = await resolved_room(room)
-    clock.advance(timedelta(days=15))
+    clock, room, channel = await due_for_archive(make_clocked_warroom, database_url)
     room.slack.fail("conversations.archive", error="not_in_channel", times=5)
     assert await room.services.archive.sweep() == []
     clock.advance(timedelta(minutes=1))
@@ -240,10 +243,7 @@ async def test_slack_refusing_for_good_is_not_retried_every_minute(
 async def test_a_claim_left_by_a_stopped_process_is_taken_over(
     make_clocked_warroom: ClockedFactory, database_url: str
 ) -> None:
-    clock = Clock()
-    room = await make_clocked_warroom(clock, {}, database_url)
-    channel = await resolved_room(room)
-    clock.advance(timedelta(days=15))
+    clock, room, channel = await due_for_archive(make_clocked_warroom, database_url)
     # A replica claimed it and stopped before archiving anything.
     claimed_at = clock.now
 

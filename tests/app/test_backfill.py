@@ -22,9 +22,8 @@ from sqlmodel import col, select
 from bot.reminders.leader import LEADER
 from storage.db import Database
 from storage.models import Incident, TimelineEvent, WebhookDelivery
-from tests.support.ci import missing
 from tests.support.cli import warroom_cli
-from tests.support.databases import PG_URL, migrate, pg_schema_url
+from tests.support.databases import migrated_pg_url
 from tests.support.fakes.slack_api import FakeSlack
 from tests.support.serving import Process, serve
 from tests.support.waiting import wait_until
@@ -340,11 +339,7 @@ async def test_warroom_backfill_needs_the_bot_token(sqlite_url: str, tmp_path: P
 
 @pytest.fixture
 def pg_url() -> Iterator[str]:
-    if not PG_URL:
-        missing("WARROOM_TEST_DATABASE_URL is not set: replicas need PostgreSQL")
-    for url in pg_schema_url(PG_URL):
-        migrate(url)
-        yield url
+    yield from migrated_pg_url("WARROOM_TEST_DATABASE_URL is not set: replicas need PostgreSQL")
 
 
 @pytest.fixture

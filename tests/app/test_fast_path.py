@@ -21,10 +21,9 @@ from sqlmodel import select
 
 from bot.app import FAST_PATH
 from bot.slack.fast_path import MessageFastPath
-from storage.db import DIRECT_APPLICATION_NAME, Database
+from storage.db import Database
 from storage.models import Incident, TimelineEvent
-from tests.support.ci import missing
-from tests.support.databases import PG_URL, migrate, pg_schema_url
+from tests.support.databases import direct_backends, migrated_pg_url
 from tests.support.warroom import Warroom, WarroomFactory
 
 # -- helpers ------------------------------------------------------------------------------
@@ -186,26 +185,12 @@ async def test_a_write_that_fails_is_answered_500_then_its_retry_recorded_once(
     assert [e.text for e in messages(warroom, incident)] == ["update 0", "update 1"]
 
 
-def direct_backends(db: Database) -> set[int]:
-    """The server's own connections for the timeline, as PostgreSQL lists them."""
-    with db.engine.connect() as connection:
-        rows = connection.exec_driver_sql(
-            "SELECT pid FROM pg_stat_activity WHERE application_name = %(name)s "
-            "AND datname = current_database()",
-            {"name": DIRECT_APPLICATION_NAME},
-        )
-        return {int(pid) for (pid,) in rows}
-
-
 async def test_on_postgresql_messages_survive_a_restart_under_the_loop_s_connections(
     make_warroom: WarroomFactory,
 ) -> None:
     """On PostgreSQL the fast path's writes go over the event loop's own connections: when a
     restart drops them, the next message is still answered 200 and recorded once, on new ones."""
-    if not PG_URL:
-        missing("WARROOM_TEST_DATABASE_URL is not set, so PostgreSQL is not tested here")
-    for url in pg_schema_url(PG_URL):
-        migrate(url)
+    for url in migrated_pg_url():
         warroom = await make_warroom(database_url=url)
         incident = await warmed(warroom)
         db = warroom.services.db

@@ -28,8 +28,7 @@ from bot.reminders.scheduler import Clocks
 from storage.db import Database
 from storage.election import election_key, lock_conninfo
 from storage.models import Counter, Incident, OutboxMessage, Reminder, TimelineEvent
-from tests.support.ci import missing
-from tests.support.databases import PG_URL, migrate, pg_schema_url
+from tests.support.databases import migrated_pg_url
 from tests.support.fakes.slack_api import FakeSlack
 from tests.support.serving import Process, serve
 from tests.support.waiting import wait_until
@@ -44,11 +43,7 @@ ELECTION_EVERY = 0.5
 @pytest.fixture
 def pg_url() -> Iterator[str]:
     """A migrated, empty PostgreSQL schema (replicas need PostgreSQL)."""
-    if not PG_URL:
-        missing("WARROOM_TEST_DATABASE_URL is not set: replicas need PostgreSQL")
-    for url in pg_schema_url(PG_URL):
-        migrate(url)
-        yield url
+    yield from migrated_pg_url("WARROOM_TEST_DATABASE_URL is not set: replicas need PostgreSQL")
 
 
 @pytest.fixture

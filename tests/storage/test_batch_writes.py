@@ -24,18 +24,15 @@ from bot.slack.gateway import SlackGateway
 from bot.tasks import BackgroundTasks
 from bot.timeline.entries import Entry
 from bot.timeline.service import TimelineService
-from storage.db import DIRECT_APPLICATION_NAME, DIRECT_CONNECTIONS, Database, is_unreachable
+from storage.db import DIRECT_CONNECTIONS, Database, is_unreachable
 from tests.support.ci import missing
-from tests.support.databases import PG_URL, migrate, pg_schema_url
+from tests.support.databases import PG_URL, direct_backends, migrated_pg_url
 from tests.support.waiting import wait_until
 
 
 @pytest.fixture
 def pg() -> Iterator[Database]:
-    if not PG_URL:
-        missing("WARROOM_TEST_DATABASE_URL is not set, so PostgreSQL is not tested here")
-    for url in pg_schema_url(PG_URL):
-        migrate(url)
+    for url in migrated_pg_url():
         db = Database(url)
         with db.engine.begin() as connection:
             connection.execute(text("CREATE TABLE note (id integer PRIMARY KEY)"))
@@ -80,18 +77,6 @@ async def test_other_errors_are_not_tried_again(pg: Database) -> None:
 
 
 # -- the event loop's own connections ---------------------------------------------------------
-
-
-def direct_backends(db: Database) -> set[int]:
-    with db.engine.connect() as connection:
-        rows = connection.execute(
-            text(
-                "SELECT pid FROM pg_stat_activity WHERE application_name = :name "
-                "AND datname = current_database()"
-            ),
-            {"name": DIRECT_APPLICATION_NAME},
-        )
-        return {int(pid) for (pid,) in rows}
 
 
 async def direct_backend(connection: psycopg.AsyncConnection[Any]) -> int:

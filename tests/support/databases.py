@@ -9,8 +9,9 @@ from collections.abc import Iterator
 
 from sqlalchemy import create_engine, text
 
-from storage.db import Database
+from storage.db import DIRECT_APPLICATION_NAME, Database
 from storage.migrate import upgrade
+from tests.support.ci import missing
 
 PG_URL = os.environ.get("WARROOM_TEST_DATABASE_URL")
 
@@ -37,3 +38,28 @@ def migrate(url: str) -> None:
         upgrade(db.engine)
     finally:
         db.close()
+
+
+def migrated_pg_url(
+    reason: str = "WARROOM_TEST_DATABASE_URL is not set, so PostgreSQL is not tested here",
+) -> Iterator[str]:
+    """A migrated, empty PostgreSQL schema for one test, dropped afterwards; without a server
+    configured, `missing(reason)`."""
+    if not PG_URL:
+        missing(reason)
+    for url in pg_schema_url(PG_URL):
+        migrate(url)
+        yield url
+
+
+def direct_backends(db: Database) -> set[int]:
+    """The server processes of the timeline's direct connections (Database.write_directly)."""
+    with db.engine.connect() as connection:
+        rows = connection.execute(
+            text(
+                "SELECT pid FROM pg_stat_activity WHERE application_name = :name "
+                "AND datname = current_database()"
+            ),
+            {"name": DIRECT_APPLICATION_NAME},
+        )
+        return {int(pid) for (pid,) in rows}
