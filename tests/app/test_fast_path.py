@@ -8,22 +8,19 @@ first, then count what the fast path answered."""
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import time
-from contextlib import closing
 from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from slack_sdk.signature import SignatureVerifier
-from sqlalchemy.engine import make_url
 from sqlmodel import select
 
 from bot.app import FAST_PATH
 from bot.slack.fast_path import MessageFastPath
 from storage.db import Database
 from storage.models import Incident, TimelineEvent
-from tests.support.databases import direct_backends, migrated_pg_url
+from tests.support.databases import direct_backends, migrated_pg_url, timeline_writes_failing
 from tests.support.warroom import Warroom, WarroomFactory
 
 # -- helpers ------------------------------------------------------------------------------
@@ -166,21 +163,13 @@ async def test_a_write_that_fails_is_answered_500_then_its_retry_recorded_once(
     warroom: Warroom,
 ) -> None:
     incident = await warmed(warroom)
-    database = make_url(warroom.services.db.url).database
-    assert database is not None
-    with closing(sqlite3.connect(database)) as connection, connection:
-        connection.execute(
-            "CREATE TRIGGER disk_full BEFORE INSERT ON timeline_event"
-            " BEGIN SELECT RAISE(ABORT, 'disk full'); END"
-        )
     event = message(incident.channel_id, 1)
-    reply = await warroom.event(event, event_id="Ev0FAILS")
-    assert reply.status == 500, "Slack must hear about a failed write, or it will not retry"
-    assert reply.text == "" and "Traceback" not in reply.text
-    assert fast_path(warroom).answered == 1
+    with timeline_writes_failing(warroom.services.db.url):
+        reply = await warroom.event(event, event_id="Ev0FAILS")
+        assert reply.status == 500, "Slack must hear about a failed write, or it will not retry"
+        assert reply.text == "" and "Traceback" not in reply.text
+        assert fast_path(warroom).answered == 1
 
-    with closing(sqlite3.connect(database)) as connection, connection:
-        connection.execute("DROP TRIGGER disk_full")
     await deliver(warroom, event, event_id="Ev0FAILS", retry=1)
     assert [e.text for e in messages(warroom, incident)] == ["update 0", "update 1"]
 

@@ -7,21 +7,19 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
 import time
 from collections.abc import Callable
-from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 import yaml
 from slack_sdk.signature import SignatureVerifier
-from sqlalchemy.engine import make_url
 from sqlmodel import select
 
 from storage.db import Database
 from storage.models import Incident, TimelineEvent
+from tests.support.databases import timeline_writes_failing
 from tests.support.paths import PAYLOADS, REPO
 from tests.support.warroom import SIGNING_SECRET, Warroom, WarroomFactory
 
@@ -382,20 +380,12 @@ async def test_an_entry_is_committed_before_slack_gets_its_200(
 async def test_a_write_that_fails_is_not_acknowledged(warroom: Warroom, incident: Incident) -> None:
     """The 200 waits on the commit: when the write fails Slack is told so, and its retry is
     then recorded (once)."""
-    database = make_url(warroom.services.db.url).database
-    assert database is not None
-    with closing(sqlite3.connect(database)) as connection, connection:
-        connection.execute(
-            "CREATE TRIGGER disk_full BEFORE INSERT ON timeline_event"
-            " BEGIN SELECT RAISE(ABORT, 'disk full'); END"
-        )
     event = payload("message", incident.channel_id)
-    reply = await warroom.event(event, event_id="Ev0FAILSONCE")
-    assert reply.status >= 500, "Slack must hear about a failed write, or it will not retry"
-    assert entries(warroom, incident, "message") == []
+    with timeline_writes_failing(warroom.services.db.url):
+        reply = await warroom.event(event, event_id="Ev0FAILSONCE")
+        assert reply.status >= 500, "Slack must hear about a failed write, or it will not retry"
+        assert entries(warroom, incident, "message") == []
 
-    with closing(sqlite3.connect(database)) as connection, connection:
-        connection.execute("DROP TRIGGER disk_full")
     await deliver(warroom, event, event_id="Ev0FAILSONCE", retry=1)
     the_one(warroom, incident, "message")
 

@@ -4,10 +4,13 @@ WARROOM_TEST_DATABASE_URL names a server."""
 from __future__ import annotations
 
 import os
+import sqlite3
 import uuid
 from collections.abc import Iterator
+from contextlib import closing, contextmanager
 
 from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 from storage.db import DIRECT_APPLICATION_NAME, Database
 from storage.migrate import upgrade
@@ -63,3 +66,20 @@ def direct_backends(db: Database) -> set[int]:
             {"name": DIRECT_APPLICATION_NAME},
         )
         return {int(pid) for (pid,) in rows}
+
+
+@contextmanager
+def timeline_writes_failing(sqlite_url: str) -> Iterator[None]:
+    """Every timeline insert into the SQLite file fails (as on a full disk) inside the block."""
+    database = make_url(sqlite_url).database
+    assert database is not None
+    with closing(sqlite3.connect(database)) as connection, connection:
+        connection.execute(
+            "CREATE TRIGGER disk_full BEFORE INSERT ON timeline_event"
+            " BEGIN SELECT RAISE(ABORT, 'disk full'); END"
+        )
+    try:
+        yield
+    finally:
+        with closing(sqlite3.connect(database)) as connection, connection:
+            connection.execute("DROP TRIGGER disk_full")
