@@ -20,7 +20,12 @@ from bot.app import FAST_PATH
 from bot.slack.fast_path import MessageFastPath
 from storage.db import Database
 from storage.models import Incident, TimelineEvent
-from tests.support.databases import direct_backends, migrated_pg_url, timeline_writes_failing
+from tests.support.databases import (
+    direct_backends,
+    migrated_pg_url,
+    opened_direct_backends,
+    timeline_writes_failing,
+)
 from tests.support.warroom import Warroom, WarroomFactory
 
 # -- helpers ------------------------------------------------------------------------------
@@ -184,11 +189,10 @@ async def test_on_postgresql_messages_survive_a_restart_under_the_loop_s_connect
         incident = await warmed(warroom)
         db = warroom.services.db
         await deliver(warroom, message(incident.channel_id, 1))
-        before = direct_backends(db)
-        assert before, "the server opened no connection of its own"
+        before = await opened_direct_backends(db)
         with db.engine.connect() as admin:
             for pid in before:
-                admin.exec_driver_sql("SELECT pg_terminate_backend(%(pid)s, 5000)", {"pid": pid})
+                admin.exec_driver_sql("SELECT pg_terminate_backend(%(pid)s, 60000)", {"pid": pid})
 
         await deliver(warroom, message(incident.channel_id, 2))
         assert fast_path(warroom).answered == 2

@@ -24,9 +24,14 @@ from bot.slack.gateway import SlackGateway
 from bot.tasks import BackgroundTasks
 from bot.timeline.entries import Entry
 from bot.timeline.service import TimelineService
-from storage.db import DIRECT_CONNECTIONS, Database, is_unreachable
+from storage.db import Database, is_unreachable
 from tests.support.ci import missing
-from tests.support.databases import PG_URL, direct_backends, migrated_pg_url
+from tests.support.databases import (
+    PG_URL,
+    direct_backends,
+    migrated_pg_url,
+    opened_direct_backends,
+)
 from tests.support.waiting import wait_until
 
 
@@ -88,13 +93,11 @@ async def test_a_direct_write_on_dropped_connections_is_made_once_on_fresh_ones(
 ) -> None:
     await pg.open_direct_writes()
     try:
-        await pg.run_direct(direct_backend)
-        before = direct_backends(pg)
-        assert len(before) == DIRECT_CONNECTIONS
+        before = await opened_direct_backends(pg)
         # A restart takes every connection, the idle one too (waiting until each has gone).
         with pg.engine.begin() as admin:
             for pid in before:
-                admin.execute(text("SELECT pg_terminate_backend(:pid, 5000)"), {"pid": pid})
+                admin.execute(text("SELECT pg_terminate_backend(:pid, 60000)"), {"pid": pid})
 
         attempts: list[int] = []
 

@@ -12,9 +12,10 @@ from contextlib import closing, contextmanager
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from storage.db import DIRECT_APPLICATION_NAME, Database
+from storage.db import DIRECT_APPLICATION_NAME, DIRECT_CONNECTIONS, Database
 from storage.migrate import upgrade
 from tests.support.ci import missing
+from tests.support.waiting import wait_until
 
 PG_URL = os.environ.get("WARROOM_TEST_DATABASE_URL")
 
@@ -66,6 +67,14 @@ def direct_backends(db: Database) -> set[int]:
             {"name": DIRECT_APPLICATION_NAME},
         )
         return {int(pid) for (pid,) in rows}
+
+
+async def opened_direct_backends(db: Database) -> set[int]:
+    """`direct_backends` once the pool has opened every one (it opens them in the background)."""
+    await wait_until(
+        lambda: len(direct_backends(db)) == DIRECT_CONNECTIONS, 60, "the direct connections"
+    )
+    return direct_backends(db)
 
 
 @contextmanager

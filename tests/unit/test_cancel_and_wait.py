@@ -30,9 +30,7 @@ async def test_a_task_that_swallowed_its_cancellation_is_cancelled_again() -> No
 
     task = asyncio.create_task(loop_that_loses_one_cancellation())
     await asyncio.sleep(0)
-    stopping = asyncio.create_task(cancel_and_wait(task))
-    done, _ = await asyncio.wait({stopping}, timeout=30)
-    assert stopping in done and stopping.exception() is None
+    await cancel_and_wait(task)  # a hang here is caught by pytest-timeout, not a clock
     assert swallowed.is_set() and task.cancelled()
 
 
